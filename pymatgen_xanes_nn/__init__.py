@@ -1,0 +1,12 @@
+"""pymatgen-xanes-nn: interpret Si K-edge XANES spectra with neural networks.
+
+The pipeline, one module per stage: :mod:`~pymatgen_xanes_nn.corpus` (structures) ->
+:mod:`~pymatgen_xanes_nn.simulate` (FEFF10 task documents) -> :mod:`~pymatgen_xanes_nn.preprocessing`
+(the model's energy grid) -> :mod:`~pymatgen_xanes_nn.models` (Keras AE + FNN) ->
+:mod:`~pymatgen_xanes_nn.classifier` (:class:`XANESClassifier`) -> :mod:`~pymatgen_xanes_nn.builders`
+(maggma) -> :mod:`~pymatgen_xanes_nn.cli` (``xanes-nn``).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,177 @@
+"""The ``xanes-nn`` command line.
+
+Each subcommand is a thin wrapper over the library; heavy imports (TensorFlow, FEFF) happen only
+inside the subcommands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.io import read_spectrum
+    from pymatgen_xanes_nn.plotting import plot_preprocessed
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, find_e0, resample_uniform
+
+    pre = DEFAULT_PREPROCESSING
+    for i, filename in enumerate(args.files):
+        xas = read_spectrum(filename)
+        vec = pre.transform(xas, shift=args.shift, smooth=args.smooth)
+        fine_e, fine_mu = resample_uniform(xas.x + args.shift, xas.y)
+        e0 = find_e0(fine_e, fine_mu)
+        print(
+            f"{filename}: {xas.absorbing_element} {xas.edge}-edge {xas.spectrum_type}, {len(xas.x)} points, "
+            f"range {xas.x[0]:.2f}-{xas.x[-1]:.2f} eV, e0 {e0:.2f} eV (shift {args.shift:+.2f} eV)"
+        )
+        if args.png:
+            root, ext = os.path.splitext(args.png)
+            png = args.png if len(args.files) == 1 else f"{root}_{i}{ext or '.png'}"
+            plot_preprocessed(xas, vec, pre, png, title=os.path.basename(filename), shift=args.shift)
+            print(f"  wrote {png}")
+    return 0
+
+
+def _cmd_corpus(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.corpus import build_corpus, chemsys_ranking, save_corpus
+
+    corpus = build_corpus(progress=True)
+    save_corpus(corpus, args.output)
+    n_sites = sum(len(r["sites"]) for r in corpus["structures"])
+    print(f"{len(corpus['structures'])} unique structures, {n_sites} unique Si sites -> {args.output}")
+    print("largest chemical systems:", ", ".join(f"{c} {n}" for c, n in chemsys_ranking(corpus)[:12]))
+    print("rejected:", {k: len(v) for k, v in corpus["rejected"].items()})
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.corpus import chemsys_ranking, load_corpus
+    from pymatgen_xanes_nn.dataset import load_tasks, pack_tasks
+    from pymatgen_xanes_nn.simulate import DirectorySink, StoreSink, jobs_from_corpus, simulate
+
+    corpus = load_corpus(args.corpus)
+    top = [c for c, _ in chemsys_ranking(corpus)[: args.priority]]
+    jobs = jobs_from_corpus(corpus, priority_chemsys=top)
+    if args.only_priority:
+        jobs = [j for j in jobs if j.metadata["chemsys"] in top]
+    if args.limit:
+        jobs = jobs[: args.limit]
+    if args.store_uri:
+        from maggma.stores import MongoURIStore
+
+        sink = StoreSink(MongoURIStore(args.store_uri, collection_name=args.collection, database=args.database))
+    else:
+        shipped = load_tasks(args.dataset, include_failed=True) if os.path.exists(args.dataset) else []
+        sink = DirectorySink(args.output, also_done=shipped)
+    counts = simulate(jobs, sink, settings=args.settings, n_workers=args.workers, scratch=args.scratch,
+                      retry_failed=args.retry_failed)
+    print(json.dumps(counts))
+    if args.pack and isinstance(sink, DirectorySink):
+        docs = {d["task_id"]: d for d in load_tasks(args.dataset, include_failed=True)} if os.path.exists(
+            args.dataset) else {}
+        docs.update({d["task_id"]: d for d in sink.iter_docs()})
+        pack_tasks(list(docs.values()), args.dataset)
+        print(f"packed {len(docs)} task documents -> {args.dataset}")
+    return 0
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.dataset import load_tasks, pack_tasks
+    from pymatgen_xanes_nn.simulate import DirectorySink
+
+    docs = {d["task_id"]: d for d in load_tasks(args.dataset, include_failed=True)}
+    for directory in args.directories:
+        for doc in DirectorySink(directory).iter_docs():
+            # a finished result is never replaced by a failed rerun
+            if doc.get("state") == "failed" and docs.get(doc["task_id"], {}).get("state") == "successful":
+                continue
+            docs[doc["task_id"]] = doc
+    pack_tasks(list(docs.values()), args.dataset)
+    n_ok = sum(d.get("state") != "failed" for d in docs.values())
+    print(f"packed {len(docs)} task documents ({n_ok} successful) -> {args.dataset}")
+    return 0
+
+
+def _cmd_feff_study(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.corpus import load_corpus
+    from pymatgen_xanes_nn.feff_study import run_study
+
+    results = run_study(load_corpus(args.corpus), args.presets, args.output, scratch=args.scratch)
+    print(f"{'preset':<12} {'CPU s/site':>10} {'min cosine':>10} {'max diff/peak':>13} {'n':>3}")
+    for preset, s in results["summary"].items():
+        print(f"{preset:<12} {s['mean_cpu_s']:>10.1f} {s['min_cosine']:>10.4f} {s['max_diff_over_peak']:>13.3f} {s['n']:>3}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``xanes-nn`` argument parser."""
+    from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
+    from pymatgen_xanes_nn.simulate import PRESETS
+
+    parser = argparse.ArgumentParser(prog="xanes-nn", description="Si K-edge XANES with neural networks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("show", help="print e0, range and points of spectra; plot raw and preprocessed")
+    p.add_argument("files", nargs="+", help="xmu.dat, two-column text/CSV, XAS JSON or task-document JSON")
+    p.add_argument("--png", help="write a PNG of the raw and preprocessed spectrum")
+    p.add_argument("--shift", type=float, default=0.0, help="energy shift in eV (calibration)")
+    p.add_argument("--smooth", type=float, default=None, help="Savitzky-Golay window in eV")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("corpus", help="build the Si structure corpus (AMCSD + matbench_dielectric)")
+    p.add_argument("--output", default="corpus.json.gz")
+    p.set_defaults(func=_cmd_corpus)
+
+    p = sub.add_parser("simulate", help="run FEFF10 on every unique Si site of the corpus (resumable)")
+    p.add_argument("--corpus", default=None, help="corpus file (default: shipped)")
+    p.add_argument("--settings", default="dataset", choices=sorted(PRESETS))
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--output", default="feff_tasks", help="folder of finished task documents")
+    p.add_argument("--scratch", default=None, help="folder for FEFF working directories")
+    p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed dataset whose tasks are skipped")
+    p.add_argument("--pack", action="store_true", help="merge finished documents into --dataset at the end")
+    p.add_argument("--priority", type=int, default=12, help="simulate the N largest chemical systems first")
+    p.add_argument("--only-priority", action="store_true", help="only the N largest chemical systems")
+    p.add_argument("--limit", type=int, default=0, help="at most this many sites (0: all)")
+    p.add_argument("--retry-failed", action="store_true")
+    p.add_argument("--store-uri", default=None, help="MongoDB URI: write task documents to a store instead")
+    p.add_argument("--database", default="feff")
+    p.add_argument("--collection", default="tasks")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("feff-study", help="compare cheaper FEFF presets with the MPXANESSet defaults (resumable)")
+    p.add_argument("--presets", nargs="+", default=["dataset", "reduced8"], choices=sorted(PRESETS))
+    p.add_argument("--corpus", default=None)
+    p.add_argument("--output", default="feff_study.json")
+    p.add_argument("--scratch", default=None)
+    p.set_defaults(func=_cmd_feff_study)
+
+    p = sub.add_parser("pack", help="merge folders of finished task documents into the dataset file")
+    p.add_argument("directories", nargs="+")
+    p.add_argument("--dataset", default=data_path(TASKS_FILE))
+    p.set_defaults(func=_cmd_pack)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``xanes-nn``; returns the exit code."""
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (SpectrumError, FileNotFoundError, ValueError) as exc:
+        print(f"xanes-nn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The one place where a Si K-edge spectrum becomes the model's input vector.
+
+Like the seed paper, every spectrum is interpolated (``scipy.interpolate.interp1d``, linear) onto
+one shared absolute-energy grid of 500 points. The window, point count, normalization and
+alignment are explicit, versioned parameters of :class:`Preprocessing`, stored with every model.
+
+Steps of :meth:`Preprocessing.transform`:
+    1. validate (finite, strictly increasing energies, enough points, non-zero signal);
+    2. apply an optional energy ``shift`` (eV) to calibrate a measured spectrum;
+    3. optionally smooth (Savitzky-Golay, window in eV) on a uniform 0.05 eV resampling;
+    4. find e0 as the maximum of the first derivative (as emmet and larch do);
+    5. normalize (edge step: pre-edge 0, post-edge 1; or max; or area; or none);
+    6. optionally align e0 to a reference energy;
+    7. interpolate onto the grid; outside the measured range the first/last normalized value is
+       held constant (the FEFF pre-edge is ~0 and the post-edge ~flat), so no NaN ever reaches a
+       model. A spectrum whose range misses the edge, or covers too little of the grid, is refused.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from monty.json import MSONable
+
+if TYPE_CHECKING:
+    from pymatgen.analysis.xas.spectrum import XAS
+
+PREPROCESSING_VERSION = "1.0"
+ABSORBING_ELEMENT = "Si"
+EDGE = "K"
+#: Spectrum types that contain the near-edge region.
+ACCEPTED_SPECTRUM_TYPES = ("XANES", "XAFS")
+NORMALIZATIONS = ("edge_step", "max", "area", "none")
+ALIGNMENTS = ("absolute", "e0")
+#: Fewest points a spectrum may have.
+MIN_POINTS = 10
+#: Uniform step (eV) of the internal resampling used for smoothing and the derivative.
+FINE_STEP = 0.05
+
+
+class SpectrumError(ValueError):
+    """A spectrum that cannot be turned into a model input; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Preprocessing(MSONable):
+    """Versioned preprocessing parameters: energy window, grid size, normalization, alignment.
+
+    Args:
+        e_min: lower end of the grid in eV.
+        e_max: upper end of the grid in eV.
+        n_points: number of grid points (the seed uses 500).
+        normalization: ``"edge_step"`` (pre-edge 0, post-edge 1), ``"max"`` (peak 1),
+            ``"area"`` (unit mean over the grid) or ``"none"``.
+        alignment: ``"absolute"`` keeps FEFF's absolute energies (the seed's choice);
+            ``"e0"`` moves every spectrum so its e0 sits at ``e0_reference`` (robust to shifts,
+            but discards the chemical shift).
+        e0_reference: energy in eV that e0 is moved to when ``alignment="e0"``.
+        min_coverage: smallest fraction of the grid the spectrum must cover.
+        post_edge: (start, end) in eV above e0 of the region whose mean defines the edge step.
+        version: version of the preprocessing definition.
+    """
+
+    e_min: float = 1836.0
+    e_max: float = 1896.0
+    n_points: int = 500
+    normalization: Literal["edge_step", "max", "area", "none"] = "edge_step"
+    alignment: Literal["absolute", "e0"] = "absolute"
+    e0_reference: float = 1846.0
+    min_coverage: float = 0.5
+    post_edge: tuple[float, float] = (25.0, 45.0)
+    version: str = PREPROCESSING_VERSION
+
+    def __post_init__(self):
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"Unsupported normalization {self.normalization!r}; choose one of {NORMALIZATIONS}")
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"Unsupported alignment {self.alignment!r}; choose one of {ALIGNMENTS}")
+        if not self.e_max > self.e_min or self.n_points < 2:
+            raise ValueError(f"Invalid grid: e_min={self.e_min}, e_max={self.e_max}, n_points={self.n_points}")
+        # JSON round trips turn tuples into lists
+        object.__setattr__(self, "post_edge", tuple(self.post_edge))
+
+    def as_dict(self) -> dict:
+        """Return a JSON-able dict."""
+        return {"@module": type(self).__module__, "@class": type(self).__name__, **asdict(self)}
+
+    @property
+    def grid(self) -> np.ndarray:
+        """The model's energy grid in eV."""
+        return np.linspace(self.e_min, self.e_max, self.n_points)
+
+    def transform(
+        self, xas: XAS | dict, shift: float = 0.0, smooth: float | None = None
+    ) -> np.ndarray:
+        """Turn a Si K-edge XAS into the model's input vector.
+
+        Args:
+            xas: a pymatgen ``XAS`` (or its dict).
+            shift: energy shift in eV added to the spectrum's energies (calibration).
+            smooth: Savitzky-Golay window in eV for noisy measured spectra (None: no smoothing).
+
+        Returns:
+            Array of shape ``(n_points,)`` on :attr:`grid`.
+        """
+        xas = check_xas(xas)
+        return self.transform_arrays(xas.x, xas.y, shift=shift, smooth=smooth)
+
+    def transform_arrays(
+        self, energy, mu, shift: float = 0.0, smooth: float | None = None
+    ) -> np.ndarray:
+        """Like :meth:`transform`, for raw arrays (energies in eV, absorption in any unit)."""
+        energy, mu = validate_arrays(energy, mu)
+        energy = energy + float(shift)
+        fine_e, fine_mu = resample_uniform(energy, mu)
+        if smooth:
+            fine_mu = savgol_smooth(fine_mu, smooth)
+        e0 = find_e0(fine_e, fine_mu)
+        norm = self._normalize(fine_e, fine_mu, e0)
+        if self.alignment == "e0":
+            fine_e = fine_e - e0 + self.e0_reference
+            e0 = self.e0_reference
+        grid = self.grid
+        if not self.e_min <= e0 <= self.e_max:
+            raise SpectrumError(
+                f"Spectrum edge e0={e0:.1f} eV lies outside the model's window "
+                f"[{self.e_min}, {self.e_max}] eV: wrong edge, or a calibration shift is needed"
+            )
+        covered = np.clip(min(fine_e[-1], self.e_max) - max(fine_e[0], self.e_min), 0, None)
+        coverage = covered / (self.e_max - self.e_min)
+        if coverage < self.min_coverage:
+            raise SpectrumError(
+                f"Spectrum range [{fine_e[0]:.1f}, {fine_e[-1]:.1f}] eV covers {coverage:.0%} of the "
+                f"model's window [{self.e_min}, {self.e_max}] eV (need {self.min_coverage:.0%})"
+            )
+        from scipy.interpolate import interp1d
+
+        f = interp1d(fine_e, norm, bounds_error=False, fill_value=(norm[0], norm[-1]), assume_sorted=True)
+        return f(grid)
+
+    def _normalize(self, energy: np.ndarray, mu: np.ndarray, e0: float) -> np.ndarray:
+        if self.normalization == "none":
+            return mu
+        if self.normalization == "max":
+            peak = mu.max() - mu.min()
+            if peak <= 0:
+                raise SpectrumError("Spectrum is flat: cannot normalize")
+            return (mu - mu.min()) / peak
+        if self.normalization == "area":
+            area = np.trapezoid(mu - mu.min(), energy) / (energy[-1] - energy[0])
+            if area <= 0:
+                raise SpectrumError("Spectrum is flat: cannot normalize")
+            return (mu - mu.min()) / area
+        pre_mask = energy < e0 - 5.0
+        pre = float(np.mean(mu[pre_mask])) if pre_mask.sum() >= 3 else float(mu[0])
+        post_mask = (energy >= e0 + self.post_edge[0]) & (energy <= e0 + self.post_edge[1])
+        if post_mask.sum() >= 3:
+            post = float(np.mean(mu[post_mask]))
+        else:  # short spectrum: the last 10% of its points
+            post = float(np.mean(mu[-max(3, len(mu) // 10) :]))
+        step = post - pre
+        if step <= 0:
+            raise SpectrumError(f"No absorption edge: post-edge mean {post:.3g} <= pre-edge mean {pre:.3g}")
+        return (mu - pre) / step
+
+
+def check_xas(xas: XAS | dict) -> XAS:
+    """Return ``xas`` as an ``XAS`` after checking element, edge and spectrum type."""
+    from pymatgen.analysis.xas.spectrum import XAS
+
+    if isinstance(xas, dict):
+        xas = XAS.from_dict(xas)
+    if not isinstance(xas, XAS):
+        raise TypeError(f"Expected a pymatgen XAS or its dict, got {type(xas).__name__}")
+    element = getattr(xas.absorbing_element, "symbol", str(xas.absorbing_element))
+    if element != ABSORBING_ELEMENT:
+        raise SpectrumError(f"Absorbing element is {element}; this model handles {ABSORBING_ELEMENT} only")
+    if str(xas.edge) != EDGE:
+        raise SpectrumError(f"Edge is {xas.edge}; this model handles the {ABSORBING_ELEMENT} {EDGE} edge only")
+    if xas.spectrum_type not in ACCEPTED_SPECTRUM_TYPES:
+        raise SpectrumError(f"Spectrum type is {xas.spectrum_type}; need one of {ACCEPTED_SPECTRUM_TYPES}")
+    return xas
+
+
+def validate_arrays(energy, mu) -> tuple[np.ndarray, np.ndarray]:
+    """Check raw spectrum arrays and return them as float arrays.
+
+    Raises:
+        SpectrumError: on empty, too short, mismatched, non-finite, unsorted or duplicated input,
+            or a spectrum with no signal.
+    """
+    energy = np.asarray(energy, dtype=float).ravel()
+    mu = np.asarray(mu, dtype=float).ravel()
+    if energy.size == 0 or mu.size == 0:
+        raise SpectrumError("Empty spectrum")
+    if energy.size != mu.size:
+        raise SpectrumError(f"Energy ({energy.size}) and intensity ({mu.size}) have different lengths")
+    if energy.size < MIN_POINTS:
+        raise SpectrumError(f"Spectrum has {energy.size} points; need at least {MIN_POINTS}")
+    if not np.isfinite(energy).all():
+        raise SpectrumError("Energies contain NaN or inf")
+    if not np.isfinite(mu).all():
+        raise SpectrumError("Intensities contain NaN or inf")
+    diffs = np.diff(energy)
+    if (diffs == 0).any():
+        raise SpectrumError(f"Duplicated energies, e.g. {energy[1:][diffs == 0][0]} eV")
+    if (diffs < 0).any():
+        raise SpectrumError("Energies are not sorted in increasing order")
+    if np.ptp(mu) == 0:
+        raise SpectrumError("Spectrum is flat: no absorption signal")
+    if (mu < 0).mean() > 0.05:
+        warnings.warn("More than 5% of the intensities are negative; check the background", stacklevel=3)
+    return energy, mu
+
+
+def resample_uniform(energy: np.ndarray, mu: np.ndarray, step: float = FINE_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """Linearly resample a spectrum onto a uniform grid of ``step`` eV over its own range."""
+    n = max(int(np.floor((energy[-1] - energy[0]) / step)) + 1, 2)
+    fine = energy[0] + step * np.arange(n)
+    return fine, np.interp(fine, energy, mu)
+
+
+def savgol_smooth(mu: np.ndarray, window_ev: float, step: float = FINE_STEP, polyorder: int = 3) -> np.ndarray:
+    """Savitzky-Golay smoothing with a window of ``window_ev`` eV on a uniform ``step`` grid."""
+    from scipy.signal import savgol_filter
+
+    if window_ev <= 0:
+        raise ValueError(f"Smoothing window must be positive, got {window_ev} eV")
+    window = max(int(round(window_ev / step)) | 1, polyorder + 2 | 1)
+    if window >= len(mu):
+        raise SpectrumError(f"Smoothing window {window_ev} eV is longer than the spectrum")
+    return savgol_filter(mu, window, polyorder)
+
+
+def find_e0(energy: np.ndarray, mu: np.ndarray) -> float:
+    """Edge energy in eV: the maximum of the first derivative (as emmet and larch do)."""
+    return float(energy[int(np.argmax(np.gradient(mu, energy)))])
+
+
+#: The preprocessing new models are trained with (see docs/RESULTS.md for the choice).
+DEFAULT_PREPROCESSING = Preprocessing()

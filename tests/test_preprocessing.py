@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pymatgen.analysis.xas.spectrum import XAS
+
+from pymatgen_xanes_nn.preprocessing import (
+    DEFAULT_PREPROCESSING,
+    Preprocessing,
+    SpectrumError,
+    find_e0,
+    validate_arrays,
+)
+
+from .conftest import synthetic_edge
+
+
+def test_grid_is_the_seed_grid():
+    grid = DEFAULT_PREPROCESSING.grid
+    assert grid.shape == (500,)
+    assert np.all(np.diff(grid) > 0)
+    assert grid[0] == DEFAULT_PREPROCESSING.e_min and grid[-1] == DEFAULT_PREPROCESSING.e_max
+
+
+def test_feff_spectrum_transform(diamond_xas):
+    vec = DEFAULT_PREPROCESSING.transform(diamond_xas)
+    assert vec.shape == (500,)
+    assert np.isfinite(vec).all()
+    # edge-step normalization: pre-edge ~0, post-edge region ~1
+    grid = DEFAULT_PREPROCESSING.grid
+    e0 = find_e0(np.asarray(diamond_xas.x), np.asarray(diamond_xas.y))
+    assert abs(np.mean(vec[grid < e0 - 1.5])) < 0.2
+    post = (grid > e0 + 25) & (grid < e0 + 45)
+    assert np.mean(vec[post]) == pytest.approx(1.0, abs=0.05)
+
+
+def test_e0_is_max_derivative():
+    e, mu = synthetic_edge(e0=1846.0)
+    e0 = find_e0(e, mu)
+    assert abs(e0 - 1846.5) < 1.5  # arctan edge plus the rising white line
+
+
+@pytest.mark.parametrize("normalization", ["edge_step", "max", "area", "none"])
+def test_normalizations(normalization):
+    e, mu = synthetic_edge()
+    vec = Preprocessing(normalization=normalization).transform_arrays(e, 3.0 * mu + 2.0)
+    assert np.isfinite(vec).all()
+    if normalization == "max":
+        assert vec.max() == pytest.approx(1.0, abs=1e-3)  # the peak falls between grid points
+        assert vec.min() >= -1e-9
+    if normalization == "none":
+        assert vec.max() > 3.0
+
+
+def test_shift_moves_absolute_but_not_e0_aligned():
+    e, mu = synthetic_edge()
+    absolute = Preprocessing()
+    aligned = Preprocessing(alignment="e0")
+    assert np.abs(absolute.transform_arrays(e, mu) - absolute.transform_arrays(e, mu, shift=2.0)).max() > 0.3
+    np.testing.assert_allclose(aligned.transform_arrays(e, mu), aligned.transform_arrays(e, mu, shift=2.0), atol=0.05)
+
+
+def test_shift_calibrates():
+    e, mu = synthetic_edge(e0=1846.0)
+    pre = Preprocessing()
+    np.testing.assert_allclose(pre.transform_arrays(e - 3.0, mu, shift=3.0), pre.transform_arrays(e, mu), atol=1e-9)
+
+
+def test_smoothing_reduces_noise():
+    e, mu = synthetic_edge(n=1200)
+    rng = np.random.default_rng(0)
+    noisy = mu + rng.normal(0, 0.05, mu.size)
+    pre = Preprocessing()
+    clean = pre.transform_arrays(e, mu)
+    err_raw = np.abs(pre.transform_arrays(e, noisy) - clean).mean()
+    err_smooth = np.abs(pre.transform_arrays(e, noisy, smooth=1.5) - clean).mean()
+    assert err_smooth < 0.6 * err_raw
+
+
+def test_uncovered_range_is_filled_not_nan():
+    e, mu = synthetic_edge(lo=1840.0, hi=1880.0)  # covers 2/3 of the window
+    vec = DEFAULT_PREPROCESSING.transform_arrays(e, mu)
+    assert np.isfinite(vec).all()
+    grid = DEFAULT_PREPROCESSING.grid
+    assert np.allclose(vec[grid > 1881], vec[-1])
+
+
+@pytest.mark.parametrize(
+    ("energy", "mu", "match"),
+    [
+        ([], [], "Empty"),
+        (np.arange(5.0) + 1840, np.arange(5.0), "5 points"),
+        (np.r_[np.linspace(1830, 1890, 49), np.nan], np.ones(50), "NaN"),
+        (np.linspace(1830, 1890, 50), np.r_[np.ones(49), np.inf], "NaN or inf"),
+        (np.linspace(1890, 1830, 50), np.linspace(0, 1, 50), "not sorted"),
+        (np.r_[1830.0, 1830.0, np.linspace(1831, 1890, 48)], np.linspace(0, 1, 50), "Duplicated"),
+        (np.linspace(1830, 1890, 50), np.ones(50), "flat"),
+        (np.linspace(1830, 1890, 50), np.ones(49), "different lengths"),
+    ],
+)
+def test_bad_arrays(energy, mu, match):
+    with pytest.raises(SpectrumError, match=match):
+        DEFAULT_PREPROCESSING.transform_arrays(energy, mu)
+
+
+def test_range_missing_edge():
+    e, mu = synthetic_edge(e0=1560.0, lo=1550.0, hi=1610.0)  # an Al K edge
+    with pytest.raises(SpectrumError, match="outside the model's window"):
+        DEFAULT_PREPROCESSING.transform_arrays(e, mu)
+
+
+def test_too_little_coverage():
+    e, mu = synthetic_edge(e0=1846.0, lo=1840.0, hi=1855.0)
+    with pytest.raises(SpectrumError, match="covers"):
+        DEFAULT_PREPROCESSING.transform_arrays(e, mu)
+
+
+def test_no_edge_step():
+    e = np.linspace(1830, 1890, 200)
+    mu = np.exp(-((e - 1846) ** 2) / 2)  # a peak that returns to zero: no step
+    with pytest.raises(SpectrumError, match="No absorption edge"):
+        DEFAULT_PREPROCESSING.transform_arrays(e, mu)
+
+
+def test_wrong_element_and_edge():
+    e, mu = synthetic_edge()
+    with pytest.raises(SpectrumError, match="Absorbing element is Fe"):
+        DEFAULT_PREPROCESSING.transform(XAS(e, mu, None, "Fe"))
+    with pytest.raises(SpectrumError, match="Edge is L3"):
+        DEFAULT_PREPROCESSING.transform(XAS(e, mu, None, "Si", edge="L3"))
+    with pytest.raises(SpectrumError, match="Spectrum type is EXAFS"):
+        DEFAULT_PREPROCESSING.transform(XAS(e, mu, None, "Si", spectrum_type="EXAFS"))
+
+
+def test_accepts_dict(diamond_xas):
+    np.testing.assert_allclose(
+        DEFAULT_PREPROCESSING.transform(diamond_xas.as_dict()), DEFAULT_PREPROCESSING.transform(diamond_xas)
+    )
+
+
+def test_negative_intensities_warn():
+    e, mu = synthetic_edge()
+    with pytest.warns(UserWarning, match="negative"):
+        validate_arrays(e, mu - 0.3)
+
+
+def test_invalid_parameters():
+    with pytest.raises(ValueError, match="Unsupported normalization"):
+        Preprocessing(normalization="zscore")
+    with pytest.raises(ValueError, match="Unsupported alignment"):
+        Preprocessing(alignment="peak")
+    with pytest.raises(ValueError, match="Invalid grid"):
+        Preprocessing(e_min=1900.0, e_max=1800.0)
+
+
+def test_roundtrip():
+    pre = Preprocessing(normalization="max", alignment="e0", n_points=300)
+    assert Preprocessing.from_dict(pre.as_dict()) == pre
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    e0=st.floats(1838.0, 1855.0),
+    width=st.floats(0.2, 5.0),
+    scale=st.floats(1e-3, 1e4),
+    offset=st.floats(-10, 10),
+    n=st.integers(10, 800),
+    noise=st.floats(0, 0.2),
+    shift=st.floats(-3, 3),
+    lo=st.floats(1825.0, 1837.0),
+    hi=st.floats(1870.0, 1920.0),
+    seed=st.integers(0, 2**16),
+)
+def test_fuzz_never_nan(e0, width, scale, offset, n, noise, shift, lo, hi, seed):
+    """Any plausible spectrum gives a finite 500-vector or a SpectrumError, never NaN."""
+    rng = np.random.default_rng(seed)
+    e = np.linspace(lo, hi, n)
+    mu = scale * (0.5 + np.arctan((e - e0) / width) / np.pi + noise * rng.normal(size=n)) + offset
+    for pre in (DEFAULT_PREPROCESSING, Preprocessing(alignment="e0"), Preprocessing(normalization="max")):
+        try:
+            vec = pre.transform_arrays(e, mu, shift=shift)
+        except SpectrumError:
+            continue
+        assert vec.shape == (pre.n_points,)
+        assert np.isfinite(vec).all()
