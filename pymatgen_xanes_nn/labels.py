@@ -1,0 +1,74 @@
+"""Label schemes: which class a task document belongs to. The one place for the class lists' rules.
+
+``chemsys`` (the seed's task): the chemical system as pymatgen writes it
+(``Composition.chemical_system``, e.g. ``"Mg-O-Si"``). The classes are the ``n_classes`` (12)
+chemical systems with the most distinct materials (StructureMatcher families) in the dataset,
+ties broken alphabetically; spectra of other systems are outside the model (used to test the
+out-of-distribution flag).
+
+``environment``: the Si local environment from CrystalNN (e.g. ``"SiO4"``). Environments with at
+least ``min_count`` site spectra keep their label; the rest are grouped: Si bonded only to metals
+or Si -> ``"Si-metallic"``, anything else -> ``"Si-other"``. Every site is used.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+LABEL_SCHEMES = ("chemsys", "environment")
+#: Neighbours that make a Si environment non-metallic (anions and covalent partners).
+ANION_LIKE = frozenset({"H", "B", "C", "N", "O", "F", "P", "S", "Cl", "As", "Se", "Br", "Te", "I", "Sb"})
+
+
+def check_scheme(scheme: str) -> str:
+    """Return ``scheme`` or raise ``ValueError`` naming the allowed ones."""
+    if scheme not in LABEL_SCHEMES:
+        raise ValueError(f"Unknown label scheme {scheme!r}; choose one of {LABEL_SCHEMES}")
+    return scheme
+
+
+def raw_label(doc: dict[str, Any], scheme: str) -> str:
+    """The ungrouped label of a task document under ``scheme``."""
+    meta = doc.get("metadata") or {}
+    if check_scheme(scheme) == "chemsys":
+        if meta.get("chemsys"):
+            return meta["chemsys"]
+        from pymatgen.core import Structure
+
+        return Structure.from_dict(doc["structure"]).composition.chemical_system
+    return meta.get("environment", "Si-other")
+
+
+def grouped_environment(env: str, neighbors: dict[str, int], keep: set[str]) -> str:
+    """Map a Si environment to its class: kept as is, ``Si-metallic`` or ``Si-other``."""
+    if env in keep:
+        return env
+    if neighbors and not set(neighbors) & ANION_LIKE:
+        return "Si-metallic"
+    return "Si-other"
+
+
+def select_classes(docs: list[dict], scheme: str, n_classes: int = 12, min_count: int = 12) -> list[str]:
+    """Apply the scheme's rule to a dataset and return its sorted class list."""
+    if check_scheme(scheme) == "chemsys":
+        families: dict[str, set] = {}
+        for d in docs:
+            families.setdefault(raw_label(d, scheme), set()).add(d.get("metadata", {}).get("group_id", d["task_id"]))
+        ranked = sorted(families.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        return sorted(c for c, _ in ranked[:n_classes])
+    counts = Counter(raw_label(d, scheme) for d in docs)
+    keep = {env for env, n in counts.items() if n >= min_count}
+    return sorted({grouped_environment(raw_label(d, scheme), d["metadata"].get("neighbors", {}), keep) for d in docs})
+
+
+def assign_labels(docs: list[dict], scheme: str, classes: list[str]) -> list[str | None]:
+    """Label each document with one of ``classes`` (None: outside the class list)."""
+    if check_scheme(scheme) == "chemsys":
+        return [lab if (lab := raw_label(d, scheme)) in classes else None for d in docs]
+    keep = set(classes) - {"Si-metallic", "Si-other"}
+    out = []
+    for d in docs:
+        lab = grouped_environment(raw_label(d, scheme), d.get("metadata", {}).get("neighbors", {}), keep)
+        out.append(lab if lab in classes else None)
+    return out

@@ -1,0 +1,56 @@
+"""Experimental-like perturbations of raw spectra: energy shift, Gaussian broadening, noise.
+
+Used for the robustness evaluation and for training-time augmentation. They act on the raw
+(energy in eV, mu) arrays before preprocessing, as a measured spectrum would differ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pymatgen_xanes_nn.preprocessing import FINE_STEP, resample_uniform
+
+FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+
+def shift(energy: np.ndarray, mu: np.ndarray, delta_ev: float) -> tuple[np.ndarray, np.ndarray]:
+    """Shift the energy axis by ``delta_ev`` eV."""
+    return np.asarray(energy, float) + delta_ev, np.asarray(mu, float)
+
+
+def broaden(energy: np.ndarray, mu: np.ndarray, fwhm_ev: float) -> tuple[np.ndarray, np.ndarray]:
+    """Convolve with a Gaussian of ``fwhm_ev`` eV (instrument resolution) on a uniform grid."""
+    from scipy.ndimage import gaussian_filter1d
+
+    fine_e, fine_mu = resample_uniform(np.asarray(energy, float), np.asarray(mu, float))
+    if fwhm_ev <= 0:
+        return fine_e, fine_mu
+    return fine_e, gaussian_filter1d(fine_mu, fwhm_ev * FWHM_TO_SIGMA / FINE_STEP, mode="nearest")
+
+
+def edge_step(mu: np.ndarray) -> float:
+    """Rough edge-step height: mean of the last 10% minus mean of the first 5% of points."""
+    n = len(mu)
+    return float(np.mean(mu[-max(n // 10, 1) :]) - np.mean(mu[: max(n // 20, 1)]))
+
+
+def add_noise(
+    energy: np.ndarray, mu: np.ndarray, snr: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add white Gaussian noise with standard deviation ``edge step / snr``."""
+    mu = np.asarray(mu, float)
+    return np.asarray(energy, float), mu + rng.normal(0.0, abs(edge_step(mu)) / snr, mu.shape)
+
+
+def random_perturbation(
+    energy: np.ndarray,
+    mu: np.ndarray,
+    rng: np.random.Generator,
+    max_shift: float = 2.0,
+    max_fwhm: float = 2.0,
+    min_snr: float = 20.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One random augmentation: uniform shift, broadening and noise level within the given bounds."""
+    e, m = shift(energy, mu, rng.uniform(-max_shift, max_shift))
+    e, m = broaden(e, m, rng.uniform(0.0, max_fwhm))
+    return add_noise(e, m, rng.uniform(min_snr, 10 * min_snr), rng)
