@@ -10,3 +10,18 @@ The pipeline, one module per stage: :mod:`~pymatgen_xanes_nn.corpus` (structures
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+__all__ = ["XANESClassifier", "Preprocessing", "__version__"]
+
+
+def __getattr__(name: str):
+    # lazy: `import pymatgen_xanes_nn` stays cheap, and never imports TensorFlow
+    if name == "XANESClassifier":
+        from pymatgen_xanes_nn.classifier import XANESClassifier
+
+        return XANESClassifier
+    if name == "Preprocessing":
+        from pymatgen_xanes_nn.preprocessing import Preprocessing
+
+        return Preprocessing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -110,6 +110,151 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(name_or_file: str):
+    from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+
+    if name_or_file in PRETRAINED:
+        return XANESClassifier.from_pretrained(name_or_file)
+    if os.path.exists(name_or_file):
+        return XANESClassifier.from_file(name_or_file)
+    raise ValueError(f"Unknown model {name_or_file!r}: not one of {sorted(PRETRAINED)} and not a file")
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.io import read_spectrum
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    clf = _load_model(args.model)
+    results, failed = [], 0
+    for filename in args.files:
+        try:
+            res = clf.classify(read_spectrum(filename), shift=args.shift, smooth=args.smooth)
+        except (SpectrumError, FileNotFoundError) as exc:
+            failed += 1
+            results.append({"file": filename, "error": str(exc)})
+            if not args.json:
+                print(f"{filename}: error: {exc}", file=sys.stderr)
+            continue
+        res = {"file": filename, **res}
+        if not args.latent:
+            res.pop("latent")
+        results.append(res)
+        if not args.json:
+            top = sorted(res["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
+            flag = "  [out of distribution]" if res["ood"] else ""
+            print(f"{filename}: {res['label']} (confidence {res['confidence']:.2f}){flag}")
+            print("    " + ", ".join(f"{lab} {p:.3f}" for lab, p in top))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failed == len(args.files) else 0
+
+
+def _training_kwargs(args: argparse.Namespace) -> dict:
+    return {
+        "ae_config": args.ae, "fnn_config": args.fnn, "keep_prob": args.keep_prob, "ae_epochs": args.ae_epochs,
+        "fnn_epochs": args.fnn_epochs, "batch_size": args.batch_size, "ae_batch_size": args.ae_batch_size,
+        "learning_rate": args.learning_rate,
+    }
+
+
+def _load_docs(args: argparse.Namespace) -> list[dict]:
+    from pymatgen_xanes_nn.dataset import load_tasks
+
+    if getattr(args, "store_uri", None):
+        from maggma.stores import MongoURIStore
+
+        store = MongoURIStore(args.store_uri, collection_name=args.collection, database=args.database)
+        store.connect()
+        docs = [d for d in store.query({"state": {"$ne": "failed"}}) if d.get("spectrum")]
+        store.close()
+        return docs
+    return load_tasks(args.dataset)
+
+
+def _preprocessing(args: argparse.Namespace):
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
+
+    return Preprocessing(normalization=args.normalization, alignment=args.alignment)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.evaluation import augment_set
+    from pymatgen_xanes_nn.training import dataset_for_scheme, train
+
+    pre = _preprocessing(args)
+    spectra, classes = dataset_for_scheme(args.scheme, _load_docs(args), pre)
+    data = spectra.labelled()
+    x_aug, y_aug = augment_set(data, pre, args.augment, args.seed) if args.augment else (None, None)
+    print(f"training {args.name!r} on {len(data.x)} spectra, {len(classes)} classes, {len(set(data.groups))} groups"
+          + (f", {len(x_aug)} augmented copies" if args.augment else ""))
+    clf = train(data.x, data.labels, data.groups, name=args.name, preprocessing=pre, seed=args.seed,
+                validation_fraction=args.validation_fraction, x_augment=x_aug, labels_augment=y_aug,
+                metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
+                          "n_labelled": len(data.x), "skipped": len(spectra.skipped)}},
+                verbose=args.verbose, **_training_kwargs(args))
+    clf.to(args.output)
+    val = clf.metadata["metrics"].get("validation", {})
+    if val:
+        print(f"held-out groups: accuracy {val['accuracy']:.3f}, balanced {val['balanced_accuracy']:.3f}, "
+              f"ECE {val['ece_uncalibrated']:.3f} -> {val['ece']:.3f} after calibration (T={clf.temperature:.3f})")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.evaluation import evaluate
+    from pymatgen_xanes_nn.training import dataset_for_scheme
+
+    pre = _preprocessing(args)
+    spectra, classes = dataset_for_scheme(args.scheme, _load_docs(args), pre)
+    data = spectra.labelled()
+    results = {}
+    for protocol in args.protocols:
+        results[protocol] = evaluate(
+            data, classes, protocol=protocol, n_splits=args.folds, repeats=args.repeats, seed=args.seed,
+            train_kwargs=_training_kwargs(args), robustness=not args.no_robustness, augment_copies=args.augment,
+            preprocessing=pre, progress=print,
+        )
+    results["preprocessing"] = pre.as_dict()
+    results["scheme"] = args.scheme
+    with open(args.output, "w") as f:
+        json.dump(results, f, indent=1)
+    for protocol in args.protocols:
+        print(f"== {protocol} split ({args.folds}-fold x {args.repeats})")
+        for model, sets in results[protocol]["summary"].items():
+            c = sets["clean"]
+            print(f"  {model:<20} accuracy {c['accuracy']['mean']:.3f} +- {c['accuracy']['std']:.3f}  "
+                  f"balanced {c['balanced_accuracy']['mean']:.3f}  macro-F1 {c['macro_f1']['mean']:.3f}  "
+                  f"ECE {c['ece']['mean']:.3f}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
+    from pymatgen_xanes_nn.labels import LABEL_SCHEMES
+    from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, DEFAULT_FNN, DEFAULT_KEEP_PROB, FNN_CONFIGS
+    from pymatgen_xanes_nn.preprocessing import ALIGNMENTS, DEFAULT_PREPROCESSING, NORMALIZATIONS
+
+    p.add_argument("--scheme", default="chemsys", choices=LABEL_SCHEMES, help="label scheme")
+    p.add_argument("--ae", default=DEFAULT_AE, choices=sorted(AE_CONFIGS), help="autoencoder (Table I)")
+    p.add_argument("--fnn", default=DEFAULT_FNN, choices=sorted(FNN_CONFIGS), help="FNN activations (Table II)")
+    p.add_argument("--keep-prob", type=float, default=DEFAULT_KEEP_PROB, help="dropout keep probability")
+    p.add_argument("--ae-epochs", type=int, default=200)
+    p.add_argument("--fnn-epochs", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=16, help="FNN batch size")
+    p.add_argument("--ae-batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", type=int, default=0, help="experimental-like augmented copies per spectrum")
+    p.add_argument("--normalization", default=DEFAULT_PREPROCESSING.normalization, choices=NORMALIZATIONS)
+    p.add_argument("--alignment", default=DEFAULT_PREPROCESSING.alignment, choices=ALIGNMENTS)
+    p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
+    p.add_argument("--store-uri", default=None, help="read task documents from this MongoDB instead")
+    p.add_argument("--database", default="feff")
+    p.add_argument("--collection", default="tasks")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
     from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
@@ -124,6 +269,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", type=float, default=0.0, help="energy shift in eV (calibration)")
     p.add_argument("--smooth", type=float, default=None, help="Savitzky-Golay window in eV")
     p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("predict", help="classify spectrum files with a pretrained or saved model")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--model", default="si_k_chemsys", help="pretrained name or model file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--latent", action="store_true", help="include the latent code in JSON")
+    p.add_argument("--top", type=int, default=3, help="probabilities shown per spectrum")
+    p.add_argument("--shift", type=float, default=0.0, help="energy shift in eV (calibration)")
+    p.add_argument("--smooth", type=float, default=None, help="Savitzky-Golay window in eV")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("train", help="train autoencoder + FNN and write a model file")
+    _add_training_options(p)
+    p.add_argument("--name", default="custom")
+    p.add_argument("--validation-fraction", type=float, default=0.15)
+    p.add_argument("--output", default="model.json.gz")
+    p.add_argument("--verbose", type=int, default=0)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="grouped and random cross-validation with baselines and robustness")
+    _add_training_options(p)
+    p.add_argument("--protocols", nargs="+", default=["grouped", "random"], choices=["grouped", "random"])
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--no-robustness", action="store_true")
+    p.add_argument("--output", default="evaluation.json")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("corpus", help="build the Si structure corpus (AMCSD + matbench_dielectric)")
     p.add_argument("--output", default="corpus.json.gz")
