@@ -34,3 +34,48 @@ def synthetic_edge(e0: float = 1846.0, n: int = 300, lo: float = 1830.0, hi: flo
     e = np.linspace(lo, hi, n)
     mu = 0.5 + np.arctan((e - e0) / 1.0) / np.pi + 0.8 * np.exp(-((e - e0 - 3) ** 2) / 4.0)
     return e, mu
+
+
+CENTERS = {"A-Si": 1841.0, "B-Si": 1846.0, "C-Si": 1851.0}
+
+
+def toy_set(n_per_class=36, seed=0):
+    """Three classes of synthetic edges at different energies; three "sites" per material group."""
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
+
+    rng = np.random.default_rng(seed)
+    x, labels, groups, raw = [], [], [], []
+    for label, e0 in CENTERS.items():
+        for i in range(n_per_class):
+            e, mu = synthetic_edge(e0=e0 + rng.normal(0, 0.6))
+            mu = mu + rng.normal(0, 0.01, mu.size)
+            raw.append((e, mu))
+            x.append(DEFAULT_PREPROCESSING.transform_arrays(e, mu))
+            labels.append(label)
+            groups.append(f"{label}-{i // 3}")
+    return np.array(x, np.float32), labels, groups, raw
+
+
+@pytest.fixture(scope="session")
+def toy_model():
+    """A small model trained on :func:`toy_set` (seconds)."""
+    from pymatgen_xanes_nn.training import train
+
+    x, labels, groups, _ = toy_set()
+    return train(x, labels, groups, name="toy", ae_config="NN2", ae_epochs=30, fnn_epochs=40, seed=1)
+
+
+@pytest.fixture(scope="session")
+def toy_model_file(toy_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "toy.json.gz"
+    toy_model.to(str(path))
+    return str(path)
+
+
+def task_docs() -> list[dict]:
+    """The real FEFF task documents in test_files/tasks."""
+    import glob
+
+    from pymatgen_xanes_nn.dataset import read_json_gz
+
+    return [read_json_gz(p) for p in sorted(glob.glob(os.path.join(TEST_FILES, "tasks", "*.json.gz")))]

@@ -14,29 +14,13 @@ from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
 from pymatgen_xanes_nn.training import fit_temperature, grouped_holdout, train
 
 from .conftest import synthetic_edge
-
-CENTERS = {"A-Si": 1841.0, "B-Si": 1846.0, "C-Si": 1851.0}
-
-
-def _toy_set(n_per_class=36, seed=0):
-    rng = np.random.default_rng(seed)
-    x, labels, groups, raw = [], [], [], []
-    for k, (label, e0) in enumerate(CENTERS.items()):
-        for i in range(n_per_class):
-            e, mu = synthetic_edge(e0=e0 + rng.normal(0, 0.6))
-            mu = mu + rng.normal(0, 0.01, mu.size)
-            raw.append((e, mu))
-            x.append(DEFAULT_PREPROCESSING.transform_arrays(e, mu))
-            labels.append(label)
-            groups.append(f"{label}-{i // 3}")  # three "sites" per material
-    return np.array(x, np.float32), labels, groups, raw
+from .conftest import CENTERS, toy_set as _toy_set
 
 
 @pytest.fixture(scope="module")
-def toy():
-    x, labels, groups, raw = _toy_set()
-    clf = train(x, labels, groups, name="toy", ae_config="NN2", ae_epochs=30, fnn_epochs=40, seed=1)
-    return clf, x, labels, raw
+def toy(toy_model):
+    x, labels, _, raw = _toy_set()
+    return toy_model, x, labels, raw
 
 
 def test_predict_single_list_and_arrays(toy):

@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from pymatgen_xanes_nn.builders import (
+    ClassificationBuilder,
+    EmbeddedMemoryStore,
+    MaterialSpectrumBuilder,
+    SafeJSONStore,
+    SpectrumBuilder,
+    file_store,
+    pipeline,
+    pipeline_from_env,
+)
+
+from .conftest import task_docs
+
+
+def _bad_docs(good: dict) -> list[dict]:
+    """Documents a real database holds sooner or later: each must fail alone, with a clear error."""
+    bad = []
+    for task_id, change in [
+        ("bad-nospectrum", {"spectrum": []}),
+        ("bad-nan", {"spectrum": [[np.nan] * 6] + good["spectrum"][1:]}),
+        ("bad-short", {"spectrum": good["spectrum"][:4]}),
+        ("bad-edge", {"edge": "L3"}),
+        ("bad-feff", {"state": "failed", "error": "FEFF failed (exit code 1)", "spectrum": None}),
+    ]:
+        d = copy.deepcopy(good)
+        d.update(change)
+        d["task_id"] = task_id
+        bad.append(d)
+    fe = copy.deepcopy(good)  # Fe absorber: the structure's site 0 made iron
+    fe["task_id"] = "bad-element"
+    fe["structure"]["sites"][0]["species"] = [{"element": "Fe", "occu": 1}]
+    fe["structure"]["sites"][0]["label"] = "Fe"
+    bad.append(fe)
+    return bad
+
+
+@pytest.fixture
+def stores():
+    docs = task_docs()
+    now = datetime.now(timezone.utc)
+    for d in docs:
+        d["last_updated"] = now
+    tasks = EmbeddedMemoryStore(key="task_id")
+    tasks.connect()
+    tasks.update(docs + _bad_docs(docs[0]))
+    out = {}
+    for name, key in [("spectra", "task_id"), ("materials", "structure_id"), ("cls", "task_id"),
+                      ("mcls", "structure_id")]:
+        out[name] = EmbeddedMemoryStore(collection_name=name, key=key)
+        out[name].connect()
+    return tasks, out
+
+
+def _run(builders):
+    for b in builders:
+        b.run()
+
+
+def _pipeline(stores, model, **kwargs):
+    tasks, s = stores
+    return pipeline(tasks, s["spectra"], s["materials"], s["cls"], s["mcls"], model=model, **kwargs)
+
+
+def test_pipeline_end_to_end(stores, toy_model_file, toy_model):
+    tasks, s = stores
+    _run(_pipeline(stores, toy_model_file))
+    good = {d["task_id"] for d in task_docs()}
+    spectra = {d["task_id"]: d for d in s["spectra"].query()}
+    assert {k for k, d in spectra.items() if d["state"] == "successful"} == good
+    errors = {k: d["error"] for k, d in spectra.items() if d["state"] == "failed"}
+    assert "no spectrum" in errors["bad-nospectrum"]
+    assert "NaN" in errors["bad-nan"]
+    assert "4 points" in errors["bad-short"]
+    assert "Edge is L3" in errors["bad-edge"]
+    assert "Absorbing element is Fe" in errors["bad-element"]
+    assert "FEFF calculation failed" in errors["bad-feff"]
+    doc = spectra["amcsd-789-s0"]
+    assert len(doc["spectrum"]) == 500 and np.isfinite(doc["spectrum"]).all()
+    assert doc["chemsys"] == "O-Si" and doc["group_id"] and doc["multiplicity"] == 3
+    assert doc["preprocessing_version"] == "1.0" and 1830 < doc["e0"] < 1860
+
+    cls = {d["task_id"]: d for d in s["cls"].query()}
+    assert set(cls) == good
+    for d in cls.values():
+        assert d["label"] in toy_model.labels and d["model_version"] == toy_model.model_version
+        assert len(d["latent"]) == toy_model.code_size and isinstance(d["ood"], bool)
+
+
+def test_material_spectrum_is_multiplicity_weighted(stores, toy_model_file):
+    tasks, s = stores
+    _run(_pipeline(stores, toy_model_file))
+    sites = {d["task_id"]: d for d in s["spectra"].query({"structure_id": "mbd-56"})}
+    mat = s["materials"].query_one({"structure_id": "mbd-56"})
+    w = {k: d["multiplicity"] for k, d in sites.items()}
+    expected = sum(w[k] * np.array(sites[k]["spectrum"]) for k in w) / sum(w.values())
+    np.testing.assert_allclose(mat["spectrum"], expected, atol=1e-5)
+    assert mat["n_sites"] == 2 and sorted(mat["task_ids"]) == sorted(sites)
+    assert s["mcls"].query_one({"structure_id": "mbd-56"})["label"]
+
+
+def test_unchanged_rerun_does_nothing(stores, toy_model_file):
+    builders = _pipeline(stores, toy_model_file)
+    _run(builders)
+    for b in builders:
+        assert list(b.get_items()) == [], type(b).__name__
+
+
+def test_updated_task_is_rebuilt_alone(stores, toy_model_file):
+    tasks, s = stores
+    builders = _pipeline(stores, toy_model_file)
+    _run(builders)
+    doc = tasks.query_one({"task_id": "mbd-56-s0"})
+    doc["last_updated"] = datetime.now(timezone.utc) + timedelta(seconds=5)
+    tasks.update([doc])
+    assert [d["task_id"] for d in builders[0].get_items()] == ["mbd-56-s0"]
+    builders[0].run()
+    assert [d[0]["structure_id"] for d in builders[1].get_items()] == ["mbd-56"]
+
+
+def test_model_version_change_reclassifies(stores, toy_model_file, toy_model, tmp_path):
+    tasks, s = stores
+    _run(_pipeline(stores, toy_model_file))
+    other = copy.deepcopy(toy_model)
+    other.metadata["model_version"] = "toy-v2"
+    other.to(str(tmp_path / "v2.json.gz"))
+    b = ClassificationBuilder(s["spectra"], s["cls"], model=str(tmp_path / "v2.json.gz"))
+    assert len(list(b.get_items())) == len(task_docs())
+    b.run()
+    assert {d["model_version"] for d in s["cls"].query()} == {"toy-v2"}
+    assert list(b.get_items()) == []
+
+
+def test_failed_documents_and_retry(stores, toy_model_file):
+    tasks, s = stores
+    _run(_pipeline(stores, toy_model_file))
+    n_good = s["spectra"].count({"state": "successful"})
+    # fix a broken task without touching its last_updated: only retry_failed picks it up
+    fixed = tasks.query_one({"task_id": "bad-nospectrum"})
+    fixed["spectrum"] = task_docs()[0]["spectrum"]
+    tasks.update([fixed])
+    plain = SpectrumBuilder(tasks, s["spectra"])
+    assert list(plain.get_items()) == []
+    retry = SpectrumBuilder(tasks, s["spectra"], retry_failed=True)
+    assert "bad-nospectrum" in {d["task_id"] for d in retry.get_items()}
+    retry.run()
+    assert s["spectra"].query_one({"task_id": "bad-nospectrum"})["state"] == "successful"
+    assert s["spectra"].count({"state": "successful"}) == n_good + 1  # nothing stored was lost
+
+
+def test_builders_are_msonable(stores, toy_model_file):
+    for b in _pipeline(stores, toy_model_file, chunk_size=7):
+        d = b.as_dict()
+        json.dumps(d, default=str)
+        b2 = type(b).from_dict(d)
+        assert type(b2) is type(b) and b2.chunk_size == 7
+
+
+def test_safe_json_store_roundtrip(tmp_path):
+    store = file_store(str(tmp_path), "things", "task_id")
+    store.connect()
+    store.update([{"task_id": "a", "x": 1, "last_updated": datetime.now(timezone.utc)}])
+    assert not (tmp_path / "things.json.tmp").exists()
+    reread = SafeJSONStore(str(tmp_path / "things.json"), read_only=False, key="task_id")
+    reread.connect()
+    assert reread.query_one({"task_id": "a"})["x"] == 1
+
+
+def test_embedded_default_pipeline(tmp_path, toy_model_file, monkeypatch):
+    import pymatgen_xanes_nn.builders as builders_mod
+
+    def few_tasks():
+        store = EmbeddedMemoryStore(collection_name="tasks", key="task_id")
+        store.connect()
+        store.update(task_docs())
+        return store
+
+    monkeypatch.setattr(builders_mod, "shipped_task_store", few_tasks)
+    env = {"XANES_NN_OUTPUT": str(tmp_path / "out"), "XANES_NN_MODEL": toy_model_file}
+    _run(pipeline_from_env(env))
+    written = json.loads((tmp_path / "out" / "xanes_classifications.json").read_text())
+    assert len(written) == len(task_docs()) and all(d["state"] == "successful" for d in written)
+    assert len(json.loads((tmp_path / "out" / "xanes_materials.json").read_text())) == 3
+
+
+def test_material_builder_records_failures(stores):
+    tasks, s = stores
+    SpectrumBuilder(tasks, s["spectra"]).run()
+    doc = s["spectra"].query_one({"task_id": "mbd-56-s1"})
+    doc["preprocessing_version"] = "0.9"
+    s["spectra"].update([doc])
+    MaterialSpectrumBuilder(s["spectra"], s["materials"]).run()
+    mat = s["materials"].query_one({"structure_id": "mbd-56"})
+    assert mat["state"] == "failed" and "preprocessing versions" in mat["error"]
+    assert s["materials"].query_one({"structure_id": "amcsd-789"})["state"] == "successful"
