@@ -278,13 +278,13 @@ class SafeJSONStore(JSONStore):
         os.replace(tmp, path)
 
 
-def shipped_task_store() -> MemoryStore:
-    """An in-memory store holding the shipped FEFF task documents (the embedded default source)."""
+def shipped_task_store(filename: str | None = None) -> MemoryStore:
+    """An in-memory store holding packed FEFF task documents (default: the shipped dataset)."""
     from pymatgen_xanes_nn.dataset import load_tasks
 
     store = EmbeddedMemoryStore(collection_name="tasks", key="task_id")
     store.connect()
-    docs = load_tasks(include_failed=True)
+    docs = load_tasks(filename, include_failed=True)
     if docs:
         store.update(docs)
     return store
@@ -321,13 +321,14 @@ ENV_VARS = {
     "XANES_NN_DB": "database the builders write to (default 'xanes_nn')",
     "XANES_NN_MODEL": "pretrained model name or model file (default 'si_k_chemsys')",
     "XANES_NN_OUTPUT": "folder of the embedded default's JSON collections (default 'xanes_nn_output')",
+    "XANES_NN_TASKS_FILE": "packed task documents of the embedded default (default: the shipped dataset)",
 }
 
 
 def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Builder]:
     """Builders configured from the environment (see :data:`ENV_VARS`).
 
-    With ``XANES_NN_MONGO_URI`` set, every store is a ``MongoURIStore`` on that server; otherwise
+    With ``XANES_NN_MONGO_URI`` set, every store is a ``MongoStore`` on that server; otherwise
     the tasks are the shipped dataset in memory and the outputs are JSON files in
     ``XANES_NN_OUTPUT``.
     """
@@ -337,15 +338,15 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
     names = {"spectra": "task_id", "materials": "structure_id", "classifications": "task_id",
              "material_classifications": "structure_id"}
     if uri:
-        from maggma.stores import MongoURIStore
+        from maggma.stores import MongoStore
 
-        tasks = MongoURIStore(uri, env.get("XANES_NN_TASKS_COLLECTION", "tasks"),
+        tasks = MongoStore.from_uri(uri, env.get("XANES_NN_TASKS_COLLECTION", "tasks"),
                               database=env.get("XANES_NN_TASKS_DB", "feff"), key="task_id")
-        out = {n: MongoURIStore(uri, f"xanes_{n}", database=env.get("XANES_NN_DB", "xanes_nn"), key=k)
+        out = {n: MongoStore.from_uri(uri, f"xanes_{n}", database=env.get("XANES_NN_DB", "xanes_nn"), key=k)
                for n, k in names.items()}
     else:
         directory = env.get("XANES_NN_OUTPUT", "xanes_nn_output")
-        tasks = shipped_task_store()
+        tasks = shipped_task_store(env.get("XANES_NN_TASKS_FILE"))
         out = {n: file_store(directory, f"xanes_{n}", k) for n, k in names.items()}
     return pipeline(tasks, out["spectra"], out["materials"], out["classifications"],
                     out["material_classifications"], model=model, **kwargs)

@@ -64,9 +64,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.limit:
         jobs = jobs[: args.limit]
     if args.store_uri:
-        from maggma.stores import MongoURIStore
+        from maggma.stores import MongoStore
 
-        sink = StoreSink(MongoURIStore(args.store_uri, collection_name=args.collection, database=args.database))
+        sink = StoreSink(MongoStore.from_uri(args.store_uri, collection_name=args.collection, database=args.database))
     else:
         shipped = load_tasks(args.dataset, include_failed=True) if os.path.exists(args.dataset) else []
         sink = DirectorySink(args.output, also_done=shipped)
@@ -161,9 +161,9 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
     from pymatgen_xanes_nn.dataset import load_tasks
 
     if getattr(args, "store_uri", None):
-        from maggma.stores import MongoURIStore
+        from maggma.stores import MongoStore
 
-        store = MongoURIStore(args.store_uri, collection_name=args.collection, database=args.database)
+        store = MongoStore.from_uri(args.store_uri, collection_name=args.collection, database=args.database)
         store.connect()
         docs = [d for d in store.query({"state": {"$ne": "failed"}}) if d.get("spectrum")]
         store.close()

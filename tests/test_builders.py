@@ -177,7 +177,7 @@ def test_safe_json_store_roundtrip(tmp_path):
 def test_embedded_default_pipeline(tmp_path, toy_model_file, monkeypatch):
     import pymatgen_xanes_nn.builders as builders_mod
 
-    def few_tasks():
+    def few_tasks(filename=None):
         store = EmbeddedMemoryStore(collection_name="tasks", key="task_id")
         store.connect()
         store.update(task_docs())

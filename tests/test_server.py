@@ -1,0 +1,85 @@
+"""Integration: the builders and mrun against a real MongoDB-protocol server (secantusdb)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pymongo
+import pytest
+from maggma.stores import MongoStore
+
+from pymatgen_xanes_nn.builders import pipeline
+from pymatgen_xanes_nn.dataset import pack_tasks
+from pymatgen_xanes_nn.server import mongo_server
+
+from .conftest import task_docs
+
+pytestmark = pytest.mark.server
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+MRUN = shutil.which("mrun") or os.path.join(os.path.dirname(sys.executable), "mrun")
+
+
+@pytest.fixture(scope="module")
+def server():
+    with mongo_server() as uri:
+        yield uri
+
+
+@pytest.fixture
+def db(server, request):
+    name = f"t_{request.node.name}"[:60].replace("[", "_").replace("]", "_")
+    client = pymongo.MongoClient(server)
+    client.drop_database(name)
+    client.drop_database(f"{name}_out")
+    client[name]["tasks"].insert_many(task_docs())
+    yield name
+    client.drop_database(name)
+    client.drop_database(f"{name}_out")
+
+
+def test_builders_on_server(server, db, toy_model_file):
+    tasks = MongoStore.from_uri(server, "tasks", database=db, key="task_id")
+    names = {"spectra": "task_id", "materials": "structure_id", "cls": "task_id", "mcls": "structure_id"}
+    out = {n: MongoStore.from_uri(server, n, database=f"{db}_out", key=k) for n, k in names.items()}
+    builders = pipeline(tasks, out["spectra"], out["materials"], out["cls"], out["mcls"], model=toy_model_file)
+    for b in builders:
+        b.run()
+    client = pymongo.MongoClient(server)
+    assert client[f"{db}_out"]["spectra"].count_documents({"state": "successful"}) == len(task_docs())
+    assert client[f"{db}_out"]["cls"].count_documents({}) == len(task_docs())
+    assert client[f"{db}_out"]["mcls"].count_documents({}) == 3
+    # indexes were made, and an unchanged rerun has nothing to do
+    assert "task_id_1" in client[f"{db}_out"]["spectra"].index_information()
+    for b in pipeline(tasks, out["spectra"], out["materials"], out["cls"], out["mcls"], model=toy_model_file):
+        b.connect()
+        assert list(b.get_items()) == []
+
+
+def _mrun(args, env_extra, cwd):
+    env = dict(os.environ, **env_extra)
+    return subprocess.run([MRUN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_mrun_against_server(server, db, toy_model_file, workers, tmp_path):
+    args = ["builders/xanes.py"] if workers == 1 else ["-n", "2", "builders/xanes.py"]
+    env = {"XANES_NN_MONGO_URI": server, "XANES_NN_TASKS_DB": db, "XANES_NN_DB": f"{db}_out",
+           "XANES_NN_MODEL": toy_model_file}
+    res = _mrun(args, env, ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = pymongo.MongoClient(server)[f"{db}_out"]
+    assert out["xanes_classifications"].count_documents({"state": "successful"}) == len(task_docs())
+    assert out["xanes_material_classifications"].count_documents({}) == 3
+
+
+def test_mrun_embedded_default(tmp_path, toy_model_file):
+    pack_tasks(task_docs(), str(tmp_path / "tasks.json.gz"))
+    env = {"XANES_NN_TASKS_FILE": str(tmp_path / "tasks.json.gz"), "XANES_NN_OUTPUT": str(tmp_path / "out"),
+           "XANES_NN_MODEL": toy_model_file}
+    env.pop("XANES_NN_MONGO_URI", None)
+    res = _mrun(["builders/xanes.py"], env, ROOT)  # mrun loads builder files below the working directory
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "out" / "xanes_classifications.json").exists()
