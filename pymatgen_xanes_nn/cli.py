@@ -110,6 +110,33 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import glob
+    import time
+
+    from pymatgen_xanes_nn.builders import pipeline_from_env
+    from pymatgen_xanes_nn.dataset import data_path
+
+    examples = sorted(glob.glob(data_path(os.path.join("examples", "*"))))
+    print(f"== 1. Classify the {len(examples)} example spectra shipped with the package ({args.model})")
+    _cmd_predict(argparse.Namespace(files=examples, model=args.model, json=False, latent=False, top=3, shift=0.0,
+                                    smooth=None))
+    print(f"\n== 2. Builder pipeline on the shipped dataset (embedded default) -> {args.output}/")
+    env = dict(os.environ, XANES_NN_OUTPUT=args.output, XANES_NN_MODEL=args.model)
+    env.pop("XANES_NN_MONGO_URI", None)
+    t0 = time.time()
+    for builder in pipeline_from_env(env):
+        builder.run()
+        target = builder.targets[0]
+        n_ok = target.count({"state": "successful"})
+        n_failed = target.count({"state": "failed"})
+        print(f"  {type(builder).__name__:<24} -> {target.collection_name}: {n_ok} documents"
+              + (f", {n_failed} failed" if n_failed else ""))
+    print(f"  done in {time.time() - t0:.1f} s; rerun it and nothing is rebuilt (incremental)")
+    print("\nNext: `mrun builders/xanes.py` (same pipeline via maggma), `xanes-nn predict your_spectrum.dat`")
+    return 0
+
+
 def _load_model(name_or_file: str):
     from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
 
@@ -262,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="xanes-nn", description="Si K-edge XANES with neural networks")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="classify the shipped examples and run the builder pipeline on the shipped data")
+    p.add_argument("--model", default="si_k_chemsys", help="pretrained name or model file")
+    p.add_argument("--output", default="xanes_nn_output", help="folder of the JSON collections")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("show", help="print e0, range and points of spectra; plot raw and preprocessed")
     p.add_argument("files", nargs="+", help="xmu.dat, two-column text/CSV, XAS JSON or task-document JSON")

@@ -79,3 +79,28 @@ def task_docs() -> list[dict]:
     from pymatgen_xanes_nn.dataset import read_json_gz
 
     return [read_json_gz(p) for p in sorted(glob.glob(os.path.join(TEST_FILES, "tasks", "*.json.gz")))]
+
+
+def fake_task_docs(n_groups: int = 6, sites: int = 2, seed: int = 0) -> list[dict]:
+    """Task documents in the real schema whose spectra are shifted copies of a real FEFF spectrum.
+
+    Three chemical systems (energy offsets 0, +3, +6 eV) of ``n_groups`` materials each.
+    """
+    import copy
+
+    rng = np.random.default_rng(seed)
+    template = next(d for d in task_docs() if d["task_id"] == "amcsd-789-s0")
+    docs = []
+    for k, (chemsys, offset) in enumerate([("O-Si", 0.0), ("Mg-O-Si", 3.0), ("C-Si", 6.0)]):
+        for g in range(n_groups):
+            for s in range(sites):
+                d = copy.deepcopy(template)
+                rows = np.asarray(d["spectrum"])
+                rows[:, 0] += offset + rng.normal(0, 0.3)
+                rows[:, 3] *= 1 + rng.normal(0, 0.02)
+                d["spectrum"] = rows.tolist()
+                d["task_id"] = f"fake-{k}-{g}-s{s}"
+                d["metadata"] = dict(d["metadata"], chemsys=chemsys, group_id=f"fg{k}-{g}",
+                                     structure_id=f"fake-{k}-{g}", environment=["SiO4", "SiO6", "SiC4"][k])
+                docs.append(d)
+    return docs

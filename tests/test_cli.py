@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from pymatgen_xanes_nn.cli import main
+from pymatgen_xanes_nn.dataset import pack_tasks
+
+from .conftest import fake_task_docs, test_file
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def test_show(tmp_path, capsys):
+    png = tmp_path / "si.png"
+    assert main(["show", test_file("feff", "Si_diamond", "xmu.dat"), "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"100 points, range 1838\.\d\d-1893\.\d\d eV, e0 18\d\d\.\d\d eV", out)
+    assert png.stat().st_size > 10_000
+
+
+def test_show_bad_file(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("")
+    assert main(["show", str(tmp_path / "empty.csv")]) == 2
+    assert "Empty file" in capsys.readouterr().err
+
+
+def test_predict_json(toy_model_file, tmp_path, capsys):
+    (tmp_path / "bad.csv").write_text("1,2\n")
+    assert main(["predict", test_file("feff", "Si_diamond", "xmu.dat"), str(tmp_path / "bad.csv"),
+                 "--model", toy_model_file, "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results[0]["label"] in ("A-Si", "B-Si", "C-Si") and "latent" not in results[0]
+    assert "1 points" in results[1]["error"] or "need at least" in results[1]["error"]
+
+
+def test_predict_text(toy_model_file, capsys):
+    assert main(["predict", test_file("feff", "Si_diamond", "xmu.dat"), "--model", toy_model_file]) == 0
+    assert "confidence" in capsys.readouterr().out
+
+
+def test_unknown_model(capsys):
+    assert main(["predict", test_file("feff", "Si_diamond", "xmu.dat"), "--model", "nonexistent_model"]) == 2
+    assert "Unknown model 'nonexistent_model'" in capsys.readouterr().err
+
+
+def test_invalid_choice():
+    with pytest.raises(SystemExit):
+        main(["train", "--ae", "NN7"])
+
+
+def test_train_and_evaluate(tmp_path, capsys):
+    dataset = tmp_path / "tasks.json.gz"
+    pack_tasks(fake_task_docs(), str(dataset))
+    model = tmp_path / "m.json.gz"
+    assert main(["train", "--dataset", str(dataset), "--ae-epochs", "3", "--fnn-epochs", "3", "--ae", "NN3",
+                 "--fnn", "FNN1", "--keep-prob", "0.6", "--output", str(model), "--name", "tiny"]) == 0
+    from pymatgen_xanes_nn.classifier import XANESClassifier
+
+    clf = XANESClassifier.from_file(str(model))
+    assert clf.labels == ["C-Si", "Mg-O-Si", "O-Si"] and clf.code_size == 64
+    assert clf.metadata["parameters"]["keep_prob"] == 0.6 and clf.metadata["label_scheme"] == "chemsys"
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--dataset", str(dataset), "--ae-epochs", "2", "--fnn-epochs", "2", "--folds", "2",
+                 "--repeats", "1", "--output", str(out)]) == 0
+    res = json.loads(out.read_text())
+    for protocol in ("grouped", "random"):
+        summary = res[protocol]["summary"]
+        assert set(summary) == {"neural_network", "random_forest", "knn_cosine", "logistic_regression"}
+        assert "shift +2 eV" in summary["random_forest"]
+        assert 0 <= summary["random_forest"]["clean"]["accuracy"]["mean"] <= 1
+    # grouped folds never share a material
+    assert "grouped split" in capsys.readouterr().out
+
+
+def test_readme_commands_match_ci():
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    setup_and_run, tests = blocks[0].strip(), blocks[1].strip()
+    assert setup_and_run.endswith("xanes-nn demo") and len(setup_and_run.splitlines()) == 1
+    ci = open(os.path.join(ROOT, ".ci", "run")).read()
+    assert tests in ci, "the CI must run exactly the README's test command"

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from pymatgen_xanes_nn.corpus import (
+    RawEntry,
+    build_corpus,
+    chemsys_ranking,
+    deduplicate,
+    environment_label,
+    load_corpus,
+    parse_cif,
+    si_sites,
+)
+from pymatgen_xanes_nn.labels import assign_labels, select_classes
+
+def _quartz_cif(si_occ: float = 1.0, o_occ: float = 1.0) -> str:
+    """alpha-quartz (from the test task document) as CIF, with optional partial occupancies."""
+    from pymatgen.io.cif import CifWriter
+
+    from .conftest import task_docs
+
+    quartz = Structure.from_dict(next(d for d in task_docs() if d["task_id"] == "amcsd-789-s0")["structure"])
+    for i, site in enumerate(quartz):
+        occ = si_occ if site.specie.symbol == "Si" else o_occ
+        if occ < 1:
+            quartz.replace(i, {site.specie.symbol: occ})
+    return str(CifWriter(quartz))
+
+
+def test_parse_quartz_and_sites():
+    entry = parse_cif(_quartz_cif(), "amcsd", "q")
+    assert isinstance(entry, RawEntry) and not entry.ordered_from_disorder
+    sites = si_sites(entry.structure)
+    assert len(sites) == 1 and sites[0]["multiplicity"] == 3
+    assert sites[0]["environment"] == "SiO4" and sites[0]["cn"] == 4
+
+
+def test_disorder_rules():
+    assert parse_cif(_quartz_cif(si_occ=0.5), "amcsd", "q") == "disordered Si site"
+    entry = parse_cif(_quartz_cif(o_occ=0.9), "amcsd", "q")
+    assert isinstance(entry, RawEntry) and entry.ordered_from_disorder and entry.structure.is_ordered
+    assert entry.structure.composition.reduced_formula == "SiO2"
+    assert parse_cif("this is not a cif", "amcsd", "x").startswith("unparseable")
+
+
+def test_environment_label():
+    assert environment_label({"O": 4}) == "SiO4"
+    assert environment_label({"O": 2, "N": 2}) == "SiN2O2"
+    assert environment_label({}) == "Si(isolated)"
+
+
+def test_deduplicate_and_build():
+    si = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.431), ["Si"], [[0, 0, 0]])
+    si_p = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.40), ["Si"], [[0, 0, 0]])  # a pressure variant
+    sic = Structure.from_spacegroup("F-43m", Lattice.cubic(4.36), ["Si", "C"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    entries = [RawEntry("amcsd", "1", si), RawEntry("amcsd", "2", sic), RawEntry("matbench_dielectric", "7", si_p)]
+    assert [len(f) for f in deduplicate(entries)] == [2, 1]
+    corpus = build_corpus([entries, [("99", "unparseable: x")]])
+    assert len(corpus["structures"]) == 2 and corpus["rejected"] == {"unparseable": ["99"]}
+    first = corpus["structures"][0]
+    assert first["family_members"] == ["amcsd:1", "matbench_dielectric:7"] and first["chemsys"] == "Si"
+    assert first["sites"][0]["environment"] == "SiSi4"
+
+
+def test_shipped_corpus():
+    corpus = load_corpus()
+    records = corpus["structures"]
+    assert len(records) > 600
+    assert len({r["group_id"] for r in records}) == len(records)
+    assert all(r["sites"] and all(s["multiplicity"] >= 1 for s in r["sites"]) for r in records)
+    top = [c for c, _ in chemsys_ranking(corpus)[:3]]
+    assert top[0] == "O-Si"
+
+
+@pytest.mark.parametrize("scheme", ["chemsys", "environment"])
+def test_label_schemes(scheme):
+    from .conftest import fake_task_docs
+
+    docs = fake_task_docs(n_groups=3, sites=1)
+    classes = select_classes(docs, scheme, n_classes=2, min_count=3)
+    labels = assign_labels(docs, scheme, classes)
+    assert set(labels) - {None} == set(classes)
+    if scheme == "chemsys":
+        assert len(classes) == 2 and None in labels  # the third system is outside the class list
+    with pytest.raises(ValueError, match="Unknown label scheme"):
+        select_classes(docs, "spacegroup")

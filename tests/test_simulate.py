@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from pymatgen_xanes_nn.dataset import load_tasks, pack_tasks
+from pymatgen_xanes_nn.simulate import (
+    FEFF_MALLOC_ENV,
+    PRESETS,
+    DirectorySink,
+    FeffSettings,
+    SiteJob,
+    feff_env,
+    get_settings,
+    read_xmu_rows,
+    simulate,
+)
+
+from .conftest import test_file
+
+
+def _diamond() -> Structure:
+    return Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.431), ["Si"], [[0, 0, 0]])
+
+
+def _sic() -> Structure:
+    return Structure.from_spacegroup("F-43m", Lattice.cubic(4.36), ["Si", "C"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+
+
+def test_presets_and_settings():
+    assert get_settings("dataset").user_tag_settings() == {"SCF": "3.5 0 30 .2 1", "FMS": "5.0 0", "_del": ["LDOS"]}
+    assert get_settings("mp_default").user_tag_settings() == {"SCF": "4.5 0 30 .2 1", "FMS": "7.5 0"}
+    assert get_settings({"name": "x", "radius": 6.0, "scf": None}).user_tag_settings()["_del"] == ["SCF"]
+    assert FeffSettings.from_dict(PRESETS["dataset"].as_dict()) == PRESETS["dataset"]
+    with pytest.raises(ValueError, match="Unknown FEFF settings preset 'fast'"):
+        get_settings("fast")
+
+
+def test_malloc_environment():
+    env = feff_env({"PATH": "/bin"})
+    assert env["MALLOC_MMAP_MAX_"] == "0" and env["MALLOC_TRIM_THRESHOLD_"] == "4294967296"
+    assert env["PATH"] == "/bin" and set(FEFF_MALLOC_ENV) <= set(env)
+
+
+def test_read_xmu_rows(tmp_path):
+    rows = read_xmu_rows(test_file("feff", "Si_diamond", "xmu.dat"))
+    assert len(rows) == 100 and len(rows[0]) == 6
+    (tmp_path / "xmu.dat").write_text("# only a header\n")
+    with pytest.raises(ValueError, match="Corrupt FEFF output"):
+        read_xmu_rows(str(tmp_path / "xmu.dat"))
+    (tmp_path / "xmu.dat").write_text("1 2 3\n4 5 6\n")
+    with pytest.raises(ValueError, match=">= 6 columns"):
+        read_xmu_rows(str(tmp_path / "xmu.dat"))
+
+
+def test_simulate_resume_failures_and_pack(tmp_path):
+    """A real FEFF10 run on a tiny cluster, a failing site, resume, retry and packing."""
+    jobs = [
+        SiteJob("diamond-s0", _diamond().as_dict(), 0, {"chemsys": "Si", "group_id": "g-d", "structure_id": "d"}),
+        SiteJob("sic-s7", _sic().as_dict(), 7, {"chemsys": "C-Si", "group_id": "g-c", "structure_id": "c"}),  # a C site
+    ]
+    sink = DirectorySink(str(tmp_path / "tasks"))
+    seen = []
+    counts = simulate(jobs, sink, settings="tiny", n_workers=2, scratch=str(tmp_path / "scratch"), progress=False,
+                      callback=seen.append)
+    assert counts == {"skipped": 0, "successful": 1, "failed": 1} and len(seen) == 2
+    docs = {d["task_id"]: d for d in sink.iter_docs()}
+    ok, bad = docs["diamond-s0"], docs["sic-s7"]
+    for field in ("input_parameters", "cluster", "structure", "absorbing_atom", "spectrum_type", "spectrum", "edge",
+                  "metadata", "dir_name", "last_updated", "task_id"):
+        assert field in ok, field
+    assert ok["absorbing_atom"] == 0 and ok["spectrum_type"] == "XANES" and ok["edge"] == "K"
+    spectrum = np.asarray(ok["spectrum"])
+    assert spectrum.shape[1] == 6 and np.isfinite(spectrum).all() and 1830 < spectrum[0, 0] < 1850
+    assert ok["metadata"]["feff_settings"]["name"] == "tiny" and ok["metadata"]["timing"]["user_s"] > 0
+    assert ok["metadata"]["feff_env"] == FEFF_MALLOC_ENV
+    assert bad["state"] == "failed" and "not Si" in bad["error"]
+    assert not os.listdir(tmp_path / "scratch")  # working folders cleaned up
+
+    # resume: nothing is rerun and finished results are not rewritten
+    path = tmp_path / "tasks" / "diamond-s0.json.gz"
+    mtime = path.stat().st_mtime_ns
+    assert simulate(jobs, sink, settings="tiny", progress=False) == {"skipped": 2, "successful": 0, "failed": 0}
+    assert path.stat().st_mtime_ns == mtime
+    # retry_failed reruns only the failed site
+    assert simulate(jobs, sink, settings="tiny", progress=False, retry_failed=True) == {
+        "skipped": 1, "successful": 0, "failed": 1}
+
+    # pack and load: structures stored once, failed documents kept but filtered by default
+    pack_tasks(list(sink.iter_docs()), str(tmp_path / "pack.json.gz"))
+    assert [d["task_id"] for d in load_tasks(str(tmp_path / "pack.json.gz"))] == ["diamond-s0"]
+    assert len(load_tasks(str(tmp_path / "pack.json.gz"), include_failed=True)) == 2
+    # the shipped dataset's finished ids count as done
+    sink2 = DirectorySink(str(tmp_path / "other"), also_done=load_tasks(str(tmp_path / "pack.json.gz")))
+    assert sink2.done_ids() == {"diamond-s0"}
+
+
+def test_interrupted_run_keeps_finished_sites(tmp_path):
+    jobs = [SiteJob(f"diamond-{i}", _diamond().as_dict(), 0, {}) for i in range(3)]
+    sink = DirectorySink(str(tmp_path / "tasks"))
+
+    def stop(doc):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        simulate(jobs, sink, settings="tiny", n_workers=1, progress=False, callback=stop)
+    done = sink.done_ids()
+    assert 1 <= len(done) <= 2  # the finished one (and at most the one in flight)
+    counts = simulate(jobs, sink, settings="tiny", n_workers=1, progress=False)
+    assert counts["skipped"] == len(done) and counts["successful"] == 3 - len(done)
