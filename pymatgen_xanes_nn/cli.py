@@ -257,6 +257,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.experiments import EXPERIMENTS, run_experiment
+
+    names = EXPERIMENTS if args.name == "all" else [args.name]
+    docs = _load_docs(args) if args.dataset or args.store_uri else None
+    for name in names:
+        result = run_experiment(name, args.output, quick=args.quick, docs=docs, scheme=args.scheme)
+        print(f"{name}: {result['n_spectra']} spectra, {result['n_groups']} groups -> "
+              f"{os.path.join(args.output, name)}.json/.png")
+        for key, value in sorted(result.get("final", {}).items()):
+            print(f"  {key:<20} " + "  ".join(f"{m} {v['mean']:.4g} +- {v['std']:.2g}" for m, v in value.items()))
+    return 0
+
+
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
     from pymatgen_xanes_nn.labels import LABEL_SCHEMES
@@ -328,6 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-robustness", action="store_true")
     p.add_argument("--output", default="evaluation.json")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("experiment", help="reproduce the seed's experiments (Table I/II, Figs. 6-9)")
+    p.add_argument("name", choices=["autoencoders", "latent", "dropout", "activations", "all"])
+    p.add_argument("--quick", action="store_true", help="a few epochs (for tests)")
+    p.add_argument("--output", default=os.path.join("docs", "experiments"))
+    p.add_argument("--scheme", default="chemsys")
+    p.add_argument("--dataset", default=None, help="packed task documents (default: shipped)")
+    p.add_argument("--store-uri", default=None)
+    p.add_argument("--database", default="feff")
+    p.add_argument("--collection", default="tasks")
+    p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("corpus", help="build the Si structure corpus (AMCSD + matbench_dielectric)")
     p.add_argument("--output", default="corpus.json.gz")

@@ -84,6 +84,7 @@ def _keras():
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow, and make TensorFlow ops deterministic."""
     keras = _keras()
+    keras.backend.clear_session()  # models accumulate in the global graph state otherwise, slowing every fit
     keras.utils.set_random_seed(seed)
     try:
         import tensorflow as tf
