@@ -300,6 +300,13 @@ def file_store(directory: str, name: str, key: str) -> SafeJSONStore:
     return SafeJSONStore(path, read_only=False, key=key)
 
 
+def mongo_store(uri: str, collection: str, database: str, key: str = "task_id") -> Store:
+    """A maggma ``MongoStore`` from a URI (round-trips through ``as_dict``, so ``mrun -n`` workers get it)."""
+    from maggma.stores import MongoStore
+
+    return MongoStore.from_uri(uri, collection, database=database, key=key)
+
+
 def pipeline(
     tasks: Store, spectra: Store, materials: Store, classifications: Store, material_classifications: Store,
     model: str = "si_k_chemsys", **kwargs,
@@ -338,12 +345,8 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
     names = {"spectra": "task_id", "materials": "structure_id", "classifications": "task_id",
              "material_classifications": "structure_id"}
     if uri:
-        from maggma.stores import MongoStore
-
-        tasks = MongoStore.from_uri(uri, env.get("XANES_NN_TASKS_COLLECTION", "tasks"),
-                              database=env.get("XANES_NN_TASKS_DB", "feff"), key="task_id")
-        out = {n: MongoStore.from_uri(uri, f"xanes_{n}", database=env.get("XANES_NN_DB", "xanes_nn"), key=k)
-               for n, k in names.items()}
+        tasks = mongo_store(uri, env.get("XANES_NN_TASKS_COLLECTION", "tasks"), env.get("XANES_NN_TASKS_DB", "feff"))
+        out = {n: mongo_store(uri, f"xanes_{n}", env.get("XANES_NN_DB", "xanes_nn"), k) for n, k in names.items()}
     else:
         directory = env.get("XANES_NN_OUTPUT", "xanes_nn_output")
         tasks = shipped_task_store(env.get("XANES_NN_TASKS_FILE"))

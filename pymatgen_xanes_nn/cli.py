@@ -64,9 +64,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.limit:
         jobs = jobs[: args.limit]
     if args.store_uri:
-        from maggma.stores import MongoStore
+        from pymatgen_xanes_nn.builders import mongo_store
 
-        sink = StoreSink(MongoStore.from_uri(args.store_uri, collection_name=args.collection, database=args.database))
+        sink = StoreSink(mongo_store(args.store_uri, args.collection, args.database))
     else:
         shipped = load_tasks(args.dataset, include_failed=True) if os.path.exists(args.dataset) else []
         sink = DirectorySink(args.output, also_done=shipped)
@@ -103,7 +103,8 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.corpus import load_corpus
     from pymatgen_xanes_nn.feff_study import run_study
 
-    results = run_study(load_corpus(args.corpus), args.presets, args.output, scratch=args.scratch)
+    results = run_study(load_corpus(args.corpus), args.presets, args.output, scratch=args.scratch,
+                        n_workers=args.workers)
     print(f"{'preset':<12} {'CPU s/site':>10} {'min cosine':>10} {'max diff/peak':>13} {'n':>3}")
     for preset, s in results["summary"].items():
         print(f"{preset:<12} {s['mean_cpu_s']:>10.1f} {s['min_cosine']:>10.4f} {s['max_diff_over_peak']:>13.3f} {s['n']:>3}")
@@ -188,9 +189,9 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
     from pymatgen_xanes_nn.dataset import load_tasks
 
     if getattr(args, "store_uri", None):
-        from maggma.stores import MongoStore
+        from pymatgen_xanes_nn.builders import mongo_store
 
-        store = MongoStore.from_uri(args.store_uri, collection_name=args.collection, database=args.database)
+        store = mongo_store(args.store_uri, args.collection, args.database)
         store.connect()
         docs = [d for d in store.query({"state": {"$ne": "failed"}}) if d.get("spectrum")]
         store.close()
@@ -296,6 +297,18 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collection", default="tasks")
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.corpus import load_corpus
+    from pymatgen_xanes_nn.dataset import dataset_summary, load_tasks, render_card
+
+    study = json.load(open(args.study)) if args.study and os.path.exists(args.study) else None
+    summary = dataset_summary(load_tasks(args.dataset, include_failed=True))
+    with open(args.output, "w") as f:
+        f.write(render_card(summary, load_corpus(), study))
+    print(f"{summary['n_successful']} spectra, {summary['n_structures']} structures -> {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
     from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
@@ -376,11 +389,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("feff-study", help="compare cheaper FEFF presets with the MPXANESSet defaults (resumable)")
-    p.add_argument("--presets", nargs="+", default=["dataset", "reduced8"], choices=sorted(PRESETS))
+    p.add_argument("--presets", nargs="+", default=["dataset", "fast", "reduced8"], choices=sorted(PRESETS))
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--corpus", default=None)
     p.add_argument("--output", default="feff_study.json")
     p.add_argument("--scratch", default=None)
     p.set_defaults(func=_cmd_feff_study)
+
+    p = sub.add_parser("card", help="write the dataset card (markdown) from the packed dataset")
+    p.add_argument("--dataset", default=data_path(TASKS_FILE))
+    p.add_argument("--study", default=os.path.join("docs", "feff_study.json"))
+    p.add_argument("--output", default=os.path.join("docs", "DATASET.md"))
+    p.set_defaults(func=_cmd_card)
 
     p = sub.add_parser("pack", help="merge folders of finished task documents into the dataset file")
     p.add_argument("directories", nargs="+")

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from pymatgen_xanes_nn.dataset import dataset_summary, load_tasks
+from pymatgen_xanes_nn.io import from_task_doc
+from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def test_shipped_dataset_is_valid():
+    docs = load_tasks(include_failed=True)
+    assert len(docs) > 100
+    ids = [d["task_id"] for d in docs]
+    assert len(ids) == len(set(ids))
+    for d in docs[:: max(1, len(docs) // 40)]:
+        if d.get("state") == "failed":
+            assert d["error"]
+            continue
+        assert d["edge"] == "K" and d["spectrum_type"] == "XANES"
+        assert d["metadata"]["group_id"] and d["metadata"]["chemsys"]
+        vec = DEFAULT_PREPROCESSING.transform(from_task_doc(d))
+        assert np.isfinite(vec).all()
+
+
+def test_card_matches_committed_dataset():
+    card = open(os.path.join(ROOT, "docs", "DATASET.md")).read()
+    summary = dataset_summary(load_tasks(include_failed=True))
+    assert f"task documents: {summary['n_documents']} ({summary['n_successful']} successful" in card
+    table = card.split("## Sites per chemical system")[1].split("##")[0]
+    rows = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(r"\| (\S+) \| (\d+) \| (\d+) \|", table)}
+    expected = {c: (summary["chemsys_structures"][c], n) for c, n in summary["chemsys_sites"].items()}
+    assert rows == expected
+    env_table = card.split("## Sites per Si local environment")[1].split("##")[0]
+    envs = {m[0]: int(m[1]) for m in re.findall(r"\| (\S+) \| (\d+) \|", env_table)}
+    assert envs == summary["environment_sites"]
