@@ -1,0 +1,92 @@
+"""Builder throughput, as ratios against raw ``insert_many`` measured in the same run.
+
+    python benchmarks/bench_builders.py [--n 10000] [--model si_k_chemsys]
+
+1. The embedded default (shipped dataset, JSON-file stores) through all builders: target <= 60 s.
+2. ``--n`` synthetic-but-realistic task documents (shipped spectra with small energy jitter and new
+   task ids) on a secantusdb MongoDB-protocol server: spectrum + classification builders
+   <= 60 s, an unchanged rerun <= 5 s; reported next to ``insert_many`` of the same documents.
+Writes ``benchmarks/results/builders.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def synthetic_tasks(n: int, seed: int = 0) -> list[dict]:
+    from pymatgen_xanes_nn.dataset import load_tasks
+
+    base = load_tasks()
+    rng = np.random.default_rng(seed)
+    docs = []
+    for i in range(n):
+        d = copy.deepcopy(base[i % len(base)])
+        rows = np.asarray(d["spectrum"])
+        rows[:, 0] += rng.normal(0, 0.2)
+        d["spectrum"] = rows.tolist()
+        d["task_id"] = f"bench-{i:06d}"
+        d["metadata"] = dict(d["metadata"], structure_id=f"{d['metadata']['structure_id']}-b{i // len(base)}")
+        docs.append(d)
+    return docs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--model", default="si_k_chemsys")
+    args = parser.parse_args()
+
+    import pymongo
+
+    from pymatgen_xanes_nn.builders import ClassificationBuilder, SpectrumBuilder, mongo_store, pipeline_from_env
+    from pymatgen_xanes_nn.server import mongo_server
+
+    res: dict = {"n": args.n}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        for b in pipeline_from_env({"XANES_NN_OUTPUT": tmp, "XANES_NN_MODEL": args.model}):
+            b.run()
+        res["embedded_default_s"] = time.perf_counter() - t
+
+    docs = synthetic_tasks(args.n)
+    with mongo_server() as uri:
+        client = pymongo.MongoClient(uri)
+        t = time.perf_counter()
+        client["raw"]["tasks"].insert_many(copy.deepcopy(docs))
+        res["insert_many_s"] = time.perf_counter() - t
+        client["feff"]["tasks"].insert_many(docs)
+        tasks = mongo_store(uri, "tasks", "feff")
+        spectra = mongo_store(uri, "xanes_spectra", "xanes_nn")
+        classes = mongo_store(uri, "xanes_classifications", "xanes_nn")
+        builders = [SpectrumBuilder(tasks, spectra), ClassificationBuilder(spectra, classes, model=args.model)]
+        t = time.perf_counter()
+        for b in builders:
+            b.run()
+        res["builders_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for b in [SpectrumBuilder(tasks, spectra), ClassificationBuilder(spectra, classes, model=args.model)]:
+            b.run()
+        res["unchanged_rerun_s"] = time.perf_counter() - t
+        res["classified"] = client["xanes_nn"]["xanes_classifications"].count_documents({"state": "successful"})
+    res["builders_over_insert_many"] = res["builders_s"] / res["insert_many_s"]
+    res["rerun_over_insert_many"] = res["unchanged_rerun_s"] / res["insert_many_s"]
+    res["targets_met"] = {"embedded_le_60s": res["embedded_default_s"] <= 60, "builders_le_60s": res["builders_s"] <= 60,
+                          "rerun_le_5s": res["unchanged_rerun_s"] <= 5}
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "builders.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

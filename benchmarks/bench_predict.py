@@ -1,0 +1,124 @@
+"""Prediction and training speed, as ratios against baselines measured in the same run.
+
+    python benchmarks/bench_predict.py [--model si_k_chemsys] [--skip-training]
+
+Targets (issue 5): single-spectrum predict <= 1 ms warm; >= 20,000 spectra/s in a batch of 10,000;
+>= 100x faster than Keras ``predict`` per call; cold start within 1.3x of importing pymatgen's XAS;
+the seed's training protocol (AE 200 + FNN 500 epochs) on the full dataset <= 3 minutes.
+Writes ``benchmarks/results/predict.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def best_of(fn, repeats: int = 5, number: int = 1) -> float:
+    """Best wall time (s) of ``number`` calls, over ``repeats`` repetitions."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t) / number)
+    return min(times)
+
+
+def cold(code: str, repeats: int = 3) -> float:
+    return min(
+        (lambda t: (subprocess.run([sys.executable, "-c", code], check=True), time.perf_counter() - t)[1])(
+            time.perf_counter()) for _ in range(repeats)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="si_k_chemsys")
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args()
+
+    from pymatgen_xanes_nn import XANESClassifier
+    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.io import from_task_doc
+    from pymatgen_xanes_nn.models import forward
+
+    clf = XANESClassifier.from_pretrained(args.model)
+    docs = load_tasks()
+    xas = from_task_doc(docs[0])
+    x1 = clf.vectorize(xas)[0]
+    rng = np.random.default_rng(0)
+    x10k = np.repeat(clf.vectorize([from_task_doc(d) for d in docs[:200]])[0], 50, axis=0)
+    x10k += rng.normal(0, 0.01, x10k.shape).astype(np.float32)
+
+    res: dict = {}
+    res["predict_xas_s"] = best_of(lambda: clf.predict(xas), number=50)
+    res["predict_vector_s"] = best_of(lambda: clf.predict(x1), number=200)
+    res["batch_10000_s"] = best_of(lambda: clf.predict(x10k), repeats=3)
+    res["batch_spectra_per_s"] = len(x10k) / res["batch_10000_s"]
+
+    # Keras baseline with the same weights: encoder + FNN as one model
+    import keras
+
+    from pymatgen_xanes_nn.models import build_autoencoder, build_fnn
+
+    _, enc = build_autoencoder(clf.metadata["parameters"]["ae_config"], clf.preprocessing.n_points)
+    fnn = build_fnn(clf.metadata["parameters"]["fnn_config"], clf.code_size, len(clf.labels))
+    dense = [la for la in enc.layers if la.__class__.__name__ == "Dense"]
+    for layer, w in zip(dense, clf.encoder):
+        layer.set_weights([w["W"], w["b"]])
+    dense = [la for la in fnn.layers if la.__class__.__name__ == "Dense"]
+    for layer, w in zip(dense, [w for w in clf.fnn if "W" in w]):
+        layer.set_weights([w["W"], w["b"]])
+    inp = keras.Input((clf.preprocessing.n_points,))
+    z = enc(inp)
+    out = fnn((z - clf.code_mean) / clf.code_std)
+    full = keras.Model(inp, out)
+    keras_p = full.predict(x1[None], verbose=0)
+    numpy_p = forward(clf.fnn, (forward(clf.encoder, x1[None]) - clf.code_mean) / clf.code_std)
+    res["keras_numpy_max_abs_diff"] = float(np.abs(keras_p - numpy_p).max())
+    res["keras_predict_call_s"] = best_of(lambda: full.predict(x1[None], verbose=0), number=10)
+    res["numpy_forward_call_s"] = best_of(lambda: clf._proba_matrix(clf._encode_matrix(x1[None])), number=200)
+    res["speedup_vs_keras_per_call"] = res["keras_predict_call_s"] / res["numpy_forward_call_s"]
+
+    # cold start: a fresh interpreter classifying one spectrum vs importing pymatgen's XAS module
+    doc_path = os.path.join(HERE, "..", "test_files", "feff", "Si_diamond", "xmu.dat")
+    res["cold_predict_s"] = cold(
+        "from pymatgen_xanes_nn import XANESClassifier; from pymatgen_xanes_nn.io import read_xmu; "
+        f"XANESClassifier.from_pretrained({args.model!r}).predict(read_xmu({doc_path!r}))")
+    res["cold_import_pymatgen_xas_s"] = cold("import pymatgen.analysis.xas.spectrum")
+    res["cold_start_ratio"] = res["cold_predict_s"] / res["cold_import_pymatgen_xas_s"]
+
+    if not args.skip_training:
+        from pymatgen_xanes_nn.training import dataset_for_scheme, train
+
+        spectra, _ = dataset_for_scheme("chemsys")
+        data = spectra.labelled()
+        t = time.perf_counter()
+        train(data.x, data.labels, data.groups, ae_epochs=200, fnn_epochs=500)
+        res["train_seed_protocol_s"] = time.perf_counter() - t
+        res["train_n_spectra"] = len(data.x)
+
+    res["targets_met"] = {
+        "single_predict_le_1ms": res["predict_vector_s"] <= 1e-3,
+        "batch_ge_20000_per_s": res["batch_spectra_per_s"] >= 20_000,
+        "ge_100x_keras": res["speedup_vs_keras_per_call"] >= 100,
+        "cold_start_le_1.3x": res["cold_start_ratio"] <= 1.3,
+        **({"train_le_180s": res["train_seed_protocol_s"] <= 180} if "train_seed_protocol_s" in res else {}),
+    }
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "predict.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
