@@ -38,3 +38,19 @@ def test_card_matches_committed_dataset():
     env_table = card.split("## Sites per Si local environment")[1].split("##")[0]
     envs = {m[0]: int(m[1]) for m in re.findall(r"\| (\S+) \| (\d+) \|", env_table)}
     assert envs == summary["environment_sites"]
+
+
+def test_architecture_names_exist():
+    """The architecture figure is drawn from real names: every module, class and collection exists."""
+    import importlib
+
+    text = open(os.path.join(ROOT, "docs", "ARCHITECTURE.md")).read()
+    for module, names in re.findall(r"(\w+)\.py: ([\w, ]+)", text):
+        mod = importlib.import_module(f"pymatgen_xanes_nn.{module}")
+        for name in names.split(", "):
+            assert hasattr(mod, name.strip()), f"{module}.{name}"
+    for module in re.findall(r"\b(\w+)\.py\b", text):
+        importlib.import_module(f"pymatgen_xanes_nn.{module}")
+    builders_src = open(os.path.join(ROOT, "pymatgen_xanes_nn", "builders.py")).read()
+    for collection in ("spectra", "materials", "classifications", "material_classifications"):
+        assert f'"{collection}"' in builders_src and f"xanes_{collection}" in text
