@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import tempfile
 import time
 
 import numpy as np
+from common import write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -80,12 +80,9 @@ def main() -> None:
         res["classified"] = client["xanes_nn"]["xanes_classifications"].count_documents({"state": "successful"})
     res["builders_over_insert_many"] = res["builders_s"] / res["insert_many_s"]
     res["rerun_over_insert_many"] = res["unchanged_rerun_s"] / res["insert_many_s"]
-    res["targets_met"] = {"embedded_le_60s": res["embedded_default_s"] <= 60, "builders_le_60s": res["builders_s"] <= 60,
-                          "rerun_le_5s": res["unchanged_rerun_s"] <= 5}
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "builders.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    print(json.dumps(res, indent=1))
+    res["targets_met"] = {"embedded_le_60s": res["embedded_default_s"] <= 60,
+                          "builders_le_60s": res["builders_s"] <= 60, "rerun_le_5s": res["unchanged_rerun_s"] <= 5}
+    write_results("builders", res)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,13 @@ Writes ``benchmarks/results/predict.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 
 import numpy as np
+from common import write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -114,10 +114,7 @@ def main() -> None:
         "cold_start_le_1.3x": res["cold_start_ratio"] <= 1.3,
         **({"train_le_180s": res["train_seed_protocol_s"] <= 180} if "train_seed_protocol_s" in res else {}),
     }
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "predict.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    print(json.dumps(res, indent=1))
+    write_results("predict", res)
 
 
 if __name__ == "__main__":

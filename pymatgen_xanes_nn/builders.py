@@ -259,8 +259,9 @@ class EmbeddedMemoryStore(MemoryStore):
 
 
 class SafeJSONStore(JSONStore):
-    """A writable ``JSONStore`` that replaces its file atomically and, like :class:`EmbeddedMemoryStore`,
-    survives ``close()`` (every update is already on disk).
+    """A writable ``JSONStore`` that replaces its file atomically.
+
+    Like :class:`EmbeddedMemoryStore` it survives ``close()``; every update is already on disk.
     """
 
     def close(self) -> None:

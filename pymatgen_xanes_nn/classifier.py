@@ -356,7 +356,9 @@ class XANESClassifier(MSONable):
 
     # ------------------------------------------------------------------ training
     @classmethod
-    def fit(cls, x: np.ndarray, labels: Sequence[str], groups: Sequence[str] | None = None, **kwargs) -> XANESClassifier:
+    def fit(
+        cls, x: np.ndarray, labels: Sequence[str], groups: Sequence[str] | None = None, **kwargs
+    ) -> XANESClassifier:
         """Train autoencoder then FNN on preprocessed spectra; see :func:`pymatgen_xanes_nn.training.train`."""
         from pymatgen_xanes_nn.training import train
 

@@ -107,7 +107,8 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
                         n_workers=args.workers)
     print(f"{'preset':<12} {'CPU s/site':>10} {'min cosine':>10} {'max diff/peak':>13} {'n':>3}")
     for preset, s in results["summary"].items():
-        print(f"{preset:<12} {s['mean_cpu_s']:>10.1f} {s['min_cosine']:>10.4f} {s['max_diff_over_peak']:>13.3f} {s['n']:>3}")
+        print(f"{preset:<12} {s['mean_cpu_s']:>10.1f} {s['min_cosine']:>10.4f} "
+              f"{s['max_diff_over_peak']:>13.3f} {s['n']:>3}")
     return 0
 
 

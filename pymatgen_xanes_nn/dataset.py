@@ -13,7 +13,7 @@ def data_path(name: str) -> str:
 
 
 def _decode_datetimes(d: dict):
-    """json object_hook: restore monty-encoded datetimes only (structures stay dicts)."""
+    """Json object_hook: restore monty-encoded datetimes only (structures stay dicts)."""
     if d.get("@module") == "datetime" and d.get("@class") == "datetime":
         from monty.json import MontyDecoder
 

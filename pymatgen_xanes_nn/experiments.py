@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, DEFAULT_FNN, FNN_CONFIGS
+from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, FNN_CONFIGS
 
 if TYPE_CHECKING:
     from pymatgen_xanes_nn.training import SpectraSet

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -194,10 +193,9 @@ class SiteJob:
 
 def simulate_site(job: SiteJob, settings: FeffSettings, scratch: str, timeout: float | None = None) -> dict:
     """Run one site and return its task document (``state`` is ``"successful"`` or ``"failed"``)."""
+    import feff10
     from pymatgen.core import Structure
     from pymatgen.io.feff.inputs import Atoms
-
-    import feff10
 
     structure = Structure.from_dict(job.structure)
     metadata = dict(job.metadata)
@@ -265,11 +263,13 @@ class DirectorySink(TaskSink):
                 yield read_json_gz(os.path.join(self.directory, name))
 
     def done_ids(self, include_failed: bool = True) -> set[str]:
+        """Task ids in the folder or in ``also_done``."""
         states = dict(self._extra)
         states.update({d["task_id"]: d.get("state", "successful") for d in self.iter_docs()})
         return {k for k, s in states.items() if include_failed or s != "failed"}
 
     def write(self, doc: dict) -> None:
+        """Write ``<task_id>.json.gz`` atomically."""
         from pymatgen_xanes_nn.dataset import write_json_gz
 
         path = os.path.join(self.directory, f"{doc['task_id']}.json.gz")
@@ -285,10 +285,12 @@ class StoreSink(TaskSink):
         self.store.connect()
 
     def done_ids(self, include_failed: bool = True) -> set[str]:
+        """Task ids in the store."""
         criteria = {} if include_failed else {"state": {"$ne": "failed"}}
         return set(self.store.distinct("task_id", criteria))
 
     def write(self, doc: dict) -> None:
+        """Upsert by ``task_id``."""
         self.store.update([doc], key="task_id")
 
 

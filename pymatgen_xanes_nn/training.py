@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pymatgen_xanes_nn.models import (
+    AE_CONFIGS,
     DEFAULT_AE,
     DEFAULT_FNN,
     DEFAULT_KEEP_PROB,
+    FNN_CONFIGS,
     check_config,
     check_keep_prob,
-    AE_CONFIGS,
-    FNN_CONFIGS,
 )
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, SpectrumError
 

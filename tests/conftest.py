@@ -104,3 +104,10 @@ def fake_task_docs(n_groups: int = 6, sites: int = 2, seed: int = 0) -> list[dic
                                      structure_id=f"fake-{k}-{g}", environment=["SiO4", "SiO6", "SiC4"][k])
                 docs.append(d)
     return docs
+
+
+def diamond_si():
+    """Diamond Si (Fd-3m, a = 5.431 A): one unique Si site."""
+    from pymatgen.core import Lattice, Structure
+
+    return Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.431), ["Si"], [[0, 0, 0]])

@@ -20,11 +20,7 @@ from pymatgen_xanes_nn.atomate import (
     use_feff10,
 )
 
-from .conftest import task_docs, test_file
-
-
-def _diamond() -> Structure:
-    return Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.431), ["Si"], [[0, 0, 0]])
+from .conftest import diamond_si, task_docs, test_file
 
 
 def _quartz() -> Structure:
@@ -48,7 +44,7 @@ def test_workflow_structure(toy_model_file):
 def test_powerups_on_atomate_workflow(toy_model_file):
     from atomate.feff.workflows.core import get_wf_xas
 
-    wf = get_wf_xas("Si", _diamond(), edge="K", db_file=">>db_file<<")
+    wf = get_wf_xas("Si", diamond_si(), edge="K", db_file=">>db_file<<")
     wf = add_xanes_classification(use_feff10(wf), model=toy_model_file)
     for fw in wf.fws:
         names = [t.fw_name.strip("{}").split(".")[-1] for t in fw.tasks]
@@ -94,7 +90,7 @@ def test_end_to_end_fireworks(tmp_path, monkeypatch, toy_model_file):
         lp.reset("", require_password=False)
         db_file = tmp_path / "db.json"
         db_file.write_text(json.dumps({"host": host, "port": int(port), "database": "feff", "collection": "tasks"}))
-        wf = get_wf_xanes_classified(_diamond(), settings="tiny", model=toy_model_file, db_file=str(db_file))
+        wf = get_wf_xanes_classified(diamond_si(), settings="tiny", model=toy_model_file, db_file=str(db_file))
         # and a firework whose FEFF input is broken: it must fizzle with the error
         bad = Firework([FileWriteTask(files_to_write=[{"filename": "feff.inp", "contents": "NOT A FEFF INPUT\n"}]),
                         RunFeff10()], name="broken-feff")

@@ -13,8 +13,8 @@ from pymatgen_xanes_nn.models import AE_CONFIGS, FNN_CONFIGS, build_autoencoder,
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
 from pymatgen_xanes_nn.training import fit_temperature, grouped_holdout, train
 
-from .conftest import synthetic_edge
-from .conftest import CENTERS, toy_set as _toy_set
+from .conftest import CENTERS, synthetic_edge
+from .conftest import toy_set as _toy_set
 
 
 @pytest.fixture(scope="module")

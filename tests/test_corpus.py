@@ -15,6 +15,7 @@ from pymatgen_xanes_nn.corpus import (
 )
 from pymatgen_xanes_nn.labels import assign_labels, select_classes
 
+
 def _quartz_cif(si_occ: float = 1.0, o_occ: float = 1.0) -> str:
     """alpha-quartz (from the test task document) as CIF, with optional partial occupancies."""
     from pymatgen.io.cif import CifWriter

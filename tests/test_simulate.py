@@ -19,11 +19,7 @@ from pymatgen_xanes_nn.simulate import (
     simulate,
 )
 
-from .conftest import test_file
-
-
-def _diamond() -> Structure:
-    return Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.431), ["Si"], [[0, 0, 0]])
+from .conftest import diamond_si, test_file
 
 
 def _sic() -> Structure:
@@ -59,7 +55,7 @@ def test_read_xmu_rows(tmp_path):
 def test_simulate_resume_failures_and_pack(tmp_path):
     """A real FEFF10 run on a tiny cluster, a failing site, resume, retry and packing."""
     jobs = [
-        SiteJob("diamond-s0", _diamond().as_dict(), 0, {"chemsys": "Si", "group_id": "g-d", "structure_id": "d"}),
+        SiteJob("diamond-s0", diamond_si().as_dict(), 0, {"chemsys": "Si", "group_id": "g-d", "structure_id": "d"}),
         SiteJob("sic-s7", _sic().as_dict(), 7, {"chemsys": "C-Si", "group_id": "g-c", "structure_id": "c"}),  # a C site
     ]
     sink = DirectorySink(str(tmp_path / "tasks"))
@@ -99,7 +95,7 @@ def test_simulate_resume_failures_and_pack(tmp_path):
 
 
 def test_interrupted_run_keeps_finished_sites(tmp_path):
-    jobs = [SiteJob(f"diamond-{i}", _diamond().as_dict(), 0, {}) for i in range(3)]
+    jobs = [SiteJob(f"diamond-{i}", diamond_si().as_dict(), 0, {}) for i in range(3)]
     sink = DirectorySink(str(tmp_path / "tasks"))
 
     def stop(doc):
