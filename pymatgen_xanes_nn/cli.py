@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -128,11 +129,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     env.pop("XANES_NN_MONGO_URI", None)
     t0 = time.time()
     for builder in pipeline_from_env(env):
-        builder.run()
+        builder.run(log_level=logging.WARNING)  # maggma's default is DEBUG on the root logger
         target = builder.targets[0]
         n_ok = target.count({"state": "successful"})
         n_failed = target.count({"state": "failed"})
-        print(f"  {type(builder).__name__:<24} -> {target.collection_name}: {n_ok} documents"
+        name = os.path.basename(target.paths[0]) if hasattr(target, "paths") else target.collection_name
+        print(f"  {type(builder).__name__:<24} -> {name}: {n_ok} documents"
               + (f", {n_failed} failed" if n_failed else ""))
     print(f"  done in {time.time() - t0:.1f} s; rerun it and nothing is rebuilt (incremental)")
     print("\nNext: `mrun builders/xanes.py` (same pipeline via maggma), `xanes-nn predict your_spectrum.dat`")
@@ -224,8 +226,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     clf.to(args.output)
     val = clf.metadata["metrics"].get("validation", {})
     if val:
-        print(f"held-out groups: accuracy {val['accuracy']:.3f}, balanced {val['balanced_accuracy']:.3f}, "
-              f"ECE {val['ece_uncalibrated']:.3f} -> {val['ece']:.3f} after calibration (T={clf.temperature:.3f})")
+        print(f"held-out groups ({val['n']} spectra): accuracy {val['accuracy']:.3f}, balanced "
+              f"{val['balanced_accuracy']:.3f}; temperature {clf.temperature:.3f} fitted on them "
+              f"(ECE {val['ece_uncalibrated']:.3f} -> {val['ece']:.3f} in-sample; `xanes-nn evaluate` for out-of-sample)")
     print(f"wrote {args.output}")
     return 0
 

@@ -25,6 +25,7 @@ from pymatgen_xanes_nn.preprocessing import SpectrumError, validate_arrays
 if TYPE_CHECKING:
     from pymatgen.analysis.xas.spectrum import XAS
 
+_XMU_COLUMNS_RE = re.compile(r"#\s+omega\s+e\s+k\s+mu\s+mu0\s+chi")
 _ABS_RE = re.compile(r"Abs\s+Z=\s*(\d+).*?\b(K|L1|L2|L3|M1|M2|M3|M4|M5)\s+shell")
 
 
@@ -167,6 +168,6 @@ def read_spectrum(filename: str) -> XAS:
     if name.endswith(".json"):
         return read_json(filename)
     head = _read_text(filename)[:4000]
-    if name.startswith("xmu") or "omega    e    k    mu" in head or "FEFF" in head[:200]:
+    if name.startswith("xmu") or name.endswith("xmu.dat") or _XMU_COLUMNS_RE.search(head):
         return read_xmu(filename)
     return read_two_column(filename)

@@ -4,11 +4,14 @@ Autoencoders (Table I; ReLU hidden layers, linear code and output, MSE, Adam):
     NN1 500-128-64-32-2-32-64-128-500, NN2 500-128-64-32-64-128-500 (the seed's pick),
     NN3 500-128-64-128-500, NN4 500-128-500.
 
-Feed-forward classifier (Table II) on the encoder output: dense layers 100-60-30-n_classes with
-the four activations of the configuration, dropout after each hidden layer, then softmax;
-cross-entropy, Adam, batch 16. Table II lists four activations for the four weight layers, so
-the fourth acts on the output units before the softmax, as in the seed; the probabilities are
-temperature-calibrated afterwards (:mod:`pymatgen_xanes_nn.classifier`).
+Feed-forward classifier (Table II) on the encoder output, the seed's five layers: L1 the input
+layer, hidden L2-L4 of 100, 60 and 30 units, L5 the softmax output; cross-entropy, Adam, batch 16.
+Table II gives activations for "Layer 1-4", i.e. L1-L4: L1 is a dense layer as wide as the code
+with the first activation, L2-L4 take the other three, dropout follows each hidden layer, and the
+output logits are linear into the softmax. (Putting the fourth activation on the 12 output units
+instead saturates a sigmoid before the softmax: every confident prediction then gets the same
+probability, e.g. 0.875, which no calibration can repair.) Probabilities are
+temperature-calibrated afterwards (:mod:`pymatgen_xanes_nn.training`).
 
 The seed's "dropout ratio 0.8" is a *keep* probability ("we drop 20% neuron"): Keras
 ``Dropout(rate=1 - keep_prob)``.
@@ -131,12 +134,12 @@ def build_fnn(
     acts = FNN_CONFIGS[check_config(config, FNN_CONFIGS)]
     rate = 1.0 - check_keep_prob(keep_prob)
     inp = keras.Input((n_inputs,), name="code")
-    x = inp
-    for i, (units, act) in enumerate(zip(hidden, acts[:-1])):
+    x = keras.layers.Dense(n_inputs, activation=acts[0], name="fnn_input")(inp)  # L1
+    for i, (units, act) in enumerate(zip(hidden, acts[1:])):  # L2-L4
         x = keras.layers.Dense(units, activation=act, name=f"fnn{i}")(x)
         if rate > 0:
             x = keras.layers.Dropout(rate, name=f"dropout{i}")(x)
-    x = keras.layers.Dense(n_classes, activation=acts[-1], name="fnn_out")(x)
+    x = keras.layers.Dense(n_classes, activation="linear", name="logits")(x)  # L5
     out = keras.layers.Softmax(name="softmax")(x)
     model = keras.Model(inp, out, name=f"fnn_{config}")
     model.compile(
@@ -201,7 +204,7 @@ def fit_autoencoder(
     autoencoder, encoder = build_autoencoder(config, x.shape[1], learning_rate)
     x = np.asarray(x, np.float32)
     hist = autoencoder.fit(
-        _dataset((x, x), batch_size, seed), epochs=epochs, verbose=verbose,
+        _dataset((x, x), batch_size, seed), epochs=epochs, verbose=verbose, shuffle=False,  # shuffled by tf.data
         validation_data=(x_val, x_val) if x_val is not None else None,
     )
     enc = export_dense_layers(encoder)
@@ -231,6 +234,7 @@ def fit_fnn(
     w = np.ones(len(y), np.float32) if class_weight is None else np.array([class_weight[k] for k in y], np.float32)
     hist = model.fit(
         _dataset((np.asarray(z, np.float32), y, w), batch_size, seed), epochs=epochs, verbose=verbose,
+        shuffle=False,  # shuffled by tf.data
         validation_data=(z_val, y_val) if z_val is not None else None,
     )
     return export_dense_layers(model), {k: [float(v) for v in vals] for k, vals in hist.history.items()}

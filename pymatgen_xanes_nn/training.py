@@ -175,7 +175,7 @@ def train(
     validation_fraction: float = 0.15,
     x_augment: np.ndarray | None = None,
     labels_augment: Sequence[str] | None = None,
-    ood_quantile: float = 0.99,
+    ood_quantile: float = 0.95,
     metadata: dict[str, Any] | None = None,
     verbose: int = 0,
 ) -> XANESClassifier:
@@ -254,9 +254,13 @@ def train(
     raw_p = clf._proba_matrix(ref_codes)
     if len(va):
         clf.temperature = fit_temperature(raw_p, ref_y)
-    rec = np.mean((forward(decoder, ref_codes) - ref_x) ** 2, axis=1)
+    # OOD thresholds: a quantile of in-distribution scores, training and held-out spectra pooled (the
+    # held-out groups alone are too few for a stable tail; the training ones alone are optimistic)
+    pool_x = np.concatenate([x_tr, x[va]]) if len(va) else x_tr
+    pool_codes = forward(encoder, pool_x)
+    rec = np.mean((forward(decoder, pool_codes) - pool_x) ** 2, axis=1)
     clf.ood["recon_threshold"] = float(np.quantile(rec, ood_quantile))
-    clf.ood["maha_threshold"] = float(np.quantile(clf.latent_distance(ref_codes), ood_quantile))
+    clf.ood["maha_threshold"] = float(np.quantile(clf.latent_distance(pool_codes), ood_quantile))
     metrics: dict[str, Any] = {}
     if len(va):
         metrics["validation"] = classification_metrics(ref_y, clf._proba_matrix(ref_codes), classes)

@@ -71,8 +71,8 @@ def test_dropout_is_keep_probability():
     assert rates == pytest.approx([0.2, 0.2, 0.2])
     assert not [la for la in build_fnn("FNN1", 32, 12, keep_prob=1.0).layers if type(la).__name__ == "Dropout"]
     acts = [la.get_config()["activation"] for la in fnn.layers if type(la).__name__ == "Dense"]
-    assert acts == list(FNN_CONFIGS["FNN4"]) and [la.units for la in fnn.layers if hasattr(la, "units")] == [
-        100, 60, 30, 12]
+    assert acts == [*FNN_CONFIGS["FNN4"], "linear"]  # L1-L4 of Table II, linear logits into the softmax
+    assert [la.units for la in fnn.layers if hasattr(la, "units")] == [32, 100, 60, 30, 12]
 
 
 @pytest.mark.parametrize("config", sorted(AE_CONFIGS))
@@ -203,3 +203,37 @@ def test_prediction_does_not_import_tensorflow(toy, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[0] in CENTERS
+
+
+def test_pretrained_models_load_and_predict():
+    from pymatgen_xanes_nn.classifier import PRETRAINED
+    from pymatgen_xanes_nn.io import read_spectrum
+
+    from .conftest import test_file
+
+    xas = read_spectrum(test_file("feff", "Si_diamond", "xmu.dat"))
+    for name in PRETRAINED:
+        clf = XANESClassifier.from_pretrained(name)
+        assert clf.name == name and len(clf.labels) >= 2
+        md = clf.metadata
+        assert md["label_scheme"] in ("chemsys", "environment") and len(md["training_data_sha256"]) == 64
+        assert clf.predict(xas) in clf.labels
+    assert XANESClassifier.from_pretrained().name == "si_k_chemsys"
+
+
+def test_pretrained_ood_flags_other_chemistry():
+    """Spectra of chemical systems outside the model's classes are flagged more often than its own."""
+    from pymatgen_xanes_nn.training import dataset_for_scheme
+
+    clf = XANESClassifier.from_pretrained("si_k_chemsys")
+    spectra, _ = dataset_for_scheme("chemsys")
+    own = [i for i, t in enumerate(spectra.task_ids) if spectra.labels[i] in clf.labels]
+    res = clf.classify(spectra.x)
+    from pymatgen_xanes_nn.dataset import load_tasks
+
+    chemsys = {d["task_id"]: d["metadata"]["chemsys"] for d in load_tasks()}
+    other = [i for i, t in enumerate(spectra.task_ids) if chemsys[t] not in clf.labels]
+    in_rate = np.mean([res[i]["ood"] for i in own])
+    assert in_rate <= 0.1
+    if other:  # the shipped dataset has chemical systems outside the class list
+        assert np.mean([res[i]["ood"] for i in other]) > 2 * in_rate
