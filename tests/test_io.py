@@ -153,3 +153,15 @@ def test_task_doc_nan(diamond_xmu):
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="No such spectrum file"):
         read_spectrum("does/not/exist.dat")
+
+
+def test_feff_is_reproducible_between_fixture_and_task_document():
+    """alpha-quartz computed twice (fixture xmu.dat and the dataset's task document): identical rows."""
+    from pymatgen_xanes_nn.dataset import read_json_gz
+
+    from .conftest import test_file
+
+    xas = read_xmu(test_file("feff", "SiO2_alpha_quartz", "xmu.dat"))
+    assert xas.structure.composition.reduced_formula == "SiO2"
+    doc = read_json_gz(test_file("tasks", "amcsd-789-s0.json.gz"))
+    np.testing.assert_array_equal(np.loadtxt(test_file("feff", "SiO2_alpha_quartz", "xmu.dat")), doc["spectrum"])
