@@ -107,3 +107,28 @@ def test_interrupted_run_keeps_finished_sites(tmp_path):
     assert 1 <= len(done) <= 2  # the finished one (and at most the one in flight)
     counts = simulate(jobs, sink, settings="tiny", n_workers=1, progress=False)
     assert counts["skipped"] == len(done) and counts["successful"] == 3 - len(done)
+
+
+def test_compare_spectra_metrics():
+    from pymatgen_xanes_nn.feff_study import compare_spectra, summarize_study
+
+    rows = np.loadtxt(test_file("feff", "Si_diamond", "xmu.dat"))
+    same = compare_spectra(rows.tolist(), rows.tolist())
+    assert same["cosine"] == pytest.approx(1.0) and same["rms"] == 0 and same["max_diff_over_peak"] == 0
+    bumped = rows.copy()
+    bumped[40, 3] += 0.1 * rows[:, 3].max()
+    m = compare_spectra(rows.tolist(), bumped.tolist())
+    assert m["max_diff_over_peak"] == pytest.approx(0.1, rel=1e-6) and m["cosine"] < 1
+    study = {"runs": {"Si": {"ref": {"spectrum": rows.tolist(), "cpu_s": 60.0},
+                             "cheap": {"spectrum": bumped.tolist(), "cpu_s": 6.0}}}}
+    summary = summarize_study(study, "ref")["summary"]
+    assert summary["cheap"]["mean_cpu_s"] == 6.0 and summary["cheap"]["max_diff_over_peak"] == pytest.approx(0.1)
+
+
+def test_study_picks_the_named_structures():
+    from pymatgen_xanes_nn.corpus import load_corpus
+    from pymatgen_xanes_nn.feff_study import pick_structures
+
+    picked = {r["formula"]: r for r in pick_structures(load_corpus())}
+    assert set(picked) == {"SiO2", "Si", "SiC", "Mg2SiO4", "Si3N4", "Mg2Si"}
+    assert picked["SiO2"]["mineral"] == "Quartz" and picked["Si"]["sites"][0]["environment"] == "SiSi4"
