@@ -25,23 +25,34 @@ STUDY_FORMULAS = {
 }
 
 
-def compare_spectra(ref: list[list[float]], other: list[list[float]]) -> dict[str, float]:
-    """Compare two xmu.dat row lists (energy col 0, mu col 3) on the reference's energies.
-
-    Returns:
-        ``cosine``, ``rms`` and ``max_diff_over_peak`` (largest |difference| / reference peak).
-    """
-    ref_a, oth_a = np.asarray(ref), np.asarray(other)
-    lo, hi = max(ref_a[0, 0], oth_a[0, 0]), min(ref_a[-1, 0], oth_a[-1, 0])
-    mask = (ref_a[:, 0] >= lo) & (ref_a[:, 0] <= hi)
-    e, a = ref_a[mask, 0], ref_a[mask, 3]
-    b = np.interp(e, oth_a[:, 0], oth_a[:, 3])
-    cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+def _metrics(ref: np.ndarray, other: np.ndarray, shift: float = 0.0) -> dict[str, float]:
+    lo, hi = max(ref[0, 0], other[0, 0] + shift), min(ref[-1, 0], other[-1, 0] + shift)
+    mask = (ref[:, 0] >= lo) & (ref[:, 0] <= hi)
+    a = ref[mask, 3]
+    b = np.interp(ref[mask, 0], other[:, 0] + shift, other[:, 3])
     return {
-        "cosine": cosine,
+        "cosine": float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))),
         "rms": float(np.sqrt(np.mean((a - b) ** 2))),
         "max_diff_over_peak": float(np.max(np.abs(a - b)) / np.max(a)),
     }
+
+
+def compare_spectra(ref: list[list[float]], other: list[list[float]], max_shift: float = 3.0) -> dict[str, float]:
+    """Compare two xmu.dat row lists (energy col 0, mu col 3) on the reference's energies.
+
+    Returns:
+        ``cosine``, ``rms`` and ``max_diff_over_peak`` (largest |difference| / reference peak) as
+        computed, plus ``best_shift_ev`` (rigid shift in eV, 0.1 eV steps within +-``max_shift``,
+        that maximizes the cosine: FEFF's edge position moves with the SCF settings) and the
+        three metrics after that shift (``*_aligned``).
+    """
+    ref_a, oth_a = np.asarray(ref, float), np.asarray(other, float)
+    out = _metrics(ref_a, oth_a)
+    shifts = np.round(np.arange(-max_shift, max_shift + 1e-9, 0.1), 1)
+    best = max(shifts, key=lambda sh: _metrics(ref_a, oth_a, sh)["cosine"])
+    out["best_shift_ev"] = float(best)
+    out.update({f"{k}_aligned": v for k, v in _metrics(ref_a, oth_a, best).items()})
+    return out
 
 
 def pick_structures(corpus: dict, formulas: dict[str, tuple] = STUDY_FORMULAS) -> list[dict]:
@@ -124,7 +135,9 @@ def summarize_study(results: dict[str, Any], reference: str, output: str | None 
             if "spectrum" not in run or "spectrum" not in ref:
                 continue
             run.update(compare_spectra(ref["spectrum"], run["spectrum"]))
-            s = summary.setdefault(preset, {"cpu_s": [], "cosine": [], "max_diff_over_peak": []})
+            s = summary.setdefault(preset, {"cpu_s": [], "cosine": [], "max_diff_over_peak": [],
+                                            "cosine_aligned": [], "max_diff_over_peak_aligned": [],
+                                            "best_shift_ev": []})
             for name in s:
                 s[name].append(run[name])
     results["reference"] = reference
@@ -134,6 +147,9 @@ def summarize_study(results: dict[str, Any], reference: str, output: str | None 
             "min_cosine": float(np.min(v["cosine"])),
             "mean_cosine": float(np.mean(v["cosine"])),
             "max_diff_over_peak": float(np.max(v["max_diff_over_peak"])),
+            "min_cosine_aligned": float(np.min(v["cosine_aligned"])),
+            "max_diff_over_peak_aligned": float(np.max(v["max_diff_over_peak_aligned"])),
+            "max_abs_shift_ev": float(np.max(np.abs(v["best_shift_ev"]))),
             "n": len(v["cpu_s"]),
         }
         for p, v in summary.items()

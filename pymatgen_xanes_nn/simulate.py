@@ -88,6 +88,8 @@ PRESETS: dict[str, FeffSettings] = {
     # identical xmu.dat to mp_default (LDOS only writes DOS files) at about half the cost: the study's reference
     "mp_default_noldos": FeffSettings("mp_default_noldos", ldos=False),
     "fast": FeffSettings("fast", radius=7.0, scf="3.0 0 30 .2 1", fms="5.0 0", ldos=False),
+    "fms6": FeffSettings("fms6", radius=7.0, scf="3.5 0 30 .2 1", fms="6.0 0", ldos=False),
+    "scf4": FeffSettings("scf4", radius=7.0, scf="4.0 0 30 .2 1", fms="5.0 0", ldos=False),
     "dataset": FeffSettings("dataset", radius=7.0, scf="3.5 0 30 .2 1", fms="5.0 0", ldos=False),
     "reduced8": FeffSettings("reduced8", radius=8.0, scf="4.0 0 30 .2 1", fms="6.0 0", ldos=False),
     "tiny": FeffSettings("tiny", radius=4.5, scf="3.0 0 30 .2 1", fms="3.5 0", ldos=False),
