@@ -209,17 +209,15 @@ def _preprocessing(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.evaluation import augment_set
     from pymatgen_xanes_nn.training import dataset_for_scheme, train
 
     pre = _preprocessing(args)
     spectra, classes = dataset_for_scheme(args.scheme, _load_docs(args), pre)
     data = spectra.labelled()
-    x_aug, y_aug = augment_set(data, pre, args.augment, args.seed) if args.augment else (None, None)
     print(f"training {args.name!r} on {len(data.x)} spectra, {len(classes)} classes, {len(set(data.groups))} groups"
-          + (f", {len(x_aug)} augmented copies" if args.augment else ""))
+          + (f", {args.augment} augmented copies per training spectrum" if args.augment else ""))
     clf = train(data.x, data.labels, data.groups, name=args.name, preprocessing=pre, seed=args.seed,
-                validation_fraction=args.validation_fraction, x_augment=x_aug, labels_augment=y_aug,
+                validation_fraction=args.validation_fraction, raw=data.raw, augment_copies=args.augment,
                 metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
                           "n_labelled": len(data.x), "skipped": len(spectra.skipped)}},
                 verbose=args.verbose, **_training_kwargs(args))
@@ -228,7 +226,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if val:
         print(f"held-out groups ({val['n']} spectra): accuracy {val['accuracy']:.3f}, balanced "
               f"{val['balanced_accuracy']:.3f}; temperature {clf.temperature:.3f} fitted on them "
-              f"(ECE {val['ece_uncalibrated']:.3f} -> {val['ece']:.3f} in-sample; `xanes-nn evaluate` for out-of-sample)")
+              f"(ECE {val['ece_uncalibrated']:.3f} -> {val['ece']:.3f} in-sample; "
+              "`xanes-nn evaluate` gives out-of-sample numbers)")
     print(f"wrote {args.output}")
     return 0
 

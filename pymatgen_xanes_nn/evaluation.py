@@ -135,22 +135,6 @@ def perturb_set(
     return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), np.asarray(kept, int)
 
 
-def augment_set(spectra: SpectraSet, preprocessing, copies: int, seed: int) -> tuple[np.ndarray, list[str]]:
-    """Random experimental-like copies (shift, broadening, noise) of every spectrum, preprocessed."""
-    from pymatgen_xanes_nn.perturb import random_perturbation
-
-    rng = np.random.default_rng(seed)
-    rows, labels = [], []
-    for (e, mu), lab in zip(spectra.raw, spectra.labels):
-        for _ in range(copies):
-            try:
-                rows.append(preprocessing.transform_arrays(*random_perturbation(e, mu, rng)))
-                labels.append(lab)
-            except SpectrumError:
-                continue
-    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), labels
-
-
 def evaluate(
     spectra: SpectraSet,
     classes: Sequence[str],
@@ -204,11 +188,9 @@ def evaluate(
             if robustness:
                 for name, (kind, amount) in PERTURBATIONS.items():
                     test_sets[name] = perturb_set(test_set, kind, amount, split_seed * 100 + f, preprocessing)
-            x_aug, y_aug = (augment_set(train_set, preprocessing, augment_copies, split_seed * 100 + f)
-                            if augment_copies else (None, None))
             result: dict[str, Any] = {"repeat": r, "fold": f, "n_train": int(len(tr)), "n_test": int(len(te))}
             clf = train(train_set.x, train_set.labels, train_set.groups, preprocessing=preprocessing,
-                        seed=split_seed * 100 + f, x_augment=x_aug, labels_augment=y_aug, **train_kwargs)
+                        seed=split_seed * 100 + f, raw=train_set.raw, augment_copies=augment_copies, **train_kwargs)
             idx = [list(classes).index(c) for c in clf.labels]
             models: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
 
@@ -218,8 +200,14 @@ def evaluate(
                 return p
 
             models["neural_network"] = nn_proba
-            x_fit = train_set.x if x_aug is None else np.concatenate([train_set.x, x_aug])
-            y_fit = y[tr] if x_aug is None else np.concatenate([y[tr], [list(classes).index(c) for c in y_aug]])
+            x_fit, y_fit = train_set.x, y[tr]
+            if augment_copies:  # the baselines get the same augmented copies
+                from pymatgen_xanes_nn.perturb import augment
+
+                x_aug, y_aug = augment(train_set.raw, train_set.labels, preprocessing, augment_copies,
+                                       split_seed * 100 + f)
+                x_fit = np.concatenate([x_fit, x_aug])
+                y_fit = np.concatenate([y_fit, [list(classes).index(c) for c in y_aug]])
             for name in baselines:
                 model = make_baseline(name, seed=split_seed).fit(x_fit, y_fit)
                 models[name] = lambda x, m=model: baseline_proba(m, x, len(classes))

@@ -54,3 +54,25 @@ def random_perturbation(
     e, m = shift(energy, mu, rng.uniform(-max_shift, max_shift))
     e, m = broaden(e, m, rng.uniform(0.0, max_fwhm))
     return add_noise(e, m, rng.uniform(min_snr, 10 * min_snr), rng)
+
+
+def augment(
+    raw: list[tuple[np.ndarray, np.ndarray]], labels: list[str], preprocessing, copies: int, seed: int
+) -> tuple[np.ndarray, list[str]]:
+    """``copies`` random experimental-like versions (shift, broadening, noise) of each raw spectrum, preprocessed.
+
+    Returns:
+        ``(x, labels)``; copies that fail preprocessing (e.g. shifted off the window) are dropped.
+    """
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    rng = np.random.default_rng(seed)
+    rows, out_labels = [], []
+    for (e, mu), lab in zip(raw, labels):
+        for _ in range(copies):
+            try:
+                rows.append(preprocessing.transform_arrays(*random_perturbation(e, mu, rng)))
+                out_labels.append(lab)
+            except SpectrumError:
+                continue
+    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), out_labels

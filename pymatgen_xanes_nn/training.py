@@ -173,8 +173,8 @@ def train(
     learning_rate: float = 1e-3,
     seed: int = 0,
     validation_fraction: float = 0.15,
-    x_augment: np.ndarray | None = None,
-    labels_augment: Sequence[str] | None = None,
+    raw: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    augment_copies: int = 0,
     ood_quantile: float = 0.95,
     metadata: dict[str, Any] | None = None,
     verbose: int = 0,
@@ -198,9 +198,9 @@ def train(
         seed: random seed (TensorFlow, NumPy, split).
         validation_fraction: share of groups held out for calibration, OOD thresholds and metrics
             (0: none; temperature 1 and thresholds from training data).
-        x_augment: extra (perturbed) training spectra, used only if their rows belong to training groups;
-            pass them with ``labels_augment`` and they are added to the training side only.
-        labels_augment: labels of ``x_augment``.
+        raw: the raw ``(energy, mu)`` arrays of the rows of ``x`` (needed for augmentation).
+        augment_copies: experimental-like copies (shift, broadening, noise) of each *training-side*
+            spectrum, made after the hold-out split so held-out groups never leak into training.
         ood_quantile: quantile of in-distribution scores used as OOD thresholds.
         metadata: extra metadata to store (e.g. dataset provenance).
         verbose: Keras verbosity.
@@ -228,9 +228,16 @@ def train(
     else:
         tr, va = np.arange(len(x)), np.array([], dtype=int)
     x_tr, y_tr = x[tr], y[tr]
-    if x_augment is not None and len(x_augment):
-        x_tr = np.concatenate([x_tr, np.asarray(x_augment, np.float32)])
-        y_tr = np.concatenate([y_tr, [classes.index(lab) for lab in labels_augment]])
+    n_augment = 0
+    if augment_copies:
+        from pymatgen_xanes_nn.perturb import augment
+
+        if raw is None or len(raw) != len(x):
+            raise ValueError("augment_copies needs the raw (energy, mu) arrays of every spectrum")
+        x_aug, y_aug = augment([raw[i] for i in tr], [labels[i] for i in tr], preprocessing, augment_copies, seed)
+        x_tr = np.concatenate([x_tr, x_aug])
+        y_tr = np.concatenate([y_tr, [classes.index(lab) for lab in y_aug]])
+        n_augment = len(x_aug)
 
     encoder, decoder, ae_hist = fit_autoencoder(
         x_tr, ae_config, epochs=ae_epochs, batch_size=ae_batch_size, learning_rate=learning_rate, seed=seed,
@@ -269,7 +276,7 @@ def train(
         "ae_config": ae_config, "fnn_config": fnn_config, "keep_prob": keep_prob, "ae_epochs": ae_epochs,
         "fnn_epochs": fnn_epochs, "ae_batch_size": ae_batch_size, "batch_size": batch_size,
         "learning_rate": learning_rate, "seed": seed, "validation_fraction": validation_fraction,
-        "ood_quantile": ood_quantile, "n_augment": 0 if x_augment is None else len(x_augment),
+        "ood_quantile": ood_quantile, "augment_copies": augment_copies, "n_augment": n_augment,
     }
     data_hash = hash_vectors(x, labels)
     clf.metadata = {

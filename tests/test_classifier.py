@@ -237,3 +237,15 @@ def test_pretrained_ood_flags_other_chemistry():
     assert in_rate <= 0.1
     if other:  # the shipped dataset has chemical systems outside the class list
         assert np.mean([res[i]["ood"] for i in other]) > 2 * in_rate
+
+
+def test_augmentation_only_from_training_side():
+    x, labels, groups, raw = _toy_set(12)
+    clf = train(x, labels, groups, ae_epochs=2, fnn_epochs=2, raw=raw, augment_copies=2, seed=4)
+    md = clf.metadata
+    n_train = md["n_train"]
+    assert md["parameters"]["augment_copies"] == 2
+    assert n_train < len(x) and md["parameters"]["n_augment"] <= 2 * n_train
+    assert md["parameters"]["n_augment"] > n_train  # most copies survive preprocessing
+    with pytest.raises(ValueError, match="raw"):
+        train(x, labels, groups, ae_epochs=1, fnn_epochs=1, augment_copies=1)

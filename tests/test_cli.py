@@ -65,7 +65,7 @@ def test_train_and_evaluate(tmp_path, capsys):
     assert clf.metadata["parameters"]["keep_prob"] == 0.6 and clf.metadata["label_scheme"] == "chemsys"
     out = tmp_path / "eval.json"
     assert main(["evaluate", "--dataset", str(dataset), "--ae-epochs", "2", "--fnn-epochs", "2", "--folds", "2",
-                 "--repeats", "1", "--output", str(out)]) == 0
+                 "--repeats", "1", "--augment", "1", "--output", str(out)]) == 0
     res = json.loads(out.read_text())
     for protocol in ("grouped", "random"):
         summary = res[protocol]["summary"]
