@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 import os
 import tempfile
 import time
@@ -49,14 +50,25 @@ def main() -> None:
     import pymongo
 
     from pymatgen_xanes_nn.builders import ClassificationBuilder, SpectrumBuilder, mongo_store, pipeline_from_env
+    from pymatgen_xanes_nn.corpus import load_corpus
+    from pymatgen_xanes_nn.dataset import load_tasks, pack_tasks
     from pymatgen_xanes_nn.server import mongo_server
 
     res: dict = {"n": args.n}
+    # the embedded default on the shipped dataset, and on a synthetic dataset as large as the corpus
+    n_corpus_sites = sum(len(r["sites"]) for r in load_corpus()["structures"])
+    res["shipped_tasks"] = len(load_tasks())
+    res["corpus_sites"] = n_corpus_sites
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        for b in pipeline_from_env({"XANES_NN_OUTPUT": tmp, "XANES_NN_MODEL": args.model}):
-            b.run()
-        res["embedded_default_s"] = time.perf_counter() - t
+        for label, env in (("embedded_default_s", {}),
+                           ("embedded_corpus_size_s", {"XANES_NN_TASKS_FILE": os.path.join(tmp, "tasks.json.gz")})):
+            if env:
+                pack_tasks(synthetic_tasks(n_corpus_sites, seed=1), env["XANES_NN_TASKS_FILE"])
+            out = os.path.join(tmp, label)
+            t = time.perf_counter()
+            for b in pipeline_from_env({"XANES_NN_OUTPUT": out, "XANES_NN_MODEL": args.model, **env}):
+                b.run(log_level=logging.WARNING)
+            res[label] = time.perf_counter() - t
 
     docs = synthetic_tasks(args.n)
     with mongo_server() as uri:
@@ -71,16 +83,17 @@ def main() -> None:
         builders = [SpectrumBuilder(tasks, spectra), ClassificationBuilder(spectra, classes, model=args.model)]
         t = time.perf_counter()
         for b in builders:
-            b.run()
+            b.run(log_level=logging.WARNING)
         res["builders_s"] = time.perf_counter() - t
         t = time.perf_counter()
         for b in [SpectrumBuilder(tasks, spectra), ClassificationBuilder(spectra, classes, model=args.model)]:
-            b.run()
+            b.run(log_level=logging.WARNING)
         res["unchanged_rerun_s"] = time.perf_counter() - t
         res["classified"] = client["xanes_nn"]["xanes_classifications"].count_documents({"state": "successful"})
     res["builders_over_insert_many"] = res["builders_s"] / res["insert_many_s"]
     res["rerun_over_insert_many"] = res["unchanged_rerun_s"] / res["insert_many_s"]
     res["targets_met"] = {"embedded_le_60s": res["embedded_default_s"] <= 60,
+                          "embedded_corpus_size_le_60s": res["embedded_corpus_size_s"] <= 60,
                           "builders_le_60s": res["builders_s"] <= 60, "rerun_le_5s": res["unchanged_rerun_s"] <= 5}
     write_results("builders", res)
 
