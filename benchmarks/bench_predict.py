@@ -54,7 +54,7 @@ def main() -> None:
     clf = XANESClassifier.from_pretrained(args.model)
     docs = load_tasks()
     xas = from_task_doc(docs[0])
-    x1 = clf.vectorize(xas)[0]
+    x1 = clf.vectorize(xas)[0][0]  # one spectrum on the grid, shape (500,)
     rng = np.random.default_rng(0)
     x10k = np.repeat(clf.vectorize([from_task_doc(d) for d in docs[:200]])[0], 50, axis=0)
     x10k += rng.normal(0, 0.01, x10k.shape).astype(np.float32)
