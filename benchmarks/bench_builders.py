@@ -89,12 +89,19 @@ def main() -> None:
         for b in [SpectrumBuilder(tasks, spectra), ClassificationBuilder(spectra, classes, model=args.model)]:
             b.run(log_level=logging.WARNING)
         res["unchanged_rerun_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for b in [SpectrumBuilder(tasks, spectra, exhaustive=False),
+                  ClassificationBuilder(spectra, classes, model=args.model, exhaustive=False)]:
+            b.run(log_level=logging.WARNING)
+        res["unchanged_rerun_fast_s"] = time.perf_counter() - t
         res["classified"] = client["xanes_nn"]["xanes_classifications"].count_documents({"state": "successful"})
     res["builders_over_insert_many"] = res["builders_s"] / res["insert_many_s"]
     res["rerun_over_insert_many"] = res["unchanged_rerun_s"] / res["insert_many_s"]
+    res["rerun_fast_over_insert_many"] = res["unchanged_rerun_fast_s"] / res["insert_many_s"]
     res["targets_met"] = {"embedded_le_60s": res["embedded_default_s"] <= 60,
                           "embedded_corpus_size_le_60s": res["embedded_corpus_size_s"] <= 60,
-                          "builders_le_60s": res["builders_s"] <= 60, "rerun_le_5s": res["unchanged_rerun_s"] <= 5}
+                          "builders_le_60s": res["builders_s"] <= 60, "rerun_le_5s": res["unchanged_rerun_s"] <= 5,
+                          "rerun_fast_le_5s": res["unchanged_rerun_fast_s"] <= 5}
     write_results("builders", res)
 
 

@@ -201,3 +201,21 @@ def test_material_builder_records_failures(stores):
     mat = s["materials"].query_one({"structure_id": "mbd-56"})
     assert mat["state"] == "failed" and "preprocessing versions" in mat["error"]
     assert s["materials"].query_one({"structure_id": "amcsd-789"})["state"] == "successful"
+
+
+def test_fast_incremental_mode(stores, toy_model_file):
+    tasks, s = stores
+    full = SpectrumBuilder(tasks, s["spectra"])
+    full.run()
+    fast = SpectrumBuilder(tasks, s["spectra"], exhaustive=False)
+    assert list(fast.get_items()) == []
+    assert fast.as_dict()["exhaustive"] is False
+    # a fresh document (newer timestamp) is found; an old-stamped new document is only found exhaustively
+    fresh = copy.deepcopy(task_docs()[0])
+    fresh["task_id"], fresh["last_updated"] = "fresh", datetime.now(timezone.utc) + timedelta(seconds=10)
+    old = copy.deepcopy(task_docs()[0])
+    old["task_id"], old["last_updated"] = "old-stamp", datetime(2000, 1, 1, tzinfo=timezone.utc)
+    tasks.update([fresh, old])
+    assert [d["task_id"] for d in fast.get_items()] == ["fresh"]
+    assert not hasattr(s["spectra"], "__dict__") or "newer_in" not in vars(s["spectra"])  # patch undone
+    assert {d["task_id"] for d in full.get_items()} == {"fresh", "old-stamp"}
