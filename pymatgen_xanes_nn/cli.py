@@ -121,7 +121,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.dataset import data_path
 
     examples = sorted(glob.glob(data_path(os.path.join("examples", "*"))))
+    clf = _load_model(args.model)
+    md = clf.metadata
+    val = md.get("metrics", {}).get("validation", {})
     print(f"== 1. Classify the {len(examples)} example spectra shipped with the package ({args.model})")
+    print(f"   model {md.get('model_version', clf.name)}: {md.get('n_train', '?')} training spectra, "
+          f"{len(clf.labels)} classes" + (f", held-out accuracy {val['accuracy']:.2f}" if val else ""))
     _cmd_predict(argparse.Namespace(files=examples, model=args.model, json=False, latent=False, top=3, shift=0.0,
                                     smooth=None))
     print(f"\n== 2. Builder pipeline on the shipped dataset (embedded default) -> {args.output}/")

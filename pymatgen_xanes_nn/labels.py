@@ -3,8 +3,9 @@
 ``chemsys`` (the seed's task): the chemical system as pymatgen writes it
 (``Composition.chemical_system``, e.g. ``"Mg-O-Si"``). The classes are the ``n_classes`` (12)
 chemical systems with the most distinct materials (StructureMatcher families) in the dataset,
-ties broken alphabetically; spectra of other systems are outside the model (used to test the
-out-of-distribution flag).
+ties broken alphabetically, among those with at least ``min_groups`` (5) materials (a class needs
+materials on both sides of a grouped split); spectra of other systems are outside the model (used
+to test the out-of-distribution flag).
 
 ``environment``: the Si local environment from CrystalNN (e.g. ``"SiO4"``). Environments with at
 least ``min_count`` site spectra keep their label; the rest are grouped: Si bonded only to metals
@@ -49,14 +50,16 @@ def grouped_environment(env: str, neighbors: dict[str, int], keep: set[str]) -> 
     return "Si-other"
 
 
-def select_classes(docs: list[dict], scheme: str, n_classes: int = 12, min_count: int = 12) -> list[str]:
+def select_classes(
+    docs: list[dict], scheme: str, n_classes: int = 12, min_count: int = 12, min_groups: int = 5
+) -> list[str]:
     """Apply the scheme's rule to a dataset and return its sorted class list."""
     if check_scheme(scheme) == "chemsys":
         families: dict[str, set] = {}
         for d in docs:
             families.setdefault(raw_label(d, scheme), set()).add(d.get("metadata", {}).get("group_id", d["task_id"]))
         ranked = sorted(families.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-        return sorted(c for c, _ in ranked[:n_classes])
+        return sorted(c for c, groups in ranked[:n_classes] if len(groups) >= min_groups)
     counts = Counter(raw_label(d, scheme) for d in docs)
     keep = {env for env, n in counts.items() if n >= min_count}
     return sorted({grouped_environment(raw_label(d, scheme), d["metadata"].get("neighbors", {}), keep) for d in docs})

@@ -80,10 +80,18 @@ def test_label_schemes(scheme):
     from .conftest import fake_task_docs
 
     docs = fake_task_docs(n_groups=3, sites=1)
-    classes = select_classes(docs, scheme, n_classes=2, min_count=3)
+    classes = select_classes(docs, scheme, n_classes=2, min_count=3, min_groups=2)
     labels = assign_labels(docs, scheme, classes)
     assert set(labels) - {None} == set(classes)
     if scheme == "chemsys":
         assert len(classes) == 2 and None in labels  # the third system is outside the class list
     with pytest.raises(ValueError, match="Unknown label scheme"):
         select_classes(docs, "spacegroup")
+
+
+def test_chemsys_rule_needs_enough_materials():
+    from .conftest import fake_task_docs
+
+    docs = fake_task_docs(n_groups=3, sites=1)
+    assert select_classes(docs, "chemsys", min_groups=3) == ["C-Si", "Mg-O-Si", "O-Si"]
+    assert select_classes(docs, "chemsys", min_groups=4) == []
