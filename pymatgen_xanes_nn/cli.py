@@ -54,7 +54,7 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.corpus import chemsys_ranking, load_corpus
-    from pymatgen_xanes_nn.dataset import load_tasks, pack_tasks
+    from pymatgen_xanes_nn.dataset import load_tasks
     from pymatgen_xanes_nn.simulate import DirectorySink, StoreSink, jobs_from_corpus, simulate
 
     corpus = load_corpus(args.corpus)
@@ -69,34 +69,23 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
         sink = StoreSink(mongo_store(args.store_uri, args.collection, args.database))
     else:
-        shipped = load_tasks(args.dataset, include_failed=True) if os.path.exists(args.dataset) else []
-        sink = DirectorySink(args.output, also_done=shipped)
+        sink = DirectorySink(args.output, also_done=load_tasks(args.dataset, include_failed=True))
     counts = simulate(jobs, sink, settings=args.settings, n_workers=args.workers, scratch=args.scratch,
                       retry_failed=args.retry_failed)
     print(json.dumps(counts))
     if args.pack and isinstance(sink, DirectorySink):
-        docs = {d["task_id"]: d for d in load_tasks(args.dataset, include_failed=True)} if os.path.exists(
-            args.dataset) else {}
-        docs.update({d["task_id"]: d for d in sink.iter_docs()})
-        pack_tasks(list(docs.values()), args.dataset)
-        print(f"packed {len(docs)} task documents -> {args.dataset}")
+        from pymatgen_xanes_nn.dataset import merge_into_dataset
+
+        counts = merge_into_dataset([args.output], args.dataset)
+        print(f"packed {counts['documents']} task documents -> {args.dataset}")
     return 0
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import load_tasks, pack_tasks
-    from pymatgen_xanes_nn.simulate import DirectorySink
+    from pymatgen_xanes_nn.dataset import merge_into_dataset
 
-    docs = {d["task_id"]: d for d in load_tasks(args.dataset, include_failed=True)}
-    for directory in args.directories:
-        for doc in DirectorySink(directory).iter_docs():
-            # a finished result is never replaced by a failed rerun
-            if doc.get("state") == "failed" and docs.get(doc["task_id"], {}).get("state") == "successful":
-                continue
-            docs[doc["task_id"]] = doc
-    pack_tasks(list(docs.values()), args.dataset)
-    n_ok = sum(d.get("state") != "failed" for d in docs.values())
-    print(f"packed {len(docs)} task documents ({n_ok} successful) -> {args.dataset}")
+    counts = merge_into_dataset(args.directories, args.dataset)
+    print(f"packed {counts['documents']} task documents ({counts['successful']} successful) -> {args.dataset}")
     return 0
 
 
@@ -106,10 +95,10 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
 
     results = run_study(load_corpus(args.corpus), args.presets, args.output, scratch=args.scratch,
                         n_workers=args.workers)
-    print(f"{'preset':<12} {'CPU s/site':>10} {'min cosine':>10} {'max diff/peak':>13} {'n':>3}")
+    print(f"{'preset':<18} {'CPU s/site':>10} {'min cosine':>10} {'max diff/peak':>13} {'aligned cos':>11} {'n':>3}")
     for preset, s in results["summary"].items():
-        print(f"{preset:<12} {s['mean_cpu_s']:>10.1f} {s['min_cosine']:>10.4f} "
-              f"{s['max_diff_over_peak']:>13.3f} {s['n']:>3}")
+        print(f"{preset:<18} {s['mean_cpu_s']:>10.1f} {s['min_cosine']:>10.4f} "
+              f"{s['max_diff_over_peak']:>13.3f} {s['min_cosine_aligned']:>11.4f} {s['n']:>3}")
     return 0
 
 

@@ -59,6 +59,26 @@ def pack_tasks(docs: list[dict], filename: str) -> None:
     write_json_gz({"format": DATASET_FORMAT, "structures": structures, "tasks": tasks}, filename)
 
 
+def merge_into_dataset(directories: list[str], filename: str) -> dict[str, int]:
+    """Merge folders of finished task documents (``<task_id>.json.gz``) into a packed dataset file.
+
+    A successful result is never replaced by a failed rerun.
+
+    Returns:
+        ``documents`` and ``successful`` counts of the merged file.
+    """
+    from pymatgen_xanes_nn.simulate import DirectorySink
+
+    docs = {d["task_id"]: d for d in load_tasks(filename, include_failed=True)}
+    for directory in directories:
+        for doc in DirectorySink(directory).iter_docs():
+            if doc.get("state") == "failed" and docs.get(doc["task_id"], {}).get("state", "failed") != "failed":
+                continue
+            docs[doc["task_id"]] = doc
+    pack_tasks(list(docs.values()), filename)
+    return {"documents": len(docs), "successful": sum(d.get("state") != "failed" for d in docs.values())}
+
+
 def load_tasks(filename: str | None = None, include_failed: bool = False) -> list[dict]:
     """Load task documents (default: the shipped dataset), with their structures restored.
 
