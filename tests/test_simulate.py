@@ -31,8 +31,8 @@ def test_presets_and_settings():
     assert get_settings("mp_default").user_tag_settings() == {"SCF": "4.5 0 30 .2 1", "FMS": "7.5 0"}
     assert get_settings({"name": "x", "radius": 6.0, "scf": None}).user_tag_settings()["_del"] == ["SCF"]
     assert FeffSettings.from_dict(PRESETS["dataset"].as_dict()) == PRESETS["dataset"]
-    with pytest.raises(ValueError, match="Unknown FEFF settings preset 'fast'"):
-        get_settings("fast")
+    with pytest.raises(ValueError, match="Unknown FEFF settings preset 'turbo'"):
+        get_settings("turbo")
 
 
 def test_malloc_environment():
