@@ -178,7 +178,7 @@ def _training_kwargs(args: argparse.Namespace) -> dict:
     return {
         "ae_config": args.ae, "fnn_config": args.fnn, "keep_prob": args.keep_prob, "ae_epochs": args.ae_epochs,
         "fnn_epochs": args.fnn_epochs, "batch_size": args.batch_size, "ae_batch_size": args.ae_batch_size,
-        "learning_rate": args.learning_rate,
+        "learning_rate": args.learning_rate, "refit": args.refit,
     }
 
 
@@ -226,6 +226,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_info(data, spectra) -> dict:
+    """What a result was computed on: counts, class sizes and the data hash."""
+    from collections import Counter
+
+    from pymatgen_xanes_nn.classifier import hash_vectors
+
+    return {"n_spectra": len(data.x), "n_groups": len(set(data.groups)), "n_unlabelled": len(spectra.x) - len(data.x),
+            "class_counts": dict(sorted(Counter(data.labels).items())),
+            "training_data_sha256": hash_vectors(data.x, data.labels)}
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.evaluation import evaluate
     from pymatgen_xanes_nn.training import dataset_for_scheme
@@ -242,6 +253,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     results["preprocessing"] = pre.as_dict()
     results["scheme"] = args.scheme
+    results["dataset"] = _dataset_info(data, spectra)
     with open(args.output, "w") as f:
         json.dump(results, f, indent=1)
     for protocol in args.protocols:
@@ -274,6 +286,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     from pymatgen_xanes_nn.labels import LABEL_SCHEMES
     from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, DEFAULT_FNN, DEFAULT_KEEP_PROB, FNN_CONFIGS
     from pymatgen_xanes_nn.preprocessing import ALIGNMENTS, DEFAULT_PREPROCESSING, NORMALIZATIONS
+    from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES
 
     p.add_argument("--scheme", default="chemsys", choices=LABEL_SCHEMES, help="label scheme")
     p.add_argument("--ae", default=DEFAULT_AE, choices=sorted(AE_CONFIGS), help="autoencoder (Table I)")
@@ -285,7 +298,10 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ae-batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--augment", type=int, default=0, help="experimental-like augmented copies per spectrum")
+    p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT_COPIES,
+                   help="experimental-like augmented copies per training spectrum (shift, broadening, noise)")
+    p.add_argument("--no-refit", dest="refit", action="store_false",
+                   help="ship the networks trained without the calibration groups instead of refitting on all")
     p.add_argument("--normalization", default=DEFAULT_PREPROCESSING.normalization, choices=NORMALIZATIONS)
     p.add_argument("--alignment", default=DEFAULT_PREPROCESSING.alignment, choices=ALIGNMENTS)
     p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
@@ -303,6 +319,14 @@ def _cmd_card(args: argparse.Namespace) -> int:
     with open(args.output, "w") as f:
         f.write(render_card(summary, load_corpus(), study))
     print(f"{summary['n_successful']} spectra, {summary['n_structures']} structures -> {args.output}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.report import write_report
+
+    for path in write_report(args.results, args.output):
+        print(f"wrote {path}")
     return 0
 
 
@@ -356,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="reproduce the seed's experiments (Table I/II, Figs. 6-9)")
     p.add_argument("name", choices=["autoencoders", "latent", "dropout", "activations", "all"])
     p.add_argument("--quick", action="store_true", help="a few epochs (for tests)")
-    p.add_argument("--output", default=os.path.join("docs", "experiments"))
+    p.add_argument("--output", default=os.path.join("docs", "results", "experiments"))
     p.add_argument("--scheme", default="chemsys")
     p.add_argument("--dataset", default=None, help="packed task documents (default: shipped)")
     p.add_argument("--store-uri", default=None)
@@ -398,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default=os.path.join("docs", "feff_study.json"))
     p.add_argument("--output", default=os.path.join("docs", "DATASET.md"))
     p.set_defaults(func=_cmd_card)
+
+    p = sub.add_parser("report", help="write docs/RESULTS.md and its figures from the committed result JSON")
+    p.add_argument("--results", default=os.path.join("docs", "results"))
+    p.add_argument("--output", default=os.path.join("docs", "RESULTS.md"))
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("pack", help="merge folders of finished task documents into the dataset file")
     p.add_argument("directories", nargs="+")

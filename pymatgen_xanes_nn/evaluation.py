@@ -47,6 +47,18 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = 1
     return float(ece)
 
 
+def calibration_bins(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> dict[str, list[float]]:
+    """Per confidence bin: count, number correct and summed confidence (poolable across folds)."""
+    conf = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    return {
+        "count": np.bincount(bins, minlength=n_bins).astype(float).tolist(),
+        "correct": np.bincount(bins, weights=correct, minlength=n_bins).tolist(),
+        "confidence": np.bincount(bins, weights=conf, minlength=n_bins).tolist(),
+    }
+
+
 def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
     """Accuracy, balanced accuracy, macro-F1, per-class recall, confusion matrix and ECE."""
     from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, recall_score
@@ -64,6 +76,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: Sequence[s
         "per_class_recall": {classes[k]: float(recall[k]) for k in present},
         "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
         "ece": expected_calibration_error(proba, y),
+        "calibration_bins": calibration_bins(proba, y),
     }
 
 
@@ -251,4 +264,8 @@ def summarize(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:
             for c, v in f[model]["clean"]["per_class_recall"].items():
                 recalls.setdefault(c, []).append(v)
         out[model]["clean"]["per_class_recall"] = {c: float(np.mean(v)) for c, v in recalls.items()}
+        bins = [f[model]["clean"]["calibration_bins"] for f in folds if "calibration_bins" in f[model]["clean"]]
+        if bins:  # pooled over folds: a reliability diagram of all out-of-fold predictions
+            out[model]["clean"]["calibration_bins"] = {k: np.sum([b[k] for b in bins], axis=0).tolist()
+                                                       for k in bins[0]}
     return out

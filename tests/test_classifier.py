@@ -241,7 +241,7 @@ def test_pretrained_ood_flags_other_chemistry():
 
 def test_augmentation_only_from_training_side():
     x, labels, groups, raw = _toy_set(12)
-    clf = train(x, labels, groups, ae_epochs=2, fnn_epochs=2, raw=raw, augment_copies=2, seed=4)
+    clf = train(x, labels, groups, ae_epochs=2, fnn_epochs=2, raw=raw, augment_copies=2, seed=4, refit=False)
     md = clf.metadata
     n_train = md["n_train"]
     assert md["parameters"]["augment_copies"] == 2
@@ -249,3 +249,16 @@ def test_augmentation_only_from_training_side():
     assert md["parameters"]["n_augment"] > n_train  # most copies survive preprocessing
     with pytest.raises(ValueError, match="raw"):
         train(x, labels, groups, ae_epochs=1, fnn_epochs=1, augment_copies=1)
+
+
+def test_refit_trains_on_everything_and_keeps_calibration():
+    """The shipped networks see every spectrum; the temperature and validation metrics come from the held-out run."""
+    x, labels, groups, _ = _toy_set(12)
+    first = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, refit=False)
+    final = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2)
+    assert first.metadata["n_train"] < len(x) and final.metadata["n_train"] == len(x)
+    assert final.metadata["parameters"]["refit"] and not first.metadata["parameters"]["refit"]
+    assert final.temperature == first.temperature
+    assert final.metadata["metrics"]["validation"] == first.metadata["metrics"]["validation"]
+    assert not np.allclose(final.encoder[0]["W"], first.encoder[0]["W"])
+    assert final.ood["recon_threshold"] > 0 and final.ood["maha_threshold"] > 0
