@@ -210,8 +210,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = spectra.labelled()
     print(f"training {args.name!r} on {len(data.x)} spectra, {len(classes)} classes, {len(set(data.groups))} groups"
           + (f", {args.augment} augmented copies per training spectrum" if args.augment else ""))
+    outside = spectra.x[[lab is None for lab in spectra.labels]]
     clf = train(data.x, data.labels, data.groups, name=args.name, preprocessing=pre, seed=args.seed,
                 validation_fraction=args.validation_fraction, raw=data.raw, augment_copies=args.augment,
+                x_outside=outside,
                 metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
                           "n_labelled": len(data.x), "skipped": len(spectra.skipped)}},
                 verbose=args.verbose, **_training_kwargs(args))
@@ -221,7 +223,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"held-out groups ({val['n']} spectra): accuracy {val['accuracy']:.3f}, balanced "
               f"{val['balanced_accuracy']:.3f}; temperature {clf.temperature:.3f} fitted on them "
               f"(ECE {val['ece_uncalibrated']:.3f} -> {val['ece']:.3f} in-sample; "
-              "`xanes-nn evaluate` gives out-of-sample numbers)")
+              "`xanes-nn evaluate` gives out-of-sample numbers); flagged out of distribution: "
+              f"{100 * val['ood_rate']:.0f}%")
+    out = clf.metadata["metrics"].get("outside_classes")
+    if out:
+        print(f"spectra outside the classes ({out['n']}): {100 * out['ood_rate']:.0f}% flagged out of distribution")
     print(f"wrote {args.output}")
     return 0
 

@@ -255,10 +255,13 @@ def test_refit_trains_on_everything_and_keeps_calibration():
     """The shipped networks see every spectrum; the temperature and validation metrics come from the held-out run."""
     x, labels, groups, _ = _toy_set(12)
     first = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, refit=False)
-    final = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2)
+    final = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, x_outside=x[:5][:, ::-1])
     assert first.metadata["n_train"] < len(x) and final.metadata["n_train"] == len(x)
     assert final.metadata["parameters"]["refit"] and not first.metadata["parameters"]["refit"]
     assert final.temperature == first.temperature
     assert final.metadata["metrics"]["validation"] == first.metadata["metrics"]["validation"]
     assert not np.allclose(final.encoder[0]["W"], first.encoder[0]["W"])
     assert final.ood["recon_threshold"] > 0 and final.ood["maha_threshold"] > 0
+    assert 0 <= final.metadata["metrics"]["validation"]["ood_rate"] <= 1
+    assert final.metadata["metrics"]["outside_classes"]["n"] == 5  # measured, never trained on
+    assert "outside_classes" not in first.metadata["metrics"]
