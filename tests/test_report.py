@@ -1,0 +1,88 @@
+"""docs/RESULTS.md is rendered from result JSON, and the committed one matches the committed JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from pymatgen_xanes_nn.cli import main
+from pymatgen_xanes_nn.dataset import pack_tasks
+from pymatgen_xanes_nn.report import chosen_ablation, load_evaluation, render_results, robustness_score
+
+from .conftest import fake_task_docs
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+RESULTS = os.path.join(ROOT, "docs", "results")
+
+
+def _summary(clean: float, shifted: float) -> dict:
+    return {"neural_network": {"clean": {"accuracy": {"mean": clean, "std": 0.0}},
+                               "shift +2 eV": {"accuracy": {"mean": shifted, "std": 0.0}}}}
+
+
+def test_choice_rule_weighs_robustness(tmp_path):
+    """The ablation winner is the best mean over clean and perturbed accuracy, not the best clean one."""
+    runs = {"absolute_aug0": _summary(0.80, 0.20), "e0_aug4": _summary(0.70, 0.65)}
+    for name, summary in runs.items():
+        (tmp_path / f"ablation_chemsys_{name}.json").write_text(json.dumps({"grouped": {"summary": summary}}))
+    best = chosen_ablation(str(tmp_path))
+    assert (best["alignment"], best["augment"]) == ("e0", 4)
+    assert robustness_score(best["summary"]["neural_network"]) == pytest.approx(0.675)
+
+
+def test_report_from_evaluate_output(tmp_path, capsys):
+    dataset = tmp_path / "tasks.json.gz"
+    pack_tasks(fake_task_docs(n_groups=5, sites=2), str(dataset))
+    results = tmp_path / "results"
+    results.mkdir()
+    out = results / "evaluation_chemsys.json"
+    assert main(["evaluate", "--dataset", str(dataset), "--ae-epochs", "2", "--fnn-epochs", "2", "--folds", "2",
+                 "--repeats", "1", "--output", str(out)]) == 0
+    shutil.copy(out, results / "ablation_chemsys_absolute_aug0.json")
+    md = tmp_path / "RESULTS.md"
+    assert main(["report", "--results", str(results), "--output", str(md)]) == 0
+    text = md.read_text()
+    ev = json.loads(out.read_text())
+    assert ev["dataset"]["n_spectra"] == 30 and ev["dataset"]["n_groups"] == 15
+    rf = ev["grouped"]["summary"]["random_forest"]["clean"]["accuracy"]
+    assert f"{100 * rf['mean']:.1f} ± {100 * rf['std']:.1f}" in text  # numbers come from the JSON
+    assert "Chosen: alignment `absolute` with 0 augmentation copies" in text
+    assert "random by spectrum (seed's protocol)" in text and "| 92 |" in text
+    assert (results / "confusion_chemsys.png").stat().st_size > 5_000
+    assert (results / "reliability_chemsys.png").stat().st_size > 5_000
+    bins = ev["grouped"]["summary"]["neural_network"]["clean"]["calibration_bins"]
+    assert sum(bins["count"]) == 30  # every spectrum predicted once out of fold
+
+
+def test_committed_report_matches_committed_results():
+    ev = load_evaluation(RESULTS, "chemsys")
+    assert ev and {"grouped", "random"} <= set(ev), "run xanes-nn evaluate (see RESULTS.md)"
+    with open(os.path.join(ROOT, "docs", "RESULTS.md")) as f:
+        assert f.read() == render_results(RESULTS), "docs/RESULTS.md is stale: run `xanes-nn report`"
+
+
+def test_shipped_model_uses_the_chosen_preprocessing():
+    from pymatgen_xanes_nn import XANESClassifier
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
+    from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES
+
+    best = chosen_ablation(RESULTS)
+    assert best is not None, "no ablation results committed"
+    clf = XANESClassifier.from_pretrained("si_k_chemsys")
+    assert clf.preprocessing.alignment == best["alignment"]
+    assert clf.metadata["parameters"]["augment_copies"] == best["augment"] == DEFAULT_AUGMENT_COPIES
+    assert DEFAULT_PREPROCESSING.alignment == best["alignment"]
+
+
+def test_readme_quotes_the_report():
+    """Every 'mean ± std' the README quotes is a number of docs/RESULTS.md (no stale copies)."""
+    import re
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    results = open(os.path.join(ROOT, "docs", "RESULTS.md")).read()
+    quoted = re.findall(r"\d+\.\d ± \d+\.\d", readme.split("## Status and results")[1].split("\n## ")[0])
+    assert len(quoted) >= 8
+    assert [q for q in quoted if q not in results] == []
