@@ -165,11 +165,13 @@ def plot(name: str, result: dict[str, Any], filename: str) -> None:
     else:
         metric = "loss" if name == "autoencoders" else "test_accuracy"
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+        variants = sorted({key.split("|")[0] for key in result["curves"]})
         for ax, protocol in zip(axes, PROTOCOLS):
-            for i, (key, curves) in enumerate(sorted(result["curves"].items())):
+            for key, curves in sorted(result["curves"].items()):
                 variant, proto = key.split("|")
                 if proto != protocol:
                     continue
+                i = variants.index(variant)  # one colour per variant in both panels
                 runs = np.asarray(curves[metric])
                 epochs = np.arange(1, runs.shape[1] + 1)
                 ax.plot(epochs, runs.mean(axis=0), label=variant, color=f"C{i % 10}")
