@@ -174,7 +174,8 @@ def plot(name: str, result: dict[str, Any], filename: str) -> None:
                 i = variants.index(variant)  # one colour per variant in both panels
                 runs = np.asarray(curves[metric])
                 epochs = np.arange(1, runs.shape[1] + 1)
-                ax.plot(epochs, runs.mean(axis=0), label=variant, color=f"C{i % 10}")
+                label = f"keep {variant}" if name == "dropout" else variant
+                ax.plot(epochs, runs.mean(axis=0), label=label, color=f"C{i % 10}")
                 ax.fill_between(epochs, runs.min(axis=0), runs.max(axis=0), alpha=0.2, color=f"C{i % 10}")
             split_name = "grouped by material" if protocol == "grouped" else "random by spectrum (seed's)"
             ax.set(xlabel="epoch", title=f"{name}: {split_name}",
