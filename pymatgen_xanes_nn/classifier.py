@@ -311,8 +311,7 @@ class XANESClassifier(MSONable):
         x, single = self.vectorize(spectra, **kwargs)
         z = self._encode_matrix(x)
         p = self._proba_matrix(z)
-        rec_err = np.mean((forward(self.decoder, z) - x) ** 2, axis=1)
-        maha = self.latent_distance(z)
+        rec_err, maha = self.ood_scores(x, z)
         flags = self.ood_flags(rec_err, maha)
         out = []
         for i in range(len(x)):
@@ -344,6 +343,11 @@ class XANESClassifier(MSONable):
         diff = z[:, None, :] - self.ood["class_means"][None, :, :]
         d2 = np.einsum("ncd,de,nce->nc", diff, self.ood["precision"], diff)
         return np.sqrt(np.clip(d2.min(axis=1), 0, None))
+
+    def ood_scores(self, x: np.ndarray, codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Reconstruction MSE on the grid and latent Mahalanobis distance of each model-input row."""
+        codes = self._encode_matrix(x) if codes is None else codes
+        return np.mean((forward(self.decoder, codes) - x) ** 2, axis=1), self.latent_distance(codes)
 
     def ood_flags(self, reconstruction_error: np.ndarray, latent_distance: np.ndarray) -> np.ndarray:
         """True where a spectrum is unlike the training data (either threshold exceeded)."""

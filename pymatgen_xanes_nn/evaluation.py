@@ -36,15 +36,8 @@ PERTURBATIONS: dict[str, tuple[str, float]] = {
 
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
     """ECE: confidence-weighted gap between accuracy and confidence over equal-width bins."""
-    conf = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        m = bins == b
-        if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(ece)
+    bins = calibration_bins(proba, y, n_bins)
+    return float(np.sum(np.abs(np.subtract(bins["correct"], bins["confidence"]))) / len(y))
 
 
 def calibration_bins(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> dict[str, list[float]]:

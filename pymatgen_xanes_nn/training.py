@@ -275,25 +275,26 @@ def train(
     # OOD thresholds: a quantile of in-distribution scores, training and held-out spectra pooled (the
     # held-out groups alone are too few for a stable tail; the training ones alone are optimistic)
     q_each = 1.0 - (1.0 - ood_quantile) / 2
-    pooled = _ood_scores(clf, np.concatenate([x_tr, x[va]]))
-    clf.ood["recon_threshold"], clf.ood["maha_threshold"] = (float(np.quantile(v, q_each)) for v in pooled)
+    scores_tr, scores_va = clf.ood_scores(x_tr), clf.ood_scores(x[va])
+    clf.ood["recon_threshold"], clf.ood["maha_threshold"] = (
+        float(np.quantile(np.concatenate([t, v]), q_each)) for t, v in zip(scores_tr, scores_va))
     if len(va):  # how often unseen materials of known classes are flagged (the false-alarm rate)
-        metrics["validation"]["ood_rate"] = float(np.mean(clf.ood_flags(*_ood_scores(clf, x[va]))))
+        metrics["validation"]["ood_rate"] = float(np.mean(clf.ood_flags(*scores_va)))
     if refit and len(va):
         # the held-out groups only served to calibrate: the shipped networks learn from every spectrum
         # (measured: +6 points of grouped accuracy on the chemsys set). The temperature carries over; the
         # OOD thresholds keep their ratio to the training-set quantile, measured on the first networks.
         ratio = [t / float(np.quantile(v, q_each)) for t, v in
-                 zip((clf.ood["recon_threshold"], clf.ood["maha_threshold"]), _ood_scores(clf, x_tr))]
+                 zip((clf.ood["recon_threshold"], clf.ood["maha_threshold"]), scores_tr)]
         temperature = clf.temperature
         clf, x_all, hist = fit_on(np.arange(len(x)))
         clf.temperature = temperature
-        scores = _ood_scores(clf, x_all)
+        scores = clf.ood_scores(x_all)
         clf.ood["recon_threshold"], clf.ood["maha_threshold"] = (
             float(r * np.quantile(v, q_each)) for r, v in zip(ratio, scores))
     if x_outside is not None and len(x_outside):
         x_out = np.asarray(x_outside, np.float32)
-        rec, maha = _ood_scores(clf, x_out)
+        rec, maha = clf.ood_scores(x_out)
         metrics["outside_classes"] = {
             "n": int(len(x_out)), "ood_rate": float(np.mean(clf.ood_flags(rec, maha))),
             "reconstruction_rate": float(np.mean(rec > clf.ood["recon_threshold"])),
@@ -350,10 +351,3 @@ def _fit_networks(
                "fnn_accuracy": fnn_hist.get("accuracy", [])}
     return clf, history
 
-
-def _ood_scores(clf: XANESClassifier, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reconstruction MSE and latent Mahalanobis distance of each spectrum."""
-    from pymatgen_xanes_nn.models import forward
-
-    codes = forward(clf.encoder, x)
-    return np.mean((forward(clf.decoder, codes) - x) ** 2, axis=1), clf.latent_distance(codes)
