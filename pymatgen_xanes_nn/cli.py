@@ -62,6 +62,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     jobs = jobs_from_corpus(corpus, priority_chemsys=top)
     if args.only_priority:
         jobs = [j for j in jobs if j.metadata["chemsys"] in top]
+    if args.task_ids:
+        unknown = sorted(set(args.task_ids) - {j.task_id for j in jobs})
+        if unknown:
+            raise SystemExit(f"error: task ids not in the corpus: {', '.join(unknown)}")
+        jobs = [j for j in jobs if j.task_id in set(args.task_ids)]
     if args.limit:
         jobs = jobs[: args.limit]
     if args.store_uri:
@@ -409,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priority", type=int, default=12, help="simulate the N largest chemical systems first")
     p.add_argument("--only-priority", action="store_true", help="only the N largest chemical systems")
     p.add_argument("--limit", type=int, default=0, help="at most this many sites (0: all)")
-    p.add_argument("--retry-failed", action="store_true")
+    p.add_argument("--retry-failed", action="store_true", help="rerun sites whose documents record a failure")
+    p.add_argument("--task-ids", nargs="+", default=None, metavar="ID", help="only these sites (e.g. amcsd-1264-s16)")
     p.add_argument("--store-uri", default=None, help="MongoDB URI: write task documents to a store instead")
     p.add_argument("--database", default="feff")
     p.add_argument("--collection", default="tasks")

@@ -124,7 +124,7 @@ def dataset_summary(docs: list[dict]) -> dict:
             s for s, _ in {(d["metadata"]["source"], d["metadata"]["structure_id"]) for d in ok}).most_common()),
         "ordered_from_disorder_sites": sum(bool(d["metadata"].get("ordered_from_disorder")) for d in ok),
         "cpu_s_per_site": {"mean": sum(cpu) / len(cpu), "max": max(cpu), "total_h": sum(cpu) / 3600} if cpu else {},
-        "feff_settings": sorted({d["metadata"]["feff_settings"]["name"] for d in ok}),
+        "feff_settings": dict(Counter(d["metadata"]["feff_settings"]["name"] for d in ok).most_common()),
         "feff_versions": sorted({d["metadata"]["feff_version"] for d in ok}),
     }
 
@@ -142,7 +142,9 @@ def render_card(summary: dict, corpus: dict | None = None, study: dict | None = 
         f"- structures: {summary['n_structures']} in {summary['n_groups']} material groups (StructureMatcher families)",
         f"- sites from structures ordered by majority occupancy (disorder off the Si sublattice): "
         f"{summary['ordered_from_disorder_sites']}",
-        f"- FEFF settings: {', '.join(summary['feff_settings'])}; FEFF versions: {', '.join(summary['feff_versions'])}",
+        "- FEFF settings (sites): " + ", ".join(f"{k} ({v})" for k, v in summary["feff_settings"].items())
+        + " (`_scfmix05`: rerun with SCF mixing 0.05 after FEFF's SCF stopped on bad electron counts); "
+        f"FEFF versions: {', '.join(summary['feff_versions'])}",
     ]
     if summary["cpu_s_per_site"]:
         c = summary["cpu_s_per_site"]

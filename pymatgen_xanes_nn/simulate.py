@@ -138,7 +138,8 @@ def run_feff(input_file: str, work_dir: str, timeout: float | None = None) -> di
         Timing: ``wall_s``, ``user_s``, ``sys_s`` and per-stage seconds.
 
     Raises:
-        RuntimeError: if FEFF fails, times out or writes no ``xmu.dat``; the message has the log tail.
+        RuntimeError: if FEFF times out.
+        FeffError: if FEFF fails or writes no ``xmu.dat``; the message has FEFF's reason from its logs.
     """
     os.makedirs(work_dir, exist_ok=True)
     # feff10.run rewrites work_dir/feff.inp, so it gets its own copy
@@ -159,11 +160,62 @@ def run_feff(input_file: str, work_dir: str, timeout: float | None = None) -> di
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"FEFF timed out after {timeout} s") from exc
     if proc.returncode != 0 or not os.path.exists(os.path.join(work_dir, "xmu.dat")):
-        with open(log) as f:
-            tail = "".join(f.readlines()[-8:])
-        raise RuntimeError(f"FEFF failed (exit code {proc.returncode}, no xmu.dat?):\n{tail}")
+        raise FeffError(f"FEFF failed (exit code {proc.returncode}, no xmu.dat): {feff_failure_reason(work_dir)}")
     with open(os.path.join(work_dir, "timing.json")) as f:
         return json.load(f)
+
+
+class FeffError(RuntimeError):
+    """FEFF ran but produced no spectrum; the message names FEFF's own reason where it gave one."""
+
+    @property
+    def scf_not_converged(self) -> bool:
+        """True when the self-consistent potential stopped on bad electron counts (retry with gentler mixing)."""
+        return SCF_BAD_COUNTS in str(self).lower()
+
+
+SCF_BAD_COUNTS = "bad counts"
+#: Lines of FEFF's module logs that explain a crash (the first ones found are reported).
+FEFF_FAILURE_WORDS = (SCF_BAD_COUNTS, "will exit", "fatal error", "very close")
+
+
+def feff_failure_reason(work_dir: str, lines: int = 3) -> str:
+    """FEFF's reason for a failed run, read from its module logs (``log1.dat`` ... and ``feff.log``).
+
+    FEFF writes the cause (e.g. "Bad counts found repeatedly - pot will exit now.") to the log of the
+    module that stopped, not to stdout; ``.feff.error`` only says which module was running.
+    """
+    logs = sorted(f for f in os.listdir(work_dir) if f.startswith("log") and f.endswith(".dat"))
+    hits = []
+    for name in logs + ["feff.log"]:
+        path = os.path.join(work_dir, name)
+        if not os.path.exists(path):
+            continue
+        with open(path, errors="replace") as f:
+            hits += [f"{name}: {ln.strip()}" for ln in f if any(k in ln.lower() for k in FEFF_FAILURE_WORDS)]
+    if hits:
+        return " | ".join(list(dict.fromkeys(hits))[:lines])
+    error_file = os.path.join(work_dir, ".feff.error")
+    if os.path.exists(error_file):
+        with open(error_file, errors="replace") as f:
+            return ".feff.error: " + " ".join(f.read().split())[:200]
+    return "no log explains it"
+
+
+def gentler_scf(settings: FeffSettings) -> FeffSettings:
+    """The same settings with SCF mixing 0.05 instead of 0.2 (FEFF's ``ca``).
+
+    Cu(II) silicates stop in FEFF's SCF with "Bad counts found repeatedly"; smaller mixing lets the same
+    potential converge (measured on Ba2CuSi2O7, amcsd-18759 site 6: fails at 0.2 and with a 4.5 A SCF
+    radius, converges at 0.05). Only the path to self-consistency changes, not the physics.
+    """
+    if settings.scf is None:
+        raise ValueError(f"Settings {settings.name!r} have no SCF card to soften")
+    parts = settings.scf.split()
+    parts[3] = ".05"
+    return FeffSettings(
+        f"{settings.name}_scfmix05", radius=settings.radius, scf=" ".join(parts), fms=settings.fms, ldos=settings.ldos
+    )
 
 
 def read_xmu_rows(filename: str) -> list[list[float]]:
@@ -201,9 +253,7 @@ def simulate_site(job: SiteJob, settings: FeffSettings, scratch: str, timeout: f
 
     structure = Structure.from_dict(job.structure)
     metadata = dict(job.metadata)
-    metadata.update(
-        {"feff_settings": asdict(settings), "feff_version": feff10.__version__, "feff_env": FEFF_MALLOC_ENV}
-    )
+    metadata.update({"feff_version": feff10.__version__, "feff_env": FEFF_MALLOC_ENV})
     doc: dict[str, Any] = {
         "task_id": job.task_id,
         "structure": job.structure,
@@ -213,17 +263,30 @@ def simulate_site(job: SiteJob, settings: FeffSettings, scratch: str, timeout: f
         "metadata": metadata,
     }
     directory = tempfile.mkdtemp(prefix=f"{job.task_id}-", dir=scratch)
+    attempts = [settings] + ([gentler_scf(settings)] if settings.scf is not None else [])
+    errors = []
     try:
-        input_dir = os.path.join(directory, "input")
-        doc["input_parameters"] = write_feff_input(structure, job.site_index, settings, input_dir)
-        doc["cluster"] = Atoms.cluster_from_file(os.path.join(input_dir, "feff.inp")).as_dict()
-        timing = run_feff(os.path.join(input_dir, "feff.inp"), os.path.join(directory, "run"), timeout=timeout)
-        doc["spectrum"] = read_xmu_rows(os.path.join(directory, "run", "xmu.dat"))
-        metadata["timing"] = timing
-        doc["state"] = "successful"
+        for attempt, current in enumerate(attempts):
+            metadata["feff_settings"] = asdict(current)
+            input_dir, run_dir = os.path.join(directory, f"input{attempt}"), os.path.join(directory, f"run{attempt}")
+            doc["input_parameters"] = write_feff_input(structure, job.site_index, current, input_dir)
+            doc["cluster"] = Atoms.cluster_from_file(os.path.join(input_dir, "feff.inp")).as_dict()
+            try:
+                timing = run_feff(os.path.join(input_dir, "feff.inp"), run_dir, timeout=timeout)
+            except FeffError as exc:
+                errors.append(f"{current.name}: {exc}")
+                if exc.scf_not_converged and attempt + 1 < len(attempts):
+                    continue
+                raise
+            doc["spectrum"] = read_xmu_rows(os.path.join(run_dir, "xmu.dat"))
+            metadata["timing"] = timing
+            if errors:
+                metadata["earlier_attempts"] = errors
+            doc["state"] = "successful"
+            break
     except Exception as exc:  # a failed site is recorded, never fatal for the run
         doc["state"] = "failed"
-        doc["error"] = f"{type(exc).__name__}: {exc}"
+        doc["error"] = " ; ".join(errors) if errors else f"{type(exc).__name__}: {exc}"
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     doc["dir_name"] = directory

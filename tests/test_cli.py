@@ -83,3 +83,8 @@ def test_readme_commands_match_ci():
     assert setup_and_run.endswith("xanes-nn demo") and len(setup_and_run.splitlines()) == 1
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
     assert tests in ci, "the CI must run exactly the README's test command"
+
+
+def test_simulate_unknown_task_id(tmp_path):
+    with pytest.raises(SystemExit, match="task ids not in the corpus: nowhere-s3"):
+        main(["simulate", "--task-ids", "amcsd-789-s0", "nowhere-s3", "--output", str(tmp_path / "tasks")])

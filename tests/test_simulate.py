@@ -11,10 +11,13 @@ from pymatgen_xanes_nn.simulate import (
     FEFF_MALLOC_ENV,
     PRESETS,
     DirectorySink,
+    FeffError,
     FeffSettings,
     SiteJob,
     feff_env,
+    feff_failure_reason,
     get_settings,
+    gentler_scf,
     read_xmu_rows,
     simulate,
 )
@@ -33,6 +36,56 @@ def test_presets_and_settings():
     assert FeffSettings.from_dict(PRESETS["dataset"].as_dict()) == PRESETS["dataset"]
     with pytest.raises(ValueError, match="Unknown FEFF settings preset 'turbo'"):
         get_settings("turbo")
+
+
+def test_feff_failure_reason_reads_the_module_log(tmp_path):
+    (tmp_path / ".feff.error").write_text("Starting FEFF9 module pot.  If this message is still here ...")
+    assert feff_failure_reason(str(tmp_path)).startswith(".feff.error: Starting FEFF9 module pot")
+    (tmp_path / "log1.dat").write_text("SCF ITERATION NUMBER  1\n  Found bad counts.\n"
+                                      "Bad counts found repeatedly - pot will exit now.\nDone with module\n")
+    reason = feff_failure_reason(str(tmp_path))
+    assert reason.startswith("log1.dat:") and "pot will exit now" in reason
+    assert FeffError(f"FEFF failed: {reason}").scf_not_converged
+    assert not FeffError("FEFF failed: log2.dat: error in xsph").scf_not_converged
+
+
+def test_gentler_scf():
+    soft = gentler_scf(PRESETS["dataset"])
+    assert soft.name == "dataset_scfmix05" and soft.scf == "3.5 0 30 .05 1"
+    assert (soft.radius, soft.fms, soft.ldos) == (7.0, "5.0 0", False)
+    with pytest.raises(ValueError, match="no SCF card"):
+        gentler_scf(FeffSettings("noscf", scf=None))
+
+
+def test_simulate_site_retries_scf_failure_once(tmp_path, monkeypatch):
+    """Bad electron counts -> one rerun with gentler mixing, recorded; any other failure is not retried."""
+    import shutil
+
+    from pymatgen_xanes_nn import simulate as sim
+
+    calls = []
+
+    def fake_run(input_file, work_dir, timeout=None, fail=("bad counts", None)):
+        calls.append(open(input_file).read())
+        os.makedirs(work_dir, exist_ok=True)
+        if len(calls) == 1 or fail[1]:
+            raise FeffError(f"FEFF failed: log1.dat: {fail[1] or 'Bad counts found repeatedly - pot will exit now.'}")
+        shutil.copy(test_file("feff", "Si_diamond", "xmu.dat"), os.path.join(work_dir, "xmu.dat"))
+        return {"user_s": 1.0, "sys_s": 0.0}
+
+    monkeypatch.setattr(sim, "run_feff", fake_run)
+    job = SiteJob("diamond-s0", diamond_si().as_dict(), 0, {})
+    doc = sim.simulate_site(job, PRESETS["dataset"], str(tmp_path))
+    assert doc["state"] == "successful" and len(calls) == 2
+    assert "SCF 3.5 0 30 .2 1" in calls[0] and "SCF 3.5 0 30 .05 1" in calls[1]
+    assert doc["metadata"]["feff_settings"]["name"] == "dataset_scfmix05"
+    assert doc["input_parameters"]["SCF"] == "3.5 0 30 .05 1"
+    assert "dataset: FEFF failed" in doc["metadata"]["earlier_attempts"][0]
+
+    calls.clear()
+    monkeypatch.setattr(sim, "run_feff", lambda *a, **k: fake_run(*a, fail=(None, "error in xsph")))
+    doc = sim.simulate_site(job, PRESETS["dataset"], str(tmp_path))
+    assert doc["state"] == "failed" and len(calls) == 1 and "error in xsph" in doc["error"]
 
 
 def test_malloc_environment():
