@@ -16,8 +16,8 @@ from pymatgen_xanes_nn.simulate import (
     SiteJob,
     feff_env,
     feff_failure_reason,
-    get_settings,
     gentler_scf,
+    get_settings,
     read_xmu_rows,
     simulate,
 )
