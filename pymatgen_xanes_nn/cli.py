@@ -260,13 +260,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         results[protocol] = evaluate(
             data, classes, protocol=protocol, n_splits=args.folds, repeats=args.repeats, seed=args.seed,
             train_kwargs=_training_kwargs(args), robustness=not args.no_robustness, augment_copies=args.augment,
-            preprocessing=pre, progress=print,
+            preprocessing=pre, progress=print, checkpoint=f"{args.output}.partial.jsonl",
         )
     results["preprocessing"] = pre.as_dict()
     results["scheme"] = args.scheme
     results["dataset"] = _dataset_info(data, spectra)
     with open(args.output, "w") as f:
         json.dump(results, f, indent=1)
+    os.remove(f"{args.output}.partial.jsonl")  # every fold is in the output now
     for protocol in args.protocols:
         print(f"== {protocol} split ({args.folds}-fold x {args.repeats})")
         for model, sets in results[protocol]["summary"].items():
@@ -385,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--no-robustness", action="store_true")
-    p.add_argument("--output", default="evaluation.json")
+    p.add_argument("--output", default="evaluation.json",
+                   help="results JSON; finished folds are kept in OUTPUT.partial.jsonl until it is written, "
+                        "so a killed run resumes")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("experiment", help="reproduce the seed's experiments (Table I/II, Figs. 6-9)")

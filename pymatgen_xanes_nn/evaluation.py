@@ -8,6 +8,9 @@ the same folds and the same preprocessed inputs as the neural model.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +157,7 @@ def evaluate(
     augment_copies: int = 0,
     preprocessing=None,
     progress: Callable[[str], None] | None = None,
+    checkpoint: str | None = None,
 ) -> dict[str, Any]:
     """Cross-validate the neural model and the baselines on identical folds.
 
@@ -170,6 +174,8 @@ def evaluate(
         augment_copies: experimental-like augmented copies per training spectrum (0: none).
         preprocessing: the preprocessing of ``spectra`` (default: the package default).
         progress: called with a status line after each fold.
+        checkpoint: a JSON-lines file that keeps every finished fold; a rerun with the same data and
+            options skips them (an evaluation takes hours: a killed run loses only the fold in flight).
 
     Returns:
         ``folds`` (per fold and model metrics) and ``summary`` (mean and std per model and metric).
@@ -182,12 +188,18 @@ def evaluate(
         raise ValueError(f"Unknown protocol {protocol!r}; choose 'grouped' or 'random'")
     y = np.array([list(classes).index(lab) for lab in spectra.labels])
     train_kwargs = dict(train_kwargs or {})
+    key = _evaluation_key(spectra, protocol, n_splits, seed, train_kwargs, baselines, robustness, augment_copies,
+                          preprocessing)
+    done = _read_checkpoint(checkpoint, key)
     folds_out = []
     for r in range(repeats):
         split_seed = seed + r
         folds = (grouped_folds(spectra.groups, y, n_splits, split_seed) if protocol == "grouped"
                  else random_folds(len(y), y, n_splits, split_seed))
         for f, (tr, te) in enumerate(folds):
+            if (r, f) in done:
+                folds_out.append(done[(r, f)])
+                continue
             t0 = time.time()
             train_set, test_set = spectra.subset(tr), spectra.subset(te)
             test_sets = {"clean": (test_set.x, np.arange(len(te)))}
@@ -228,6 +240,9 @@ def evaluate(
                 result[model_name] = scores
             result["seconds"] = time.time() - t0
             folds_out.append(result)
+            if checkpoint:
+                with open(checkpoint, "a") as fh:
+                    fh.write(json.dumps({"key": key, "result": result}) + "\n")
             if progress:
                 progress(f"{protocol} repeat {r + 1}/{repeats} fold {f + 1}/{n_splits}: NN "
                          f"{result['neural_network']['clean']['accuracy']:.3f} "
@@ -236,6 +251,33 @@ def evaluate(
     return {"protocol": protocol, "n_splits": n_splits, "repeats": repeats, "classes": list(classes),
             "train_kwargs": train_kwargs, "augment_copies": augment_copies, "folds": folds_out,
             "summary": summarize(folds_out)}
+
+
+def _evaluation_key(spectra: SpectraSet, *options: Any) -> str:
+    """Fingerprint of the data and every option that changes a fold's result."""
+    from pymatgen_xanes_nn.classifier import hash_vectors
+
+    h = hashlib.sha256(hash_vectors(spectra.x, spectra.labels).encode())
+    h.update("\n".join(spectra.groups).encode())
+    h.update(json.dumps([o.as_dict() if hasattr(o, "as_dict") else o for o in options], sort_keys=True,
+                        default=str).encode())
+    return h.hexdigest()
+
+
+def _read_checkpoint(path: str | None, key: str) -> dict[tuple[int, int], dict[str, Any]]:
+    """Finished folds of an evaluation with this key (lines of other evaluations or a torn last line are ignored)."""
+    done: dict[tuple[int, int], dict[str, Any]] = {}
+    if not path or not os.path.exists(path):
+        return done
+    with open(path) as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("key") == key:
+                done[(entry["result"]["repeat"], entry["result"]["fold"])] = entry["result"]
+    return done
 
 
 def summarize(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -74,6 +74,32 @@ def test_train_and_evaluate(tmp_path, capsys):
         assert 0 <= summary["random_forest"]["clean"]["accuracy"]["mean"] <= 1
     # grouped folds never share a material
     assert "grouped split" in capsys.readouterr().out
+    assert not os.path.exists(f"{out}.partial.jsonl")  # removed once the output holds every fold
+
+
+def test_evaluate_resumes_from_checkpoint(tmp_path, monkeypatch):
+    """Finished folds are kept; a rerun with the same data and options does not train them again."""
+    from pymatgen_xanes_nn import training
+    from pymatgen_xanes_nn.evaluation import evaluate
+    from pymatgen_xanes_nn.training import dataset_for_scheme
+
+    spectra, classes = dataset_for_scheme("chemsys", fake_task_docs())
+    data, ckpt = spectra.labelled(), str(tmp_path / "eval.partial.jsonl")
+    kwargs = {"protocol": "grouped", "n_splits": 2, "repeats": 1, "robustness": False, "checkpoint": ckpt,
+              "train_kwargs": {"ae_epochs": 1, "fnn_epochs": 1, "ae_config": "NN4", "refit": False}}
+    first = evaluate(data, classes, **kwargs)
+    assert len(open(ckpt).read().splitlines()) == 2
+    with open(ckpt, "a") as fh:
+        fh.write('{"key": "torn')  # a run killed while writing
+
+    def no_training(*args, **kw):
+        raise AssertionError("a finished fold was trained again")
+
+    monkeypatch.setattr(training, "train", no_training)
+    assert evaluate(data, classes, **kwargs)["summary"] == first["summary"]
+    # other options are another evaluation: its folds are trained
+    with pytest.raises(AssertionError, match="trained again"):
+        evaluate(data, classes, **{**kwargs, "n_splits": 3})
 
 
 def test_readme_commands_match_ci():
