@@ -102,6 +102,34 @@ def load_tasks(filename: str | None = None, include_failed: bool = False) -> lis
     return docs
 
 
+#: Non-hydrogen atoms closer than this (Angstrom) mark split positions or a corrupt CIF: no bond between
+#: heavier atoms in a Si-bearing crystal is shorter (C-O in a carbonyl is 1.13-1.2 A, Si-O 1.6 A).
+MIN_HEAVY_ATOM_DISTANCE = 1.1
+
+
+def suspect_geometries(docs: list[dict], min_distance: float = MIN_HEAVY_ATOM_DISTANCE) -> dict[str, str]:
+    """Structures whose closest non-H atoms are nearer than ``min_distance``: structure id -> description."""
+    import numpy as np
+    from pymatgen.core import Structure
+
+    out, seen = {}, set()
+    for d in docs:
+        sid = d.get("metadata", {}).get("structure_id", d["task_id"])
+        if sid in seen:
+            continue
+        seen.add(sid)
+        structure = Structure.from_dict(d["structure"])
+        heavy = [i for i, site in enumerate(structure) if site.specie.symbol != "H"]
+        if len(heavy) < 2:
+            continue
+        dmat = structure.distance_matrix[np.ix_(heavy, heavy)] + np.eye(len(heavy)) * 1e3
+        i, j = np.unravel_index(np.argmin(dmat), dmat.shape)
+        if dmat[i, j] < min_distance:
+            a, b = structure[heavy[i]].specie.symbol, structure[heavy[j]].specie.symbol
+            out[sid] = f"{d['metadata'].get('formula', structure.formula)}: {a}-{b} {dmat[i, j]:.2f} A"
+    return out
+
+
 def dataset_summary(docs: list[dict]) -> dict:
     """Counts of a task-document list: per state, chemical system, environment, source; cost; versions."""
     from collections import Counter
@@ -126,6 +154,7 @@ def dataset_summary(docs: list[dict]) -> dict:
         "cpu_s_per_site": {"mean": sum(cpu) / len(cpu), "max": max(cpu), "total_h": sum(cpu) / 3600} if cpu else {},
         "feff_settings": dict(Counter(d["metadata"]["feff_settings"]["name"] for d in ok).most_common()),
         "feff_versions": sorted({d["metadata"]["feff_version"] for d in ok}),
+        "suspect_geometries": suspect_geometries(docs),
     }
 
 
@@ -165,6 +194,12 @@ def render_card(summary: dict, corpus: dict | None = None, study: dict | None = 
     lines += [f"- {src}: {n} structures" for src, n in summary["source_structures"].items()]
     if summary["failed"]:
         lines += ["", "## Failed calculations", ""] + [f"- `{k}`: {v}" for k, v in summary["failed"].items()]
+    if summary.get("suspect_geometries"):
+        lines += ["", "## Suspect geometries", "",
+                  f"Structures whose closest non-hydrogen atoms are nearer than {MIN_HEAVY_ATOM_DISTANCE} A: split "
+                  "positions kept by majority ordering or a corrupt CIF. Their spectra (if FEFF ran) are kept but "
+                  "should be read with care; the corpus's own overlap filter is 0.7 A for any pair.", ""]
+        lines += [f"- `{k}`: {v}" for k, v in summary["suspect_geometries"].items()]
     if study and study.get("summary"):
         lines += ["", "## FEFF settings study", "",
                   f"Reference: `{study['reference']}` (pymatgen MPXANESSet defaults: cluster 10 A, SCF 4.5 A, "

@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 
-from pymatgen_xanes_nn.dataset import dataset_summary, load_tasks
+from pymatgen_xanes_nn.dataset import dataset_summary, load_tasks, suspect_geometries
 from pymatgen_xanes_nn.io import from_task_doc
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
 
@@ -80,3 +80,17 @@ def test_merge_never_replaces_success_with_failure(tmp_path):
     assert merge_into_dataset([str(tmp_path / "run2")], dataset) == {"documents": 3, "successful": 3}
     kept = {d["task_id"]: d for d in load_tasks(dataset)}
     assert kept[good[0]["task_id"]]["spectrum"] == good[0]["spectrum"]
+
+
+def test_suspect_geometries():
+    from pymatgen.core import Lattice, Structure
+
+    def doc(sid, species, coords):
+        s = Structure(Lattice.cubic(6.0), species, coords, coords_are_cartesian=True)
+        return {"task_id": f"{sid}-s0", "structure": s.as_dict(), "metadata": {"structure_id": sid}}
+
+    docs = [doc("split", ["Si", "O", "O"], [[0, 0, 0], [1.6, 0, 0], [1.6, 0.9, 0]]),  # O-O 0.9 A
+            doc("split", ["Si", "O", "O"], [[0, 0, 0], [1.6, 0, 0], [1.6, 0.9, 0]]),  # a second site: listed once
+            doc("silanol", ["Si", "O", "H"], [[0, 0, 0], [1.6, 0, 0], [2.5, 0, 0]])]  # O-H 0.9 A is a real bond
+    found = suspect_geometries(docs)
+    assert list(found) == ["split"] and found["split"].endswith("O-O 0.90 A")
