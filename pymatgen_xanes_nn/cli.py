@@ -211,14 +211,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.training import dataset_for_scheme, train
 
     pre = _preprocessing(args)
-    spectra, classes = dataset_for_scheme(args.scheme, _load_docs(args), pre)
+    docs = _load_docs(args)
+    spectra, classes = dataset_for_scheme(args.scheme, docs, pre)
     data = spectra.labelled()
     print(f"training {args.name!r} on {len(data.x)} spectra, {len(classes)} classes, {len(set(data.groups))} groups"
           + (f", {args.augment} augmented copies per training spectrum" if args.augment else ""))
-    outside = spectra.x[[lab is None for lab in spectra.labels]]
+    is_outside = [lab is None for lab in spectra.labels]
+    # outside spectra labelled by Si environment: known to the training set, or a new one
+    env = {d["task_id"]: d.get("metadata", {}).get("environment", "unknown") for d in docs}
+    known_env = {env[t] for t, lab in zip(spectra.task_ids, spectra.labels) if lab is not None}
+    outside_kinds = [env[t] if env[t] not in known_env else "environment seen in training"
+                     for t, out in zip(spectra.task_ids, is_outside) if out]
     clf = train(data.x, data.labels, data.groups, name=args.name, preprocessing=pre, seed=args.seed,
                 validation_fraction=args.validation_fraction, raw=data.raw, augment_copies=args.augment,
-                x_outside=outside,
+                x_outside=spectra.x[is_outside], outside_labels=outside_kinds,
                 metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
                           "n_labelled": len(data.x), "skipped": len(spectra.skipped)}},
                 verbose=args.verbose, **_training_kwargs(args))
@@ -233,6 +239,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = clf.metadata["metrics"].get("outside_classes")
     if out:
         print(f"spectra outside the classes ({out['n']}): {100 * out['ood_rate']:.0f}% flagged out of distribution")
+        for kind, r in out.get("by_label", {}).items():
+            print(f"  {kind} ({r['n']}): {100 * r['ood_rate']:.0f}%")
     print(f"wrote {args.output}")
     return 0
 

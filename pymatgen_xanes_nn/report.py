@@ -298,6 +298,15 @@ def _models_section() -> list[str]:
         ood_in = f"{100 * val['ood_rate']:.0f}%" if "ood_rate" in val else "-"
         ood_out = f"{100 * out['ood_rate']:.0f}% (n={out['n']})" if out else "-"
         lines.append(f"| `{name}` | {len(md['class_counts'])} | {n} | {acc} | {ece} | {ood_in} | {ood_out} |")
+    for name in PRETRAINED:
+        by_label = XANESClassifier.from_pretrained(name).metadata["metrics"].get("outside_classes", {}).get("by_label")
+        if by_label:
+            lines += ["", f"`{name}`, outside spectra by Si environment (environments with at least 5 spectra): "
+                      "an unknown silicate looks like a known one to a Si K edge, an unknown coordination "
+                      "chemistry should not.", "", "| outside spectra | n | flagged out of distribution |",
+                      "|---|---:|---:|"]
+            lines += [f"| {kind} | {r['n']} | {100 * r['ood_rate']:.0f}% |" for kind, r in by_label.items()
+                      if r["n"] >= 5]
     return [*lines, ""]
 
 

@@ -183,6 +183,7 @@ def train(
     x_unlabelled: np.ndarray | None = None,
     refit: bool = True,
     x_outside: np.ndarray | None = None,
+    outside_labels: Sequence[str] | None = None,
     ood_quantile: float = 0.95,
     metadata: dict[str, Any] | None = None,
     verbose: int = 0,
@@ -216,6 +217,8 @@ def train(
             (keeping the temperature and the OOD thresholds' margin); False ships the first networks.
         x_outside: spectra of classes the model does not know (e.g. other chemical systems), never
             trained on: only to measure how often the final model flags them as out of distribution.
+        outside_labels: a label per ``x_outside`` spectrum (e.g. its Si environment): the flag rate is also
+            stored per label, since an unknown silicate and an unknown nitride are very different tests.
         ood_quantile: share of in-distribution spectra that pass the OOD check; each of the two scores
             gets half the false-alarm budget, since a spectrum is flagged when either exceeds its threshold.
         metadata: extra metadata to store (e.g. dataset provenance).
@@ -300,6 +303,13 @@ def train(
             "reconstruction_rate": float(np.mean(rec > clf.ood["recon_threshold"])),
             "latent_rate": float(np.mean(maha > clf.ood["maha_threshold"])),
         }
+        if outside_labels is not None:
+            flags, kinds = clf.ood_flags(rec, maha), np.asarray(list(outside_labels))
+            if len(kinds) != len(x_out):
+                raise ValueError(f"{len(x_out)} outside spectra but {len(kinds)} outside labels")
+            metrics["outside_classes"]["by_label"] = {
+                k: {"n": int(np.sum(kinds == k)), "ood_rate": float(np.mean(flags[kinds == k]))}
+                for k in sorted(set(kinds), key=lambda k: (-np.sum(kinds == k), k))}
     params = {**{k: v for k, v in fit_kwargs.items() if k != "verbose"}, "validation_fraction": validation_fraction,
               "refit": bool(refit and len(va)), "ood_quantile": ood_quantile, "augment_copies": augment_copies,
               "n_augment": n_augment, "n_unlabelled": 0 if x_unlabelled is None else int(len(x_unlabelled))}

@@ -255,7 +255,8 @@ def test_refit_trains_on_everything_and_keeps_calibration():
     """The shipped networks see every spectrum; the temperature and validation metrics come from the held-out run."""
     x, labels, groups, _ = _toy_set(12)
     first = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, refit=False)
-    final = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, x_outside=x[:5][:, ::-1])
+    final = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, x_outside=x[:5][:, ::-1],
+                  outside_labels=["SiN4", "SiN4", "SiS4", "SiN4", "SiS4"])
     assert first.metadata["n_train"] < len(x) and final.metadata["n_train"] == len(x)
     assert final.metadata["parameters"]["refit"] and not first.metadata["parameters"]["refit"]
     assert final.temperature == first.temperature
@@ -263,5 +264,11 @@ def test_refit_trains_on_everything_and_keeps_calibration():
     assert not np.allclose(final.encoder[0]["W"], first.encoder[0]["W"])
     assert final.ood["recon_threshold"] > 0 and final.ood["maha_threshold"] > 0
     assert 0 <= final.metadata["metrics"]["validation"]["ood_rate"] <= 1
-    assert final.metadata["metrics"]["outside_classes"]["n"] == 5  # measured, never trained on
+    outside = final.metadata["metrics"]["outside_classes"]
+    assert outside["n"] == 5  # measured, never trained on
+    assert list(outside["by_label"]) == ["SiN4", "SiS4"] and outside["by_label"]["SiS4"]["n"] == 2
+    rates = outside["by_label"]
+    assert abs((3 * rates["SiN4"]["ood_rate"] + 2 * rates["SiS4"]["ood_rate"]) / 5 - outside["ood_rate"]) < 1e-9
+    with pytest.raises(ValueError, match="5 outside spectra but 1 outside labels"):
+        train(x, labels, groups, ae_epochs=1, fnn_epochs=1, x_outside=x[:5], outside_labels=["SiN4"])
     assert "outside_classes" not in first.metadata["metrics"]
