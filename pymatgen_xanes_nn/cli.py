@@ -240,7 +240,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if out:
         print(f"spectra outside the classes ({out['n']}): {100 * out['ood_rate']:.0f}% flagged out of distribution")
         for kind, r in out.get("by_label", {}).items():
-            print(f"  {kind} ({r['n']}): {100 * r['ood_rate']:.0f}%")
+            if r["n"] >= 5:  # all of them are in the model's metadata
+                print(f"  {kind} ({r['n']}): {100 * r['ood_rate']:.0f}%")
     print(f"wrote {args.output}")
     return 0
 

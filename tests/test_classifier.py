@@ -222,21 +222,28 @@ def test_pretrained_models_load_and_predict():
 
 
 def test_pretrained_ood_flags_other_chemistry():
-    """Spectra of chemical systems outside the model's classes are flagged more often than its own."""
+    """The shipped chemsys model's OOD flag: rare on its own spectra, more frequent outside its classes, and the
+    rates stored in its metadata are what it does.
+
+    A weak guarantee, measured: most outside spectra are silicates the Si K edge cannot tell from known ones,
+    and even nitrides and sulfides mostly pass (docs/RESULTS.md, "Shipped models"); halides are caught.
+    """
+    from pymatgen_xanes_nn.dataset import load_tasks
     from pymatgen_xanes_nn.training import dataset_for_scheme
 
     clf = XANESClassifier.from_pretrained("si_k_chemsys")
     spectra, _ = dataset_for_scheme("chemsys")
-    own = [i for i, t in enumerate(spectra.task_ids) if spectra.labels[i] in clf.labels]
     res = clf.classify(spectra.x)
-    from pymatgen_xanes_nn.dataset import load_tasks
-
-    chemsys = {d["task_id"]: d["metadata"]["chemsys"] for d in load_tasks()}
-    other = [i for i, t in enumerate(spectra.task_ids) if chemsys[t] not in clf.labels]
-    in_rate = np.mean([res[i]["ood"] for i in own])
-    assert in_rate <= 0.1
-    if other:  # the shipped dataset has chemical systems outside the class list
-        assert np.mean([res[i]["ood"] for i in other]) > 2 * in_rate
+    flags = np.array([r["ood"] for r in res])
+    own = np.array([lab is not None for lab in spectra.labels])
+    assert flags[own].mean() <= 0.1
+    outside = clf.metadata["metrics"]["outside_classes"]
+    assert outside["n"] == int((~own).sum()) and outside["ood_rate"] == pytest.approx(flags[~own].mean())
+    assert flags[~own].mean() > flags[own].mean()
+    env = {d["task_id"]: d["metadata"]["environment"] for d in load_tasks()}
+    halides = [i for i, t in enumerate(spectra.task_ids) if env[t] == "SiF6"]
+    assert flags[halides].mean() == pytest.approx(outside["by_label"]["SiF6"]["ood_rate"])
+    assert flags[halides].mean() > 0.5
 
 
 def test_augmentation_only_from_training_side():
