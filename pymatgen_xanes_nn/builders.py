@@ -90,6 +90,24 @@ class SpectrumBuilder(_FastIncremental, MapBuilder):
                                          "metadata", "state", "error"])
         super().__init__(source=tasks, target=spectra, **kwargs)
 
+    def process_item(self, item: dict) -> dict[str, Any]:
+        """As MapBuilder's, but a task whose FEFF run failed is recorded with one warning, not a traceback.
+
+        A failed calculation is an expected outcome with its reason already in the task document;
+        tracebacks stay for real errors in preprocessing.
+        """
+        if item.get("state") != "failed":
+            return super().process_item(item)
+        key, lu = self.source.key, self.source.last_updated_field
+        error = f"FEFF calculation failed: {item.get('error') or 'no error recorded'}"
+        self.logger.warning(f"{item[key]}: {error[:200]}")
+        out = {self.target.key: item[key],
+               self.target.last_updated_field: self.source._lu_func[0](item.get(lu, datetime.now(timezone.utc))),
+               "error": error, "state": "failed"}
+        if self.store_process_time:
+            out["_process_time"] = 0.0
+        return out
+
     def unary_function(self, item: dict) -> dict[str, Any]:
         """Preprocess one task document; raises on bad input (MapBuilder records it as failed)."""
         from pymatgen_xanes_nn.io import from_task_doc

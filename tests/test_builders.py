@@ -139,9 +139,15 @@ def test_model_version_change_reclassifies(stores, toy_model_file, toy_model, tm
     assert list(b.get_items()) == []
 
 
-def test_failed_documents_and_retry(stores, toy_model_file):
+def test_failed_documents_and_retry(stores, toy_model_file, caplog):
     tasks, s = stores
-    _run(_pipeline(stores, toy_model_file))
+    with caplog.at_level("WARNING"):
+        _run(_pipeline(stores, toy_model_file))
+    bad = s["spectra"].query_one({"task_id": "bad-feff"})
+    assert bad["state"] == "failed" and bad["error"] == "FEFF calculation failed: FEFF failed (exit code 1)"
+    # a failed FEFF run is an expected outcome: one warning line, no traceback
+    feff_logs = [r.getMessage() for r in caplog.records if "FEFF calculation failed" in r.getMessage()]
+    assert feff_logs and all("Traceback" not in m and m.startswith("bad-feff") for m in feff_logs)
     n_good = s["spectra"].count({"state": "successful"})
     # fix a broken task without touching its last_updated: only retry_failed picks it up
     fixed = tasks.query_one({"task_id": "bad-nospectrum"})
