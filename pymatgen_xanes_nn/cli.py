@@ -208,7 +208,8 @@ def _preprocessing(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.training import dataset_for_scheme, train
+    from pymatgen_xanes_nn.labels import raw_label
+    from pymatgen_xanes_nn.training import MIN_REPORTED_OUTSIDE, dataset_for_scheme, train
 
     pre = _preprocessing(args)
     docs = _load_docs(args)
@@ -218,7 +219,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
           + (f", {args.augment} augmented copies per training spectrum" if args.augment else ""))
     is_outside = [lab is None for lab in spectra.labels]
     # outside spectra labelled by Si environment: known to the training set, or a new one
-    env = {d["task_id"]: d.get("metadata", {}).get("environment", "unknown") for d in docs}
+    env = {d["task_id"]: raw_label(d, "environment") for d in docs}
     known_env = {env[t] for t, lab in zip(spectra.task_ids, spectra.labels) if lab is not None}
     outside_kinds = [env[t] if env[t] not in known_env else "environment seen in training"
                      for t, out in zip(spectra.task_ids, is_outside) if out]
@@ -240,7 +241,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if out:
         print(f"spectra outside the classes ({out['n']}): {100 * out['ood_rate']:.0f}% flagged out of distribution")
         for kind, r in out.get("by_label", {}).items():
-            if r["n"] >= 5:  # all of them are in the model's metadata
+            if r["n"] >= MIN_REPORTED_OUTSIDE:  # all of them are in the model's metadata
                 print(f"  {kind} ({r['n']}): {100 * r['ood_rate']:.0f}%")
     print(f"wrote {args.output}")
     return 0

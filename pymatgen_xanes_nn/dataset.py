@@ -114,7 +114,8 @@ def suspect_geometries(docs: list[dict], min_distance: float = MIN_HEAVY_ATOM_DI
 
     out, seen = {}, set()
     for d in docs:
-        sid = d.get("metadata", {}).get("structure_id", d["task_id"])
+        meta = d.get("metadata", {})
+        sid = meta.get("structure_id", d["task_id"])
         if sid in seen:
             continue
         seen.add(sid)
@@ -126,7 +127,7 @@ def suspect_geometries(docs: list[dict], min_distance: float = MIN_HEAVY_ATOM_DI
         i, j = np.unravel_index(np.argmin(dmat), dmat.shape)
         if dmat[i, j] < min_distance:
             a, b = structure[heavy[i]].specie.symbol, structure[heavy[j]].specie.symbol
-            out[sid] = f"{d['metadata'].get('formula', structure.formula)}: {a}-{b} {dmat[i, j]:.2f} A"
+            out[sid] = f"{meta.get('formula', structure.formula)}: {a}-{b} {dmat[i, j]:.2f} A"
     return out
 
 

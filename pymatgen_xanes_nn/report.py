@@ -286,6 +286,7 @@ def _baseline_comparison(ev: dict[str, Any]) -> tuple[str, str]:
 def _models_section() -> list[str]:
     """The shipped models' provenance, calibration and out-of-distribution rates (from their metadata)."""
     from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+    from pymatgen_xanes_nn.training import MIN_REPORTED_OUTSIDE
 
     lines = ["## Shipped models", "",
              "From each model file's metadata. Held-out: the groups (~15% of materials) kept out of the first "
@@ -295,8 +296,8 @@ def _models_section() -> list[str]:
              "| model | classes | spectra | held-out accuracy | "
              "held-out ECE before -> after temperature (fitted on them) | "
              "OOD flagged: held-out known classes | OOD flagged: outside classes |", "|---|---|---|---|---|---|---|"]
-    for name in PRETRAINED:
-        md = XANESClassifier.from_pretrained(name).metadata
+    metadata = {name: XANESClassifier.from_pretrained(name).metadata for name in PRETRAINED}
+    for name, md in metadata.items():
         val, out = md["metrics"].get("validation", {}), md["metrics"].get("outside_classes")
         n = sum(md["class_counts"].values())
         acc = f"{100 * val['accuracy']:.1f} (n={val['n']})" if val else "-"
@@ -304,15 +305,15 @@ def _models_section() -> list[str]:
         ood_in = f"{100 * val['ood_rate']:.0f}%" if "ood_rate" in val else "-"
         ood_out = f"{100 * out['ood_rate']:.0f}% (n={out['n']})" if out else "-"
         lines.append(f"| `{name}` | {len(md['class_counts'])} | {n} | {acc} | {ece} | {ood_in} | {ood_out} |")
-    for name in PRETRAINED:
-        by_label = XANESClassifier.from_pretrained(name).metadata["metrics"].get("outside_classes", {}).get("by_label")
+    for name, md in metadata.items():
+        by_label = md["metrics"].get("outside_classes", {}).get("by_label")
         if by_label:
-            lines += ["", f"`{name}`, outside spectra by Si environment (environments with at least 5 spectra): "
-                      "an unknown silicate looks like a known one to a Si K edge, an unknown coordination "
-                      "chemistry should not.", "", "| outside spectra | n | flagged out of distribution |",
-                      "|---|---:|---:|"]
+            lines += ["", f"`{name}`, outside spectra by Si environment (environments with at least "
+                      f"{MIN_REPORTED_OUTSIDE} spectra): an unknown silicate looks like a known one to a Si K edge, "
+                      "an unknown coordination chemistry should not.", "",
+                      "| outside spectra | n | flagged out of distribution |", "|---|---:|---:|"]
             lines += [f"| {kind} | {r['n']} | {100 * r['ood_rate']:.0f}% |" for kind, r in by_label.items()
-                      if r["n"] >= 5]
+                      if r["n"] >= MIN_REPORTED_OUTSIDE]
     return [*lines, ""]
 
 

@@ -165,6 +165,11 @@ def run_feff(input_file: str, work_dir: str, timeout: float | None = None) -> di
         return json.load(f)
 
 
+SCF_BAD_COUNTS = "bad counts"
+#: Lines of FEFF's module logs that explain a crash (the first ones found are reported).
+FEFF_FAILURE_WORDS = (SCF_BAD_COUNTS, "will exit", "fatal error", "very close")
+
+
 class FeffError(RuntimeError):
     """FEFF ran but produced no spectrum; the message names FEFF's own reason where it gave one."""
 
@@ -172,11 +177,6 @@ class FeffError(RuntimeError):
     def scf_not_converged(self) -> bool:
         """True when the self-consistent potential stopped on bad electron counts (retry with gentler mixing)."""
         return SCF_BAD_COUNTS in str(self).lower()
-
-
-SCF_BAD_COUNTS = "bad counts"
-#: Lines of FEFF's module logs that explain a crash (the first ones found are reported).
-FEFF_FAILURE_WORDS = (SCF_BAD_COUNTS, "will exit", "fatal error", "very close")
 
 
 def feff_failure_reason(work_dir: str, lines: int = 3) -> str:

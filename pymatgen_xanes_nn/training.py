@@ -154,6 +154,11 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
+#: Outside-class labels with fewer spectra than this are kept in a model's metadata but not printed or reported:
+#: one or two spectra make no rate.
+MIN_REPORTED_OUTSIDE = 5
+
+
 def _ood_stats(codes: np.ndarray, y: np.ndarray, n_classes: int, ridge: float = 1e-3) -> dict[str, np.ndarray]:
     means = np.stack([codes[y == k].mean(axis=0) if np.any(y == k) else codes.mean(axis=0) for k in range(n_classes)])
     resid = codes - means[y]
@@ -298,13 +303,14 @@ def train(
     if x_outside is not None and len(x_outside):
         x_out = np.asarray(x_outside, np.float32)
         rec, maha = clf.ood_scores(x_out)
+        flags = clf.ood_flags(rec, maha)
         metrics["outside_classes"] = {
-            "n": int(len(x_out)), "ood_rate": float(np.mean(clf.ood_flags(rec, maha))),
+            "n": int(len(x_out)), "ood_rate": float(np.mean(flags)),
             "reconstruction_rate": float(np.mean(rec > clf.ood["recon_threshold"])),
             "latent_rate": float(np.mean(maha > clf.ood["maha_threshold"])),
         }
         if outside_labels is not None:
-            flags, kinds = clf.ood_flags(rec, maha), np.asarray(list(outside_labels))
+            kinds = np.asarray(list(outside_labels))
             if len(kinds) != len(x_out):
                 raise ValueError(f"{len(x_out)} outside spectra but {len(kinds)} outside labels")
             metrics["outside_classes"]["by_label"] = {
