@@ -15,6 +15,7 @@ with the error and the build goes on; ``retry_failed=True`` retries those.
 from __future__ import annotations
 
 import os
+import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -37,34 +38,149 @@ PROVENANCE_FIELDS = (
 )
 
 
-class _FastIncremental:
-    """Opt-in cheap incremental runs for ``MapBuilder`` subclasses (``exhaustive=False``).
+def _as_utc(value: Any) -> datetime | None:
+    """A ``last_updated`` value as a naive UTC datetime, or None if it is not a date ("yesterday", 5, None)."""
+    from maggma.utils import to_dt
 
-    maggma's ``MapBuilder`` compares every source key's ``last_updated`` with the target's
-    (``newer_in(exhaustive=True)``): correct for any history, but it reads the whole source. With
-    ``exhaustive=False`` only source documents newer than the newest target document are taken, an
-    indexed range query. Documents inserted later with *older* timestamps are then missed: use it for
-    collections that only grow with fresh timestamps (atomate's), and a periodic exhaustive run.
+    if isinstance(value, str):
+        try:
+            value = to_dt(value)
+        except (ValueError, TypeError):
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _usable_key(value: Any) -> bool:
+    """Task ids may be strings or integers (atomate numbers its tasks); nothing else identifies a document."""
+    return (isinstance(value, str) and bool(value)) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _sort_keys(keys) -> list:
+    # integer and string ids side by side cannot be compared directly
+    return sorted(keys, key=lambda k: (isinstance(k, str), k))
+
+
+class CheckedMapBuilder(MapBuilder):
+    """A ``MapBuilder`` whose incremental selection survives any source document.
+
+    maggma's selection reads every source ``last_updated`` and stops the whole build on one document
+    without a key, with ``last_updated: "yesterday"`` or with integer ids among strings. Here one pass over
+    ``(key, last_updated)`` pairs (a projection) classifies every document: malformed ones with a usable
+    key become ``state: "failed"`` records that say why (duplicate keys included), ones without a key are
+    logged and counted in ``n_skipped``; the rest build incrementally as usual.
+
+    ``exhaustive=False`` only reads source documents newer than the newest target document, plus every
+    document whose ``last_updated`` is not a date (they cannot be ordered, so they are never skipped).
     """
 
     exhaustive: bool = True
 
-    def get_items(self):
-        """``MapBuilder.get_items`` with ``newer_in(exhaustive=self.exhaustive)``."""
+    def ensure_indexes(self) -> None:
+        """The indexes of ``MapBuilder``, with the target key unique (a duplicate can never be stored twice)."""
+        self.target.ensure_index(self.target.key, unique=True)  # first: maggma's would make it non-unique
+        super().ensure_indexes()
+
+    def _source_criteria(self) -> dict:
+        criteria = dict(self.query or {})
         if self.exhaustive:
-            yield from super().get_items()
-            return
-        target = self.target
-        newer_in = target.newer_in
-        target.newer_in = lambda other, criteria=None, exhaustive=True: newer_in(other, criteria=criteria,
-                                                                                 exhaustive=False)
-        try:
-            yield from super().get_items()
-        finally:
-            del target.newer_in
+            return criteria
+        lu = self.source.last_updated_field
+        newest = next(iter(self.target.query(properties=[self.target.last_updated_field],
+                                             sort={self.target.last_updated_field: -1}, limit=1)), None)
+        newest_dt = _as_utc(newest.get(self.target.last_updated_field)) if newest else None
+        if newest_dt is None:
+            return criteria
+        recent = {"$or": [{lu: {"$gt": newest_dt}}, {lu: {"$not": {"$type": "date"}}}]}
+        return {"$and": [criteria, recent]} if criteria else recent
+
+    def select(self) -> tuple[list, dict[Any, str]]:
+        """Keys to build and malformed keys with their reason; documents without a usable key are logged."""
+        key, lu = self.source.key, self.source.last_updated_field
+        newest: dict[Any, datetime] = {}
+        invalid: dict[Any, str] = {}
+        seen: dict[Any, int] = {}
+        no_key = []
+        for d in self.source.query(criteria=self._source_criteria(), properties=[key, lu]):
+            k = d.get(key)
+            if not _usable_key(k):
+                no_key.append(str(d.get("_id")))
+                continue
+            seen[k] = seen.get(k, 0) + 1
+            # an undated document cannot announce a change: built once, like a document dated at the epoch
+            t = _as_utc(d[lu]) if lu in d else datetime(1970, 1, 1)
+            if t is None:
+                invalid[k] = f"{lu} is not a date: {d.get(lu)!r}"
+            else:
+                newest[k] = max(t, newest.get(k, t))
+        for k, n in seen.items():
+            if n > 1:
+                invalid[k] = f"{n} source documents share {key} {k!r}; none is built until the duplicates are removed"
+        self.n_skipped = len(no_key)
+        if no_key:
+            self.logger.warning(f"{len(no_key)} source documents have no usable {key} and were skipped "
+                                f"(_id {', '.join(no_key[:5])}{' ...' if len(no_key) > 5 else ''})")
+        tkey, tlu = self.target.key, self.target.last_updated_field
+        built = {d.get(tkey): (_as_utc(d.get(tlu)), d.get("state"))
+                 for d in self.target.query(properties=[tkey, tlu, "state"])}
+        todo = [k for k, t in newest.items() if k not in invalid and (
+            k not in built or built[k][0] is None or built[k][0] < t
+            or (self.retry_failed and built[k][1] == "failed"))]
+        invalid = {k: r for k, r in invalid.items() if built.get(k, (None, None))[1] != "failed" or self.retry_failed
+                   or k not in built}
+        return _sort_keys(todo), invalid
+
+    def prechunk(self, number_splits: int):
+        """Split the work by key for maggma's distributed manager; each chunk keeps this builder's query."""
+        from math import ceil
+
+        self.ensure_indexes()
+        keys, invalid = self.select()
+        keys = keys + _sort_keys(invalid)
+        n = max(1, ceil(len(keys) / max(number_splits, 1)))
+        for start in range(0, len(keys), n):
+            part = {self.source.key: {"$in": keys[start : start + n]}}
+            yield {"query": {"$and": [self.query, part]} if self.query else part}
+
+    def get_items(self):
+        """Source documents to (re)build, then one placeholder per malformed key (recorded as failed)."""
+        self.ensure_indexes()
+        keys, invalid = self.select()
+        self.total = len(keys) + len(invalid)
+        self.logger.info(f"Processing {len(keys)} items ({len(invalid)} malformed, {self.n_skipped} without key)")
+        projection = list({*self.projection, self.source.key, self.source.last_updated_field}) \
+            if self.projection else None
+        for start in range(0, len(keys), self.chunk_size):
+            yield from self.source.query(criteria={self.source.key: {"$in": keys[start : start + self.chunk_size]}},
+                                         properties=projection)
+        for k in _sort_keys(invalid):
+            yield {self.source.key: k, "_invalid": invalid[k]}
+
+    def process_item(self, item: dict) -> dict[str, Any]:
+        """``MapBuilder.process_item``; a malformed or FEFF-failed source is recorded with one warning line.
+
+        Expected failures (a FEFF run that failed, a malformed document) carry their reason; tracebacks are
+        kept for real errors in processing.
+        """
+        key = self.source.key
+        if "_invalid" in item:
+            error = f"malformed source document: {item['_invalid']}"
+            # dated at the epoch: the repaired document, whatever its date, is rebuilt
+            stamp = datetime(1970, 1, 1)
+        elif item.get("state") == "failed" and isinstance(self, SpectrumBuilder):
+            error = f"FEFF calculation failed: {item.get('error') or 'no error recorded'}"
+            stamp = _as_utc(item.get(self.source.last_updated_field)) or datetime.now(timezone.utc)
+        else:
+            return super().process_item(item)
+        self.logger.warning(f"{item[key]}: {error[:200]}")
+        out = {self.target.key: item[key], self.target.last_updated_field: stamp, "error": error, "state": "failed"}
+        if self.store_process_time:
+            out["_process_time"] = 0.0
+        return out
 
 
-class SpectrumBuilder(_FastIncremental, MapBuilder):
+class SpectrumBuilder(CheckedMapBuilder):
     """FEFF task documents -> one preprocessed 500-point spectrum document per task.
 
     Args:
@@ -72,7 +188,7 @@ class SpectrumBuilder(_FastIncremental, MapBuilder):
         spectra: target store (key ``task_id``).
         preprocessing: the preprocessing definition (default: the package's).
         exhaustive: compare every task's ``last_updated`` (default) or only take tasks newer than the
-            newest spectrum (fast on huge collections; see :class:`_FastIncremental`).
+            newest spectrum (fast on huge collections; see :class:`CheckedMapBuilder`).
         **kwargs: passed to ``MapBuilder`` (``query``, ``retry_failed``, ``chunk_size``, ...).
     """
 
@@ -89,24 +205,6 @@ class SpectrumBuilder(_FastIncremental, MapBuilder):
         kwargs.setdefault("projection", ["spectrum", "absorbing_atom", "structure", "edge", "spectrum_type",
                                          "metadata", "state", "error"])
         super().__init__(source=tasks, target=spectra, **kwargs)
-
-    def process_item(self, item: dict) -> dict[str, Any]:
-        """As MapBuilder's, but a task whose FEFF run failed is recorded with one warning, not a traceback.
-
-        A failed calculation is an expected outcome with its reason already in the task document;
-        tracebacks stay for real errors in preprocessing.
-        """
-        if item.get("state") != "failed":
-            return super().process_item(item)
-        key, lu = self.source.key, self.source.last_updated_field
-        error = f"FEFF calculation failed: {item.get('error') or 'no error recorded'}"
-        self.logger.warning(f"{item[key]}: {error[:200]}")
-        out = {self.target.key: item[key],
-               self.target.last_updated_field: self.source._lu_func[0](item.get(lu, datetime.now(timezone.utc))),
-               "error": error, "state": "failed"}
-        if self.store_process_time:
-            out["_process_time"] = 0.0
-        return out
 
     def unary_function(self, item: dict) -> dict[str, Any]:
         """Preprocess one task document; raises on bad input (MapBuilder records it as failed)."""
@@ -207,8 +305,12 @@ class MaterialSpectrumBuilder(Builder):
             if len(versions) > 1:
                 raise ValueError(f"Site spectra of {first['structure_id']} use preprocessing versions {versions}")
             weights = np.array([d.get("multiplicity") or 1 for d in item], float)
+            if not (np.isfinite(weights).all() and (weights > 0).all()):
+                raise ValueError(f"site multiplicities must be positive numbers, got {weights.tolist()}")
             spectra = np.array([d["spectrum"] for d in item], float)
             avg = weights @ spectra / weights.sum()
+            if not np.isfinite(avg).all():
+                raise ValueError("the averaged spectrum is not finite")
             out.update({k: first.get(k) for k in ("formula", "chemsys", "group_id", "source", "source_id",
                                                    "mineral", "preprocessing", "preprocessing_version")})
             out.update({
@@ -230,7 +332,7 @@ class MaterialSpectrumBuilder(Builder):
             self.materials.update(items, key="structure_id")
 
 
-class ClassificationBuilder(_FastIncremental, MapBuilder):
+class ClassificationBuilder(CheckedMapBuilder):
     """Interpolated spectra -> classification documents from a :class:`XANESClassifier`.
 
     Documents whose ``model_version`` differs from the current model are reclassified; an
@@ -322,7 +424,7 @@ class SafeJSONStore(JSONStore):
     def update_json_file(self) -> None:
         """Write to a temporary file, then rename it over the old one."""
         path = self.paths[0]
-        tmp = f"{path}.tmp"
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # two runs at once never share a temp file
         self.paths[0] = tmp
         try:
             super().update_json_file()
@@ -353,11 +455,57 @@ def file_store(directory: str, name: str, key: str) -> SafeJSONStore:
     return SafeJSONStore(path, read_only=False, key=key)
 
 
-def mongo_store(uri: str, collection: str, database: str, key: str = "task_id") -> Store:
+#: Milliseconds to wait for MongoDB before an error (pymongo's default of 30 s hides a typo for half a minute).
+DEFAULT_MONGO_TIMEOUT_MS = 1500
+
+
+def mongo_store(uri: str, collection: str, database: str, key: str = "task_id",
+                timeout_ms: int = DEFAULT_MONGO_TIMEOUT_MS) -> Store:
     """A maggma ``MongoStore`` from a URI (round-trips through ``as_dict``, so ``mrun -n`` workers get it)."""
     from maggma.stores import MongoStore
 
-    return MongoStore.from_uri(uri, collection, database=database, key=key)
+    return MongoStore.from_uri(uri, collection, database=database, key=key,
+                               mongoclient_kwargs={"serverSelectionTimeoutMS": timeout_ms})
+
+
+def check_mongo(uri: str, timeout_ms: int = DEFAULT_MONGO_TIMEOUT_MS) -> None:
+    """Ping MongoDB at ``uri``.
+
+    Raises:
+        ConfigurationError: if the server does not answer within ``timeout_ms``.
+    """
+    import pymongo
+
+    try:
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+    except pymongo.errors.PyMongoError as exc:
+        raise ConfigurationError(f"MongoDB at XANES_NN_MONGO_URI={uri!r} did not answer within {timeout_ms} ms: "
+                                 f"{type(exc).__name__}") from exc
+    except (ValueError, TypeError) as exc:  # a malformed URI
+        raise ConfigurationError(f"XANES_NN_MONGO_URI={uri!r} is not a MongoDB URI: {exc}") from exc
+
+
+def check_model(model: str) -> None:
+    """Load ``model`` once so a wrong name or a broken file fails before any building.
+
+    Raises:
+        ConfigurationError: naming the model and the problem.
+    """
+    from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+
+    try:
+        if model in PRETRAINED:
+            XANESClassifier.from_pretrained(model)
+        elif os.path.isfile(model):
+            XANESClassifier.from_file(model)
+        else:
+            raise FileNotFoundError(f"neither a pretrained model ({', '.join(sorted(PRETRAINED))}) nor a file")
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"XANES_NN_MODEL={model!r}: {exc}") from exc
 
 
 def pipeline(
@@ -382,8 +530,28 @@ ENV_VARS = {
     "XANES_NN_MODEL": "pretrained model name or model file (default 'si_k_chemsys')",
     "XANES_NN_OUTPUT": "folder of the embedded default's JSON collections (default 'xanes_nn_output')",
     "XANES_NN_TASKS_FILE": "packed task documents of the embedded default (default: the shipped dataset)",
-    "XANES_NN_EXHAUSTIVE": "'0': incremental runs only take documents newer than the newest built one (fast)",
+    "XANES_NN_EXHAUSTIVE": "'1' (default) compares every document; '0': only documents newer than the newest "
+                           "built one, plus undated ones (fast)",
+    "XANES_NN_MONGO_TIMEOUT_MS": "how long to wait for MongoDB to answer before failing (default 1500)",
 }
+#: The values ``XANES_NN_EXHAUSTIVE`` accepts, and what they mean.
+BOOLEAN_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+class ConfigurationError(ValueError):
+    """A setting of the pipeline is wrong; raised before any building starts."""
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """Parse a boolean environment value strictly.
+
+    Raises:
+        ConfigurationError: on anything but the values of :data:`BOOLEAN_VALUES`.
+    """
+    try:
+        return BOOLEAN_VALUES[value.strip().lower()]
+    except KeyError:
+        raise ConfigurationError(f"{name}={value!r}: use one of {sorted(BOOLEAN_VALUES)}") from None
 
 
 def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Builder]:
@@ -394,17 +562,41 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
     ``XANES_NN_OUTPUT``.
     """
     env = dict(os.environ if env is None else env)
+    unknown = sorted(k for k in env if k.startswith("XANES_NN_") and k not in ENV_VARS)
+    if unknown:
+        raise ConfigurationError(f"Unknown setting(s) {', '.join(unknown)}; known: {', '.join(ENV_VARS)}")
+    # every check before any work: a wrong setting fails in about a second, not after a build
+    exhaustive = parse_bool("XANES_NN_EXHAUSTIVE", env.get("XANES_NN_EXHAUSTIVE", "1"))
     model = env.get("XANES_NN_MODEL", "si_k_chemsys")
+    check_model(model)
     uri = env.get("XANES_NN_MONGO_URI")
     names = {"spectra": "task_id", "materials": "structure_id", "classifications": "task_id",
              "material_classifications": "structure_id"}
     if uri:
-        tasks = mongo_store(uri, env.get("XANES_NN_TASKS_COLLECTION", "tasks"), env.get("XANES_NN_TASKS_DB", "feff"))
-        out = {n: mongo_store(uri, f"xanes_{n}", env.get("XANES_NN_DB", "xanes_nn"), k) for n, k in names.items()}
+        raw_timeout = env.get("XANES_NN_MONGO_TIMEOUT_MS", str(DEFAULT_MONGO_TIMEOUT_MS))
+        if not raw_timeout.isdigit() or int(raw_timeout) <= 0:
+            raise ConfigurationError(f"XANES_NN_MONGO_TIMEOUT_MS={raw_timeout!r}: use a positive integer")
+        timeout = int(raw_timeout)
+        check_mongo(uri, timeout)
+        tasks = mongo_store(uri, env.get("XANES_NN_TASKS_COLLECTION", "tasks"), env.get("XANES_NN_TASKS_DB", "feff"),
+                            timeout_ms=timeout)
+        out = {n: mongo_store(uri, f"xanes_{n}", env.get("XANES_NN_DB", "xanes_nn"), k, timeout)
+               for n, k in names.items()}
     else:
         directory = env.get("XANES_NN_OUTPUT", "xanes_nn_output")
-        tasks = shipped_task_store(env.get("XANES_NN_TASKS_FILE"))
+        tasks_file = env.get("XANES_NN_TASKS_FILE")
+        if tasks_file is not None and not os.path.isfile(tasks_file):
+            raise ConfigurationError(f"XANES_NN_TASKS_FILE={tasks_file!r}: no such file")
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"XANES_NN_OUTPUT={directory!r}: cannot create it ({exc})") from exc
+        if not os.access(directory, os.W_OK):
+            raise ConfigurationError(f"XANES_NN_OUTPUT={directory!r}: not writable")
+        try:
+            tasks = shipped_task_store(tasks_file)
+        except ValueError as exc:  # a truncated or corrupt file names itself
+            raise ConfigurationError(f"XANES_NN_TASKS_FILE: {exc}") from exc
         out = {n: file_store(directory, f"xanes_{n}", k) for n, k in names.items()}
-    exhaustive = env.get("XANES_NN_EXHAUSTIVE", "1").lower() not in ("0", "false", "no")
     return pipeline(tasks, out["spectra"], out["materials"], out["classifications"],
                     out["material_classifications"], model=model, exhaustive=exhaustive, **kwargs)

@@ -12,9 +12,12 @@ TensorFlow. Training (:meth:`XANESClassifier.fit`) imports Keras lazily.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
+import inspect
 import os
 import platform
+import threading
 import warnings
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -30,8 +33,14 @@ if TYPE_CHECKING:
 
     from pymatgen.analysis.xas.spectrum import XAS
 
-#: Version of the model file format; files of another major version are refused.
-MODEL_FORMAT = "1"
+#: Version of the model file format; files of another major version are refused. Format 2 adds the checksum.
+MODEL_FORMAT = "2"
+#: The only class markers a model file may carry; they are checked, never imported.
+MODEL_CLASSES = frozenset({("pymatgen_xanes_nn.classifier", "XANESClassifier"),
+                           ("pymatgen_xanes_nn.preprocessing", "Preprocessing")})
+#: Keys of :meth:`XANESClassifier.ood` that the flag needs.
+OOD_KEYS = ("recon_threshold", "class_means", "precision", "maha_threshold")
+_WARNINGS_LOCK = threading.Lock()
 #: Pretrained models shipped in ``pymatgen_xanes_nn/data``, listed once.
 PRETRAINED = {
     "si_k_chemsys": "model_si_k_chemsys.json.gz",
@@ -44,23 +53,79 @@ class IncompatibleModelError(ValueError):
     """A model file written by an incompatible version of pymatgen-xanes-nn."""
 
 
+class InvalidModelError(ValueError):
+    """A model file that is corrupt, tampered with or degenerate; the message names the problem."""
+
+
+def model_checksum(d: dict[str, Any]) -> str:
+    """SHA-256 of a model dict's canonical JSON (every field but ``checksum``): arrays, labels and metadata."""
+    import json
+
+    from monty.json import MontyEncoder
+
+    plain = json.loads(json.dumps({k: v for k, v in d.items() if k != "checksum"}, cls=MontyEncoder))
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _encode_array(a: np.ndarray) -> dict[str, Any]:
     a = np.ascontiguousarray(a, dtype=np.float32)
     return {"dtype": "float32", "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
 
 
-def _decode_array(d: dict[str, Any] | list | np.ndarray) -> np.ndarray:
-    if isinstance(d, (list, np.ndarray)):
+def _decode_array(d: dict[str, Any] | list | np.ndarray, what: str = "array") -> np.ndarray:
+    if isinstance(d, np.ndarray):
         return np.asarray(d, dtype=np.float32)
-    return np.frombuffer(base64.b64decode(d["b64"]), dtype=d["dtype"]).reshape(d["shape"]).copy()
+    try:
+        if isinstance(d, list):
+            return np.asarray(d, dtype=np.float32)
+        if d.get("dtype") != "float32" or set(d) != {"dtype", "shape", "b64"}:
+            raise ValueError(f"expected keys dtype=float32, shape, b64, got {sorted(d)}")
+        return np.frombuffer(base64.b64decode(d["b64"], validate=True), dtype=np.float32).reshape(d["shape"]).copy()
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise InvalidModelError(f"Model field {what} is not a valid array: {exc}") from exc
 
 
 def _encode_layers(layers: Sequence[dict]) -> list[dict]:
     return [{k: (_encode_array(v) if k in ("W", "b") else v) for k, v in layer.items()} for layer in layers]
 
 
-def _decode_layers(layers: Sequence[dict]) -> list[dict]:
-    return [{k: (_decode_array(v) if k in ("W", "b") else v) for k, v in layer.items()} for layer in layers]
+def _decode_layers(layers: Sequence[dict], what: str) -> list[dict]:
+    from pymatgen_xanes_nn.models import ACTIVATIONS
+
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise InvalidModelError(f"Model field {what} must be a non-empty list of layers")
+    out = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or set(layer) - {"W", "b", "activation"}:
+            raise InvalidModelError(f"Model {what} layer {i} must have only W, b and activation")
+        if layer.get("activation") not in ACTIVATIONS:
+            raise InvalidModelError(
+                f"Model {what} layer {i} has unknown activation {layer.get('activation')!r}; "
+                f"known: {sorted(ACTIVATIONS)}"
+            )
+        if ("W" in layer) != ("b" in layer):
+            raise InvalidModelError(f"Model {what} layer {i} needs both W and b")
+        out.append({k: (_decode_array(v, f"{what}[{i}].{k}") if k in ("W", "b") else v) for k, v in layer.items()})
+    return out
+
+
+def _check_chain(layers: list[dict], n_in: int, what: str) -> int:
+    """Check that dense layers chain from ``n_in`` inputs with finite weights; return the output width."""
+    width = n_in
+    for i, layer in enumerate(layers):
+        if "W" not in layer:
+            continue
+        w, b = layer["W"], layer["b"]
+        if w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],):
+            raise InvalidModelError(f"Model {what} layer {i}: weight shape {w.shape} does not follow width {width}")
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise InvalidModelError(f"Model {what} layer {i} has non-finite weights")
+        width = w.shape[1]
+    return width
+
+
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value)) and value > 0
 
 
 def hash_vectors(x: np.ndarray, labels: Sequence[str]) -> str:
@@ -123,28 +188,75 @@ class XANESClassifier(MSONable):
                 f"Model {name!r} has file format {version}; this pymatgen-xanes-nn reads format {MODEL_FORMAT}. "
                 "Retrain it with `xanes-nn train` or install the matching package version."
             )
+        if not isinstance(name, str) or not name:
+            raise InvalidModelError("Model name must be a non-empty string")
         self.name = name
+        if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+            raise InvalidModelError(f"Model {name!r}: labels must be a list of strings")
+        if len(set(labels)) != len(labels) or len(labels) < 2:
+            raise InvalidModelError(f"Model {name!r}: labels must be >= 2 distinct strings, got {list(labels)}")
         self.labels = list(labels)
-        self.preprocessing = (
-            preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
-        )
-        self.encoder = _decode_layers(encoder)
-        self.decoder = _decode_layers(decoder)
-        self.fnn = _decode_layers(fnn)
-        self.code_mean = _decode_array(code_mean)
-        self.code_std = _decode_array(code_std)
+        try:
+            self.preprocessing = (
+                preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidModelError(f"Model {name!r}: invalid preprocessing: {exc}") from exc
+        self.encoder = _decode_layers(encoder, "encoder")
+        self.decoder = _decode_layers(decoder, "decoder")
+        self.fnn = _decode_layers(fnn, "fnn")
+        if self.fnn[-1] != {"activation": "softmax"}:
+            raise InvalidModelError(f"Model {name!r}: the classifier must end in a softmax")
+        self.code_mean = _decode_array(code_mean, "code_mean")
+        self.code_std = _decode_array(code_std, "code_std")
+        if not _is_positive_number(temperature):
+            raise InvalidModelError(f"Model {name!r}: temperature must be a finite number > 0, got {temperature!r}")
         self.temperature = float(temperature)
+        if not isinstance(ood or {}, dict):
+            raise InvalidModelError(f"Model {name!r}: ood must be a dict")
         self.ood = dict(ood or {})
         for key in ("class_means", "precision"):
             if key in self.ood:
-                self.ood[key] = _decode_array(self.ood[key])
+                self.ood[key] = _decode_array(self.ood[key], f"ood.{key}")
+        if not isinstance(metadata or {}, dict):
+            raise InvalidModelError(f"Model {name!r}: metadata must be a dict")
         self.metadata = metadata or {}
         self.version = str(version)
-        n_out = self.fnn[-2]["W"].shape[1] if len(self.fnn) > 1 else 0
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        """Refuse weights that do not chain, non-finite values and degenerate scales."""
+        name, n = self.name, self.preprocessing.n_points
+        code = _check_chain(self.encoder, n, "encoder")
+        if _check_chain(self.decoder, code, "decoder") != n:
+            raise InvalidModelError(f"Model {name!r}: decoder output does not match the {n}-point grid")
+        n_out = _check_chain(self.fnn, code, "fnn")
         if n_out != len(self.labels):
             raise IncompatibleModelError(f"Model {name!r}: {n_out} outputs but {len(self.labels)} labels")
-        if self.encoder[0]["W"].shape[0] != self.preprocessing.n_points:
-            raise IncompatibleModelError(f"Model {name!r}: encoder input does not match the preprocessing grid")
+        for key, arr in (("code_mean", self.code_mean), ("code_std", self.code_std)):
+            if arr.shape != (code,) or not np.isfinite(arr).all():
+                raise InvalidModelError(f"Model {name!r}: {key} must be {code} finite values")
+        if (self.code_std <= 0).any():
+            raise InvalidModelError(f"Model {name!r}: code_std must be > 0 (a zero scale divides by zero)")
+
+    def validate(self) -> XANESClassifier:
+        """Check what a finished model needs (done on every load): a complete OOD block with sane values.
+
+        A model without it would never flag anything, silently.
+        """
+        name, code = self.name, self.code_size
+        missing = [k for k in OOD_KEYS if k not in self.ood]
+        if missing:
+            raise InvalidModelError(f"Model {name!r}: the ood block lacks {missing}; the OOD flag could never fire")
+        for key in ("recon_threshold", "maha_threshold"):
+            if not _is_positive_number(self.ood[key]):
+                raise InvalidModelError(f"Model {name!r}: ood.{key} must be a finite number > 0")
+        means, prec = self.ood["class_means"], self.ood["precision"]
+        if means.shape != (len(self.labels), code) or prec.shape != (code, code):
+            raise InvalidModelError(f"Model {name!r}: ood class_means/precision shapes do not match the code")
+        if not (np.isfinite(means).all() and np.isfinite(prec).all()):
+            raise InvalidModelError(f"Model {name!r}: ood statistics are not finite")
+        return self
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -154,42 +266,43 @@ class XANESClassifier(MSONable):
         Args:
             name: one of :data:`PRETRAINED` (``"si_k_chemsys"``, ``"si_k_environment"``).
         """
-        from pymatgen_xanes_nn.dataset import data_path, read_json_gz
+        from pymatgen_xanes_nn.dataset import data_path
 
         if name not in PRETRAINED:
             raise ValueError(f"Unknown pretrained model {name!r}; choose one of {sorted(PRETRAINED)}")
         path = data_path(PRETRAINED[name])
         if not os.path.exists(path):
             raise FileNotFoundError(f"Pretrained model {name!r} is not installed ({path})")
-        return cls.from_dict(read_json_gz(path))
+        return cls.from_file(path)
 
     @classmethod
     def from_file(cls, filename: str) -> XANESClassifier:
-        """Load a model written by :meth:`to`."""
-        from pymatgen_xanes_nn.dataset import read_json_gz
+        """Load a model written by :meth:`to` (JSON, gzipped or not), as data: nothing in it is imported or run.
 
-        if filename.endswith(".gz"):
-            return cls.from_dict(read_json_gz(filename))
-        from monty.serialization import loadfn
+        Raises:
+            InvalidModelError: if the file is corrupt, fails its checksum or holds degenerate values.
+        """
+        from pymatgen_xanes_nn.jsonio import UnsafeDocumentError, read_json
 
-        obj = loadfn(filename)
-        return obj if isinstance(obj, cls) else cls.from_dict(obj)
+        try:
+            d = read_json(filename, MODEL_CLASSES)
+        except UnsafeDocumentError as exc:
+            raise InvalidModelError(str(exc)) from exc
+        try:
+            return cls.from_dict(d)
+        except InvalidModelError as exc:
+            raise InvalidModelError(f"{filename}: {exc}") from exc
 
     def to(self, filename: str) -> None:
-        """Write the model as JSON (gzipped if the name ends in ``.gz``)."""
-        from pymatgen_xanes_nn.dataset import write_json_gz
+        """Write the model as JSON (gzipped if the name ends in ``.gz``), with its checksum."""
+        from pymatgen_xanes_nn.jsonio import write_json
 
-        if filename.endswith(".gz"):
-            write_json_gz(self.as_dict(), filename)
-        else:
-            from monty.serialization import dumpfn
-
-            dumpfn(self.as_dict(), filename)
+        write_json(self.as_dict(), filename)
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-able dict with the weights base64-encoded (float32, exact)."""
+        """A JSON-able dict with the weights base64-encoded (float32, exact) and a SHA-256 ``checksum``."""
         ood = {k: (_encode_array(v) if isinstance(v, np.ndarray) else v) for k, v in self.ood.items()}
-        return {
+        d = {
             "@module": type(self).__module__,
             "@class": type(self).__name__,
             "name": self.name,
@@ -202,14 +315,43 @@ class XANESClassifier(MSONable):
             "code_std": _encode_array(self.code_std),
             "temperature": self.temperature,
             "ood": ood,
-            "metadata": self.metadata,
+            "metadata": copy.deepcopy(self.metadata),
             "version": self.version,
         }
+        d["checksum"] = model_checksum(d)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> XANESClassifier:
-        """Rebuild from :meth:`as_dict` output."""
-        return cls(**{k: v for k, v in d.items() if not k.startswith("@")})
+        """Rebuild from :meth:`as_dict` output after checking its class markers, fields and checksum.
+
+        Raises:
+            InvalidModelError: on a class marker other than this model's, unknown or missing fields, a
+                checksum mismatch (edited or corrupt file) or degenerate values.
+        """
+        from pymatgen_xanes_nn.jsonio import UnsafeDocumentError, check_classes
+
+        if not isinstance(d, dict):
+            raise InvalidModelError(f"A model must be a JSON object, got {type(d).__name__}")
+        try:
+            check_classes(d, MODEL_CLASSES, where="model")
+        except UnsafeDocumentError as exc:
+            raise InvalidModelError(str(exc)) from exc
+        if (d.get("@module"), d.get("@class")) != ("pymatgen_xanes_nn.classifier", "XANESClassifier"):
+            raise InvalidModelError("Not a XANESClassifier model file")
+        fields = {k: v for k, v in d.items() if not k.startswith("@") and k != "checksum"}
+        expected = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        if set(fields) - expected:
+            raise InvalidModelError(f"Unknown model fields {sorted(set(fields) - expected)}")
+        if str(d.get("version", "")).split(".")[0] == MODEL_FORMAT:
+            if "checksum" not in d:
+                raise InvalidModelError("Model has no checksum")
+            if d["checksum"] != model_checksum(d):
+                raise InvalidModelError("Model checksum mismatch: the file was edited or is corrupt")
+        try:
+            return cls(**fields).validate()
+        except TypeError as exc:  # a missing required field
+            raise InvalidModelError(f"Incomplete model: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"XANESClassifier({self.name!r}, {len(self.labels)} classes, code {self.code_size})"
@@ -295,7 +437,9 @@ class XANESClassifier(MSONable):
         x, single = self.vectorize(spectra, **kwargs)
         rec = forward(self.decoder, self._encode_matrix(x))
         grid = self.preprocessing.grid
-        with warnings.catch_warnings():
+        # catch_warnings swaps a process-global filter list: unguarded, two threads restore each other's
+        # copy and leave "ignore" installed for the whole program
+        with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = [XAS(grid, row.astype(float), None, "Si", edge="K", spectrum_type="XANES") for row in rec]
         return out[0] if single else out

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,28 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_derive(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from pymatgen_xanes_nn.corpus import load_corpus, save_corpus
+    from pymatgen_xanes_nn.derive import derive, outside_parents
+
+    seed_classes = args.classes or _load_model("si_k_chemsys").labels
+    existing = load_corpus(args.existing)["structures"] if args.existing else []
+    extra = [] if args.no_outside_parents else outside_parents(args.max_atoms)
+    derived = derive(load_corpus(args.corpus), seed_classes, extra_parents=extra, existing=existing,
+                     target_materials=args.target, max_atoms=args.max_atoms, max_sites=args.max_sites, progress=True)
+    save_corpus(derived, args.output)
+    recs = derived["structures"]
+    routes = Counter(r["substitution"]["route"] for r in recs)
+    print(f"{len(recs)} derived structures, {sum(len(r['sites']) for r in recs)} unique Si sites -> {args.output}")
+    print("routes:", dict(routes))
+    print("materials per seed class (real + derived):", derived["per_class"])
+    if derived["shortfall"]:
+        print(f"below {args.target} materials:", derived["shortfall"])
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.corpus import chemsys_ranking, load_corpus
     from pymatgen_xanes_nn.dataset import load_tasks
@@ -74,11 +97,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
         sink = StoreSink(mongo_store(args.store_uri, args.collection, args.database))
     else:
-        sink = DirectorySink(args.output, also_done=load_tasks(args.dataset, include_failed=True))
+        done = load_tasks(args.dataset, include_failed=True) if args.dataset else []
+        sink = DirectorySink(args.output, also_done=done)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` stops FEFF and cleans up like Ctrl-C
     counts = simulate(jobs, sink, settings=args.settings, n_workers=args.workers, scratch=args.scratch,
                       retry_failed=args.retry_failed)
     print(json.dumps(counts))
-    if args.pack and isinstance(sink, DirectorySink):
+    if args.pack and isinstance(sink, DirectorySink) and args.dataset:
         from pymatgen_xanes_nn.dataset import merge_into_dataset
 
         counts = merge_into_dataset([args.output], args.dataset)
@@ -159,7 +184,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for filename in args.files:
         try:
             res = clf.classify(read_spectrum(filename), shift=args.shift, smooth=args.smooth)
-        except (SpectrumError, FileNotFoundError) as exc:
+        except (SpectrumError, OSError) as exc:  # one bad file never stops the others
             failed += 1
             results.append({"file": filename, "error": str(exc)})
             if not args.json:
@@ -176,7 +201,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print("    " + ", ".join(f"{lab} {p:.3f}" for lab, p in top))
     if args.json:
         print(json.dumps(results, indent=2))
-    return 1 if failed == len(args.files) else 0
+    return 1 if failed else 0  # scripts must notice a file that was not classified
 
 
 def _training_kwargs(args: argparse.Namespace) -> dict:
@@ -320,7 +345,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ae-batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--augment", type=int, default=DEFAULT_AUGMENT_COPIES,
+    p.add_argument("--augment", type=_int_at_least(0), default=DEFAULT_AUGMENT_COPIES,
                    help="experimental-like augmented copies per training spectrum (shift, broadening, noise)")
     p.add_argument("--no-refit", dest="refit", action="store_false",
                    help="ship the networks trained without the calibration groups instead of refitting on all")
@@ -352,6 +377,71 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+
+# ---------------------------------------------------------------------------- option types, checked up front
+def _int_at_least(lowest: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"{value} is below {lowest}")
+        return value
+
+    parse.__name__ = f"integer >= {lowest}"
+    return parse
+
+
+def _finite_float(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not > 0")
+    return value
+
+
+def _existing_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: no such file")
+    return text
+
+
+def _dataset_or_none(text: str) -> str | None:
+    """A packed dataset that must exist (a typo would recompute everything), or 'none' for no dataset."""
+    return None if text.lower() == "none" else _existing_file(text)
+
+
+def _model_name_or_file(text: str) -> str:
+    from pymatgen_xanes_nn.classifier import PRETRAINED
+
+    if text in PRETRAINED or os.path.isfile(text):
+        return text
+    what = "a directory" if os.path.isdir(text) else "not a file"
+    raise argparse.ArgumentTypeError(f"{text!r} is {what} and not one of {sorted(PRETRAINED)}")
+
+
+def _writable_path(text: str) -> str:
+    """An output file whose folder exists and is writable (checked before hours of work, not after)."""
+    folder = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; give a file name")
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: folder {folder!r} is missing or not writable")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
     from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
@@ -361,42 +451,42 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="classify the shipped examples and run the builder pipeline on the shipped data")
-    p.add_argument("--model", default="si_k_chemsys", help="pretrained name or model file")
+    p.add_argument("--model", type=_model_name_or_file, default="si_k_chemsys", help="pretrained name or model file")
     p.add_argument("--output", default="xanes_nn_output", help="folder of the JSON collections")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("show", help="print e0, range and points of spectra; plot raw and preprocessed")
     p.add_argument("files", nargs="+", help="xmu.dat, two-column text/CSV, XAS JSON or task-document JSON")
     p.add_argument("--png", help="write a PNG of the raw and preprocessed spectrum")
-    p.add_argument("--shift", type=float, default=0.0, help="energy shift in eV (calibration)")
-    p.add_argument("--smooth", type=float, default=None, help="Savitzky-Golay window in eV")
+    p.add_argument("--shift", type=_finite_float, default=0.0, help="energy shift in eV (calibration)")
+    p.add_argument("--smooth", type=_positive_float, default=None, help="Savitzky-Golay window in eV")
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("predict", help="classify spectrum files with a pretrained or saved model")
     p.add_argument("files", nargs="+")
-    p.add_argument("--model", default="si_k_chemsys", help="pretrained name or model file")
+    p.add_argument("--model", type=_model_name_or_file, default="si_k_chemsys", help="pretrained name or model file")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--latent", action="store_true", help="include the latent code in JSON")
-    p.add_argument("--top", type=int, default=3, help="probabilities shown per spectrum")
-    p.add_argument("--shift", type=float, default=0.0, help="energy shift in eV (calibration)")
-    p.add_argument("--smooth", type=float, default=None, help="Savitzky-Golay window in eV")
+    p.add_argument("--top", type=_int_at_least(1), default=3, help="probabilities shown per spectrum")
+    p.add_argument("--shift", type=_finite_float, default=0.0, help="energy shift in eV (calibration)")
+    p.add_argument("--smooth", type=_positive_float, default=None, help="Savitzky-Golay window in eV")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("train", help="train autoencoder + FNN and write a model file")
     _add_training_options(p)
     p.add_argument("--name", default="custom")
     p.add_argument("--validation-fraction", type=float, default=0.15)
-    p.add_argument("--output", default="model.json.gz")
+    p.add_argument("--output", type=_writable_path, default="model.json.gz")
     p.add_argument("--verbose", type=int, default=0)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="grouped and random cross-validation with baselines and robustness")
     _add_training_options(p)
     p.add_argument("--protocols", nargs="+", default=["grouped", "random"], choices=["grouped", "random"])
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--folds", type=_int_at_least(2), default=5)
+    p.add_argument("--repeats", type=_int_at_least(1), default=3)
     p.add_argument("--no-robustness", action="store_true")
-    p.add_argument("--output", default="evaluation.json",
+    p.add_argument("--output", type=_writable_path, default="evaluation.json",
                    help="results JSON; finished folds are kept in OUTPUT.partial.jsonl until it is written, "
                         "so a killed run resumes")
     p.set_defaults(func=_cmd_evaluate)
@@ -416,17 +506,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="corpus.json.gz")
     p.set_defaults(func=_cmd_corpus)
 
+    p = sub.add_parser("derive", help="derive structures by ion substitution (seed classes, mixed anions)")
+    p.add_argument("--corpus", default=None, help="corpus file (default: shipped)")
+    p.add_argument("--output", default=data_path("derived_corpus.json.gz"))
+    p.add_argument("--classes", nargs="+", default=None, help="chemical systems to fill (default: the chemsys model's)")
+    p.add_argument("--target", type=int, default=45, help="materials per class to reach (real + derived)")
+    p.add_argument("--max-atoms", type=int, default=40, help="largest parent cell")
+    p.add_argument("--max-sites", type=int, default=2600, help="stop once this many unique Si sites are derived")
+    p.add_argument("--existing", default=None, help="derived corpus of an earlier run: kept, only added to")
+    p.add_argument("--no-outside-parents", action="store_true",
+                   help="only corpus parents (default: also Si-free matbench_dielectric structures)")
+    p.set_defaults(func=_cmd_derive)
+
     p = sub.add_parser("simulate", help="run FEFF10 on every unique Si site of the corpus (resumable)")
     p.add_argument("--corpus", default=None, help="corpus file (default: shipped)")
     p.add_argument("--settings", default="dataset", choices=sorted(PRESETS))
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--workers", type=_int_at_least(1), default=os.cpu_count() or 1)
     p.add_argument("--output", default="feff_tasks", help="folder of finished task documents")
     p.add_argument("--scratch", default=None, help="folder for FEFF working directories")
-    p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed dataset whose tasks are skipped")
+    p.add_argument("--dataset", type=_dataset_or_none, default=data_path(TASKS_FILE),
+                   help="packed dataset whose tasks are skipped ('none': none)")
     p.add_argument("--pack", action="store_true", help="merge finished documents into --dataset at the end")
     p.add_argument("--priority", type=int, default=12, help="simulate the N largest chemical systems first")
     p.add_argument("--only-priority", action="store_true", help="only the N largest chemical systems")
-    p.add_argument("--limit", type=int, default=0, help="at most this many sites (0: all)")
+    p.add_argument("--limit", type=_int_at_least(0), default=0, help="at most this many sites (0: all)")
     p.add_argument("--retry-failed", action="store_true", help="rerun sites whose documents record a failure")
     p.add_argument("--task-ids", nargs="+", default=None, metavar="ID", help="only these sites (e.g. amcsd-1264-s16)")
     p.add_argument("--store-uri", default=None, help="MongoDB URI: write task documents to a store instead")
@@ -436,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("feff-study", help="compare cheaper FEFF presets with the MPXANESSet defaults (resumable)")
     p.add_argument("--presets", nargs="+", default=["dataset", "fast", "reduced8"], choices=sorted(PRESETS))
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--workers", type=_int_at_least(1), default=os.cpu_count() or 1)
     p.add_argument("--corpus", default=None)
     p.add_argument("--output", default="feff_study.json")
     p.add_argument("--scratch", default=None)

@@ -4,41 +4,14 @@ from __future__ import annotations
 
 import os
 
+from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, read_json, write_json
+
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 
 
 def data_path(name: str) -> str:
     """Return the path of a file shipped in ``pymatgen_xanes_nn/data``."""
     return os.path.join(DATA_DIR, name)
-
-
-def _decode_datetimes(d: dict):
-    """Json object_hook: restore monty-encoded datetimes only (structures stay dicts)."""
-    if d.get("@module") == "datetime" and d.get("@class") == "datetime":
-        from monty.json import MontyDecoder
-
-        return MontyDecoder().process_decoded(d)
-    return d
-
-
-def write_json_gz(obj, filename: str) -> None:
-    """Write ``obj`` as gzipped JSON (datetimes and numpy arrays via monty's encoder)."""
-    import gzip
-    import json
-
-    from monty.json import MontyEncoder
-
-    with gzip.open(filename, "wt") as f:
-        json.dump(obj, f, cls=MontyEncoder)
-
-
-def read_json_gz(filename: str):
-    """Read gzipped JSON written by :func:`write_json_gz`."""
-    import gzip
-    import json
-
-    with gzip.open(filename, "rt") as f:
-        return json.load(f, object_hook=_decode_datetimes)
 
 
 #: The shipped FEFF10 task documents (atomate schema), structures stored once per material.
@@ -56,7 +29,7 @@ def pack_tasks(docs: list[dict], filename: str) -> None:
         structures.setdefault(sid, doc.pop("structure"))
         doc["structure_ref"] = sid
         tasks.append(doc)
-    write_json_gz({"format": DATASET_FORMAT, "structures": structures, "tasks": tasks}, filename)
+    write_json({"format": DATASET_FORMAT, "structures": structures, "tasks": tasks}, filename)
 
 
 def merge_into_dataset(directories: list[str], filename: str) -> dict[str, int]:
@@ -67,11 +40,9 @@ def merge_into_dataset(directories: list[str], filename: str) -> dict[str, int]:
     Returns:
         ``documents`` and ``successful`` counts of the merged file.
     """
-    from pymatgen_xanes_nn.simulate import DirectorySink
-
     docs = {d["task_id"]: d for d in load_tasks(filename, include_failed=True)}
     for directory in directories:
-        for doc in DirectorySink(directory).iter_docs():
+        for _, doc in iter_directory(directory, PYMATGEN_CLASSES):
             if doc.get("state") == "failed" and docs.get(doc["task_id"], {}).get("state", "failed") != "failed":
                 continue
             docs[doc["task_id"]] = doc
@@ -89,7 +60,7 @@ def load_tasks(filename: str | None = None, include_failed: bool = False) -> lis
     path = filename or data_path(TASKS_FILE)
     if not os.path.exists(path):
         return []
-    packed = read_json_gz(path)
+    packed = read_json(path, PYMATGEN_CLASSES)
     if packed.get("format") != DATASET_FORMAT:
         raise ValueError(f"{path}: dataset format {packed.get('format')!r}, expected {DATASET_FORMAT!r}")
     docs = []

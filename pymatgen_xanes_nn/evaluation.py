@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.metrics import classification_metrics
 from pymatgen_xanes_nn.preprocessing import SpectrumError
 
 if TYPE_CHECKING:
@@ -35,45 +36,6 @@ PERTURBATIONS: dict[str, tuple[str, float]] = {
     "noise SNR 50": ("noise", 50.0),
     "noise SNR 20": ("noise", 20.0),
 }
-
-
-def expected_calibration_error(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
-    """ECE: confidence-weighted gap between accuracy and confidence over equal-width bins."""
-    bins = calibration_bins(proba, y, n_bins)
-    return float(np.sum(np.abs(np.subtract(bins["correct"], bins["confidence"]))) / len(y))
-
-
-def calibration_bins(proba: np.ndarray, y: np.ndarray, n_bins: int = 10) -> dict[str, list[float]]:
-    """Per confidence bin: count, number correct and summed confidence (poolable across folds)."""
-    conf = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
-    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    return {
-        "count": np.bincount(bins, minlength=n_bins).astype(float).tolist(),
-        "correct": np.bincount(bins, weights=correct, minlength=n_bins).tolist(),
-        "confidence": np.bincount(bins, weights=conf, minlength=n_bins).tolist(),
-    }
-
-
-def classification_metrics(y: np.ndarray, proba: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, balanced accuracy, macro-F1, per-class recall, confusion matrix and ECE."""
-    from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score, recall_score
-
-    y = np.asarray(y)
-    pred = proba.argmax(axis=1)
-    labels = list(range(len(classes)))
-    present = sorted(set(y))
-    recall = recall_score(y, pred, labels=labels, average=None, zero_division=0)
-    return {
-        "n": int(len(y)),
-        "accuracy": float(np.mean(pred == y)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, pred)) if len(present) > 1 else float(np.mean(pred == y)),
-        "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)),
-        "per_class_recall": {classes[k]: float(recall[k]) for k in present},
-        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
-        "ece": expected_calibration_error(proba, y),
-        "calibration_bins": calibration_bins(proba, y),
-    }
 
 
 def make_baseline(name: str, seed: int = 0):

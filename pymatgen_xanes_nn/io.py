@@ -12,15 +12,13 @@ for empty, unparseable or inconsistent input.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pymatgen_xanes_nn.preprocessing import SpectrumError, validate_arrays
+from pymatgen_xanes_nn.preprocessing import SpectrumError, validate_arrays, xas_from_dict
 
 if TYPE_CHECKING:
     from pymatgen.analysis.xas.spectrum import XAS
@@ -38,14 +36,18 @@ def _make_xas(energy, mu, structure=None, element: str = "Si", edge: str = "K", 
                absorbing_index=absorbing_index)
 
 
+#: Largest spectrum file read (bytes, decompressed): a measured spectrum is a few hundred kB.
+MAX_SPECTRUM_BYTES = 64 * 1024 * 1024
+
+
 def _read_text(filename: str) -> str:
+    from pymatgen_xanes_nn.jsonio import UnsafeDocumentError, read_bytes
+
     if not os.path.exists(filename):
         raise FileNotFoundError(f"No such spectrum file: {filename}")
-    opener = gzip.open if filename.endswith(".gz") else open
     try:
-        with opener(filename, "rt") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_bytes(filename, MAX_SPECTRUM_BYTES).decode()
+    except (OSError, UnicodeDecodeError, UnsafeDocumentError) as exc:
         raise SpectrumError(f"Cannot read {filename}: {exc}") from exc
     if not text.strip():
         raise SpectrumError(f"Empty file: {filename}")
@@ -114,6 +116,14 @@ def from_task_doc(doc: dict[str, Any]) -> XAS:
     """Build an ``XAS`` from an atomate FEFF task document (``spectrum`` rows: column 0 energy, 3 mu)."""
     from pymatgen.core import Structure
 
+    from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, UnsafeDocumentError, check_classes
+
+    if not isinstance(doc, dict):
+        raise SpectrumError(f"A task document must be a dict, got {type(doc).__name__}")
+    try:  # pymatgen's Structure.from_dict decodes site properties with monty: refuse foreign classes first
+        check_classes(doc, PYMATGEN_CLASSES, where=f"task {doc.get('task_id')}")
+    except UnsafeDocumentError as exc:
+        raise SpectrumError(str(exc)) from exc
     rows = doc.get("spectrum")
     if rows is None or len(rows) == 0:
         raise SpectrumError(f"Task {doc.get('task_id')} has no spectrum")
@@ -125,7 +135,10 @@ def from_task_doc(doc: dict[str, Any]) -> XAS:
         raise SpectrumError(f"Task {doc.get('task_id')}: spectrum rows need >= 4 columns, got shape {arr.shape}")
     structure = doc.get("structure")
     if isinstance(structure, dict):
-        structure = Structure.from_dict(structure)
+        try:
+            structure = Structure.from_dict(structure)
+        except Exception as exc:  # pymatgen raises many types on malformed structures
+            raise SpectrumError(f"Task {doc.get('task_id')}: invalid structure: {type(exc).__name__}: {exc}") from exc
     absorbing = doc.get("absorbing_atom")
     index = None
     if isinstance(absorbing, (int, np.integer)) and not isinstance(absorbing, bool):
@@ -143,20 +156,17 @@ def from_task_doc(doc: dict[str, Any]) -> XAS:
 
 def read_json(filename: str) -> XAS:
     """Read a pymatgen ``XAS`` JSON (MSON) or an atomate task document JSON file."""
-    from pymatgen.analysis.xas.spectrum import XAS
+    from pymatgen_xanes_nn.jsonio import UnsafeDocumentError, loads
 
     text = _read_text(filename)
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpectrumError(f"Unparseable JSON in {filename}: {exc}") from exc
+        doc = loads(text, where=filename)
+    except UnsafeDocumentError as exc:
+        raise SpectrumError(f"Unparseable JSON: {exc}") from exc
     if isinstance(doc, dict) and "spectrum" in doc:
         return from_task_doc(doc)
     if isinstance(doc, dict) and doc.get("@class") == "XAS":
-        try:
-            xas = XAS.from_dict(doc)
-        except Exception as exc:
-            raise SpectrumError(f"Invalid XAS document in {filename}: {exc}") from exc
+        xas = xas_from_dict(doc, where=filename)
         validate_arrays(xas.x, xas.y)
         return xas
     raise SpectrumError(f"{filename} is neither a pymatgen XAS JSON nor an atomate FEFF task document")

@@ -18,6 +18,7 @@ Steps of :meth:`Preprocessing.transform`:
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
@@ -37,8 +38,17 @@ NORMALIZATIONS = ("edge_step", "max", "area", "none")
 ALIGNMENTS = ("absolute", "e0")
 #: Fewest points a spectrum may have.
 MIN_POINTS = 10
+#: Most points a spectrum may have (a quick-XAFS scan has a few 10^4).
+MAX_POINTS = 1_000_000
+#: Widest energy span (eV) accepted: Si K-edge EXAFS ends ~1 keV above the edge. It bounds the fine
+#: resampling grid (span / FINE_STEP points, 1.6 MB here), so one typo cannot allocate gigabytes.
+MAX_SPAN = 10_000.0
 #: Uniform step (eV) of the internal resampling used for smoothing and the derivative.
 FINE_STEP = 0.05
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
 class SpectrumError(ValueError):
@@ -87,6 +97,39 @@ class Preprocessing(MSONable):
     def as_dict(self) -> dict:
         """Return a JSON-able dict."""
         return {"@module": type(self).__module__, "@class": type(self).__name__, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocessing:
+        """Rebuild from :meth:`as_dict` output, reading every field as plain data.
+
+        Unlike ``MSONable.from_dict`` nothing nested is decoded: a field that is not a number or a
+        string (e.g. a ``{"@module": ...}`` dict naming a class to import) is refused.
+
+        Raises:
+            ValueError: on unknown fields or fields of the wrong type.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"Preprocessing must be a dict, got {type(d).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in d if not k.startswith("@") and k not in fields)
+        if unknown:
+            raise ValueError(f"Unknown preprocessing fields {unknown}")
+        kwargs = {}
+        for key, value in d.items():
+            if key.startswith("@"):
+                continue
+            if key == "post_edge":
+                ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value)
+            elif key in ("normalization", "alignment", "version"):
+                ok = isinstance(value, str)
+            elif key == "n_points":
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            else:
+                ok = _is_number(value)
+            if not ok:
+                raise ValueError(f"Preprocessing field {key!r} has an invalid value of type {type(value).__name__}")
+            kwargs[key] = tuple(value) if key == "post_edge" else value
+        return cls(**kwargs)
 
     @property
     def grid(self) -> np.ndarray:
@@ -167,12 +210,35 @@ class Preprocessing(MSONable):
         return (mu - pre) / step
 
 
+def xas_from_dict(d: dict, where: str = "XAS document") -> XAS:
+    """Build a pymatgen ``XAS`` from its dict, as data.
+
+    ``XAS.from_dict`` runs monty's decoder on nested fields, which imports whatever module a
+    ``{"@module": ...}`` names; only pymatgen's own structure and spectrum classes may appear.
+
+    Raises:
+        SpectrumError: if the dict names another class, nests too deep or is not a valid XAS.
+    """
+    from pymatgen.analysis.xas.spectrum import XAS
+
+    from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, UnsafeDocumentError, check_classes
+
+    try:
+        check_classes(d, PYMATGEN_CLASSES, where=where)
+    except UnsafeDocumentError as exc:
+        raise SpectrumError(str(exc)) from exc
+    try:
+        return XAS.from_dict(d)
+    except Exception as exc:  # pymatgen raises many types on malformed dicts
+        raise SpectrumError(f"Invalid {where}: {type(exc).__name__}: {exc}") from exc
+
+
 def check_xas(xas: XAS | dict) -> XAS:
     """Return ``xas`` as an ``XAS`` after checking element, edge and spectrum type."""
     from pymatgen.analysis.xas.spectrum import XAS
 
     if isinstance(xas, dict):
-        xas = XAS.from_dict(xas)
+        xas = xas_from_dict(xas)
     if not isinstance(xas, XAS):
         raise TypeError(f"Expected a pymatgen XAS or its dict, got {type(xas).__name__}")
     element = getattr(xas.absorbing_element, "symbol", str(xas.absorbing_element))
@@ -209,6 +275,14 @@ def validate_arrays(energy, mu) -> tuple[np.ndarray, np.ndarray]:
         raise SpectrumError(f"Duplicated energies, e.g. {energy[1:][diffs == 0][0]} eV")
     if (diffs < 0).any():
         raise SpectrumError("Energies are not sorted in increasing order")
+    if energy.size > MAX_POINTS:
+        raise SpectrumError(f"Spectrum has {energy.size} points; at most {MAX_POINTS} are accepted")
+    span = energy[-1] - energy[0]
+    if span > MAX_SPAN:  # checked before resampling onto the fine grid, which would allocate span / 0.05 eV points
+        raise SpectrumError(
+            f"Energies span {span:.4g} eV ({energy[0]:.6g} to {energy[-1]:.6g} eV); a Si K-edge spectrum spans at "
+            f"most {MAX_SPAN:.0f} eV: check for a typo or the energy unit"
+        )
     if np.ptp(mu) == 0:
         raise SpectrumError("Spectrum is flat: no absorption signal")
     if (mu < 0).mean() > 0.05:

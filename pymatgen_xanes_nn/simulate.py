@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from monty.json import MSONable
 
+from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, write_json
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
@@ -34,7 +36,20 @@ if TYPE_CHECKING:
 #: the spectrum identical and halves the CPU time. Both variables are needed.
 FEFF_MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 
-_CHILD = """
+#: The FEFF child: it leads its own process group (FEFF10 runs in a grandchild, ``feff10._worker``) and
+#: asks the kernel for SIGTERM when its parent dies, on which it kills the whole group: a killed
+#: ``simulate`` never leaves FEFF running.
+_CHILD_GUARD = """
+import ctypes, os, signal, sys
+signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+except (AttributeError, OSError):
+    pass
+if os.getppid() != int(sys.argv[3]):  # the parent died before prctl
+    os.killpg(0, signal.SIGKILL)
+"""
+_CHILD = _CHILD_GUARD + """
 import json, os, resource, sys, time
 import feff10
 t = time.time()
@@ -148,21 +163,80 @@ def run_feff(input_file: str, work_dir: str, timeout: float | None = None) -> di
         shutil.copy(input_file, inp)
     log = os.path.join(work_dir, "feff.log")
     with open(log, "w") as out:
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-c", _CHILD, inp, work_dir],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=feff_env(),
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise RuntimeError(f"FEFF timed out after {timeout} s") from exc
+        proc = run_child([sys.executable, "-c", _CHILD, inp, work_dir, str(os.getpid())], out, timeout)
     if proc.returncode != 0 or not os.path.exists(os.path.join(work_dir, "xmu.dat")):
         raise FeffError(f"FEFF failed (exit code {proc.returncode}, no xmu.dat): {feff_failure_reason(work_dir)}")
     with open(os.path.join(work_dir, "timing.json")) as f:
         return json.load(f)
+
+
+#: Process groups of running FEFF children, killed if this process is interrupted or terminated.
+_LIVE_GROUPS: set[int] = set()
+
+
+def run_child(cmd: list[str], out, timeout: float | None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group; on timeout or interruption the whole group is killed.
+
+    Raises:
+        RuntimeError: on timeout (FEFF and its worker are killed, not left running).
+    """
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=feff_env(), start_new_session=True)
+    _LIVE_GROUPS.add(proc.pid)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"FEFF timed out after {timeout} s") from exc
+    finally:
+        if proc.poll() is None:
+            kill_group(proc.pid)
+            proc.wait()
+        _LIVE_GROUPS.discard(proc.pid)
+    return subprocess.CompletedProcess(cmd, proc.returncode)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a process group (gone already is fine)."""
+    import signal
+
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def kill_children() -> None:
+    """Kill every running FEFF child group (called when ``simulate`` is interrupted)."""
+    for pgid in list(_LIVE_GROUPS):
+        kill_group(pgid)
+
+
+#: Scratch folders are named ``<task_id>-pid<PID>-<random>``: a later run removes those of dead processes.
+_SCRATCH_PID = "-pid"
+
+
+def remove_stale_scratch(scratch: str) -> list[str]:
+    """Delete scratch folders left by ``simulate`` processes that no longer run; return their paths."""
+    import re
+
+    removed = []
+    for name in os.listdir(scratch):
+        m = re.search(rf"{_SCRATCH_PID}(\d+)-", name)
+        path = os.path.join(scratch, name)
+        if not m or not os.path.isdir(path):
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 SCF_BAD_COUNTS = "bad counts"
@@ -262,7 +336,7 @@ def simulate_site(job: SiteJob, settings: FeffSettings, scratch: str, timeout: f
         "edge": "K",
         "metadata": metadata,
     }
-    directory = tempfile.mkdtemp(prefix=f"{job.task_id}-", dir=scratch)
+    directory = tempfile.mkdtemp(prefix=f"{job.task_id}{_SCRATCH_PID}{os.getpid()}-", dir=scratch)
     attempts = [settings] + ([gentler_scf(settings)] if settings.scf is not None else [])
     errors = []
     try:
@@ -320,12 +394,9 @@ class DirectorySink(TaskSink):
         self._extra = {d["task_id"]: d.get("state", "successful") for d in also_done}
 
     def iter_docs(self):
-        """Yield the documents in the directory."""
-        from pymatgen_xanes_nn.dataset import read_json_gz
-
-        for name in sorted(os.listdir(self.directory)):
-            if name.endswith(".json.gz"):
-                yield read_json_gz(os.path.join(self.directory, name))
+        """Yield the documents in the directory (a truncated file is logged by name and counts as not done)."""
+        for _, doc in iter_directory(self.directory, PYMATGEN_CLASSES):
+            yield doc
 
     def done_ids(self, include_failed: bool = True) -> set[str]:
         """Task ids in the folder or in ``also_done``."""
@@ -335,11 +406,7 @@ class DirectorySink(TaskSink):
 
     def write(self, doc: dict) -> None:
         """Write ``<task_id>.json.gz`` atomically."""
-        from pymatgen_xanes_nn.dataset import write_json_gz
-
-        path = os.path.join(self.directory, f"{doc['task_id']}.json.gz")
-        write_json_gz(doc, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        write_json(doc, os.path.join(self.directory, f"{doc['task_id']}.json.gz"))
 
 
 class StoreSink(TaskSink):
@@ -394,18 +461,25 @@ def simulate(
     counts = {"skipped": len(jobs) - len(todo), "successful": 0, "failed": 0}
     scratch = scratch or tempfile.gettempdir()
     os.makedirs(scratch, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=n_workers) as pool, tqdm(
-        total=len(todo), disable=not progress, desc="FEFF sites", unit="site"
-    ) as bar:
-        futures = [pool.submit(simulate_site, job, settings, scratch, timeout) for job in todo]
-        for future in as_completed(futures):
-            doc = future.result()
-            sink.write(doc)
-            counts[doc["state"]] += 1
-            bar.set_postfix(failed=counts["failed"])
-            bar.update()
-            if callback:
-                callback(doc)
+    remove_stale_scratch(scratch)
+    pool = ThreadPoolExecutor(max_workers=n_workers)
+    try:
+        with tqdm(total=len(todo), disable=not progress, desc="FEFF sites", unit="site") as bar:
+            futures = [pool.submit(simulate_site, job, settings, scratch, timeout) for job in todo]
+            for future in as_completed(futures):
+                doc = future.result()
+                sink.write(doc)
+                counts[doc["state"]] += 1
+                bar.set_postfix(failed=counts["failed"])
+                bar.update()
+                if callback:
+                    callback(doc)
+    except BaseException:  # Ctrl-C, SIGTERM (as SystemExit) or a sink error: stop FEFF, keep what is written
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_children()
+        raise
+    finally:
+        pool.shutdown(wait=True)  # the killed sites' threads return and remove their scratch folders
     return counts
 
 
@@ -419,6 +493,8 @@ def jobs_from_corpus(corpus: dict, priority_chemsys: Iterable[str] = ()) -> list
     for _, rec in records:
         meta = {k: rec[k] for k in ("structure_id", "source", "source_id", "mineral", "formula", "chemsys", "group_id")}
         meta["ordered_from_disorder"] = rec["ordered_from_disorder"]
+        # provenance of structures made by pymatgen_xanes_nn.derive
+        meta.update({k: rec[k] for k in ("parent_structure_id", "substitution") if k in rec})
         for site in rec["sites"]:
             site_meta = dict(meta, **{k: site[k] for k in ("multiplicity", "cn", "neighbors", "environment")})
             jobs.append(

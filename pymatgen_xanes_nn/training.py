@@ -230,7 +230,7 @@ def train(
         verbose: Keras verbosity.
     """
     from pymatgen_xanes_nn.classifier import MODEL_FORMAT, hash_vectors, library_versions, now_iso
-    from pymatgen_xanes_nn.evaluation import classification_metrics
+    from pymatgen_xanes_nn.metrics import classification_metrics
     from pymatgen_xanes_nn.models import forward
 
     check_config(ae_config, AE_CONFIGS)

@@ -76,9 +76,9 @@ def task_docs() -> list[dict]:
     """The real FEFF task documents in test_files/tasks."""
     import glob
 
-    from pymatgen_xanes_nn.dataset import read_json_gz
+    from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
 
-    return [read_json_gz(p) for p in sorted(glob.glob(os.path.join(TEST_FILES, "tasks", "*.json.gz")))]
+    return [read_json(p, PYMATGEN_CLASSES) for p in sorted(glob.glob(os.path.join(TEST_FILES, "tasks", "*.json.gz")))]
 
 
 def fake_task_docs(n_groups: int = 6, sites: int = 2, seed: int = 0) -> list[dict]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pymatgen.analysis.xas.spectrum import XAS
 
-from pymatgen_xanes_nn.classifier import IncompatibleModelError, XANESClassifier
+from pymatgen_xanes_nn.classifier import IncompatibleModelError, InvalidModelError, XANESClassifier, model_checksum
 from pymatgen_xanes_nn.models import AE_CONFIGS, FNN_CONFIGS, build_autoencoder, build_fnn, export_dense_layers, forward
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
 from pymatgen_xanes_nn.training import fit_temperature, grouped_holdout, train
@@ -128,6 +128,9 @@ def test_incompatible_version(toy):
         XANESClassifier.from_dict(d)
     d = clf.as_dict()
     d["labels"] = d["labels"][:2]
+    with pytest.raises(InvalidModelError, match="checksum mismatch"):
+        XANESClassifier.from_dict(d)
+    d["checksum"] = model_checksum(d)  # a consistent file with a label/output mismatch
     with pytest.raises(IncompatibleModelError, match="3 outputs but 2 labels"):
         XANESClassifier.from_dict(d)
 

@@ -30,8 +30,9 @@ def test_show_bad_file(tmp_path, capsys):
 
 def test_predict_json(toy_model_file, tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("1,2\n")
+    # one bad file: the others are still classified, and the exit code says not all were
     assert main(["predict", test_file("feff", "Si_diamond", "xmu.dat"), str(tmp_path / "bad.csv"),
-                 "--model", toy_model_file, "--json"]) == 0
+                 "--model", toy_model_file, "--json"]) == 1
     results = json.loads(capsys.readouterr().out)
     assert results[0]["label"] in ("A-Si", "B-Si", "C-Si") and "latent" not in results[0]
     assert "1 points" in results[1]["error"] or "need at least" in results[1]["error"]
@@ -43,8 +44,10 @@ def test_predict_text(toy_model_file, capsys):
 
 
 def test_unknown_model(capsys):
-    assert main(["predict", test_file("feff", "Si_diamond", "xmu.dat"), "--model", "nonexistent_model"]) == 2
-    assert "Unknown model 'nonexistent_model'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", test_file("feff", "Si_diamond", "xmu.dat"), "--model", "nonexistent_model"])
+    assert exc.value.code == 2
+    assert "'nonexistent_model' is not a file and not one of ['si_k_chemsys'" in capsys.readouterr().err
 
 
 def test_invalid_choice():

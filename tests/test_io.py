@@ -157,11 +157,11 @@ def test_missing_file():
 
 def test_feff_is_reproducible_between_fixture_and_task_document():
     """alpha-quartz computed twice (fixture xmu.dat and the dataset's task document): identical rows."""
-    from pymatgen_xanes_nn.dataset import read_json_gz
+    from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
 
     from .conftest import test_file
 
     xas = read_xmu(test_file("feff", "SiO2_alpha_quartz", "xmu.dat"))
     assert xas.structure.composition.reduced_formula == "SiO2"
-    doc = read_json_gz(test_file("tasks", "amcsd-789-s0.json.gz"))
+    doc = read_json(test_file("tasks", "amcsd-789-s0.json.gz"), PYMATGEN_CLASSES)
     np.testing.assert_array_equal(np.loadtxt(test_file("feff", "SiO2_alpha_quartz", "xmu.dat")), doc["spectrum"])

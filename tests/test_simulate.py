@@ -185,3 +185,94 @@ def test_study_picks_the_named_structures():
     picked = {r["formula"]: r for r in pick_structures(load_corpus())}
     assert set(picked) == {"SiO2", "Si", "SiC", "Mg2SiO4", "Si3N4", "Mg2Si"}
     assert picked["SiO2"]["mineral"] == "Quartz" and picked["Si"]["sites"][0]["environment"] == "SiSi4"
+
+
+_KILL_SCRIPT = """
+import signal, sys
+from pymatgen.core import Lattice, Structure
+from pymatgen_xanes_nn import simulate as sim
+
+# a fake FEFF behind the real guard: the child starts a sleeping grandchild, as feff10 starts its worker
+sim._CHILD = sim._CHILD_GUARD + '''
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "feff-" + "{marker}"])
+time.sleep(300)
+'''
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # as `xanes-nn simulate` does
+si = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.431), ["Si"], [[0, 0, 0]])
+job = sim.SiteJob("diamond-s0", si.as_dict(), 0, {{}})
+sim.simulate([job], sim.DirectorySink(sys.argv[1]), settings="tiny", n_workers=1, scratch=sys.argv[2], progress=False)
+"""
+
+
+def _marked(marker: str) -> list[int]:
+    """PIDs of live processes whose command line contains ``marker``."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+            with open(f"/proc/{pid}/stat") as f:
+                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            continue
+        if marker.encode() in cmd and not zombie:
+            pids.append(int(pid))
+    return pids
+
+
+def _wait(predicate, seconds: float = 30.0) -> bool:
+    import time
+
+    end = time.time() + seconds
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc"), reason="needs Linux /proc")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_killed_simulate_leaves_no_feff_running_and_no_scratch(tmp_path, sig):
+    """Killing `simulate` kills FEFF's child and grandchild; scratch is removed now (TERM) or by the next run (KILL)."""
+    import signal
+    import subprocess
+    import sys
+
+    from pymatgen_xanes_nn.simulate import remove_stale_scratch
+
+    marker = f"marker-{tmp_path.name}"  # the grandchild's argument is "feff-" + marker: only it matches
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT.format(marker=marker), str(out), str(scratch)])
+    marker = "feff-" + marker
+    try:
+        assert _wait(lambda: len(_marked(marker)) == 1), "fake FEFF grandchild never started"
+        proc.send_signal(getattr(signal, sig))
+        proc.wait(timeout=30)
+        assert _wait(lambda: not _marked(marker), 10), f"FEFF processes survive {sig}: {_marked(marker)}"
+    finally:
+        proc.kill()
+        for pid in _marked(marker):
+            os.kill(pid, signal.SIGKILL)
+    assert not list(out.glob("*.json.gz")), "an interrupted site must not be recorded"
+    left = list(scratch.iterdir())
+    if sig == "SIGTERM":
+        assert left == []
+    else:
+        assert len(left) == 1 and remove_stale_scratch(str(scratch)) == [str(left[0])]
+        assert list(scratch.iterdir()) == []
+
+
+def test_truncated_task_file_is_skipped_by_name(tmp_path, caplog):
+    """A truncated document in the output folder names its file and does not block resuming."""
+    import gzip
+    import logging
+
+    sink = DirectorySink(str(tmp_path))
+    sink.write({"task_id": "a-s0", "state": "successful"})
+    data = gzip.compress(b'{"task_id": "b-s0", "state": "successful", "spectrum": [[1, 2, 3, 4, 5, 6]]}')
+    (tmp_path / "b-s0.json.gz").write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING):
+        assert sink.done_ids() == {"a-s0"}
+    assert "b-s0.json.gz" in caplog.text and "truncated or corrupt" in caplog.text

@@ -1,0 +1,147 @@
+"""JSON files as data: read and write (gzipped or not) without ever letting a file choose code to run.
+
+Model files, spectra and task documents come from other people. monty's decoder imports the module
+named by any nested ``{"@module": ..., "@class": ...}`` and builds that object; pymatgen's
+``Site.from_dict`` runs the same decoder on site properties. Everything read here is therefore plain
+JSON; :func:`check_classes` refuses any ``@module`` / ``@class`` marker outside an explicit allow-list
+before a dict reaches pymatgen, and datetimes are restored from monty's datetime encoding by parsing
+the string, never by import.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import zlib
+from datetime import datetime
+from typing import Any
+
+#: Deepest nesting accepted in a document (a structure is ~6 levels deep; json recurses per level).
+MAX_DEPTH = 64
+#: Largest decompressed file read (bytes): the shipped dataset is ~60 MB.
+MAX_BYTES = 512 * 1024 * 1024
+
+#: (module, class) markers that a pymatgen structure or spectrum legitimately contains.
+PYMATGEN_CLASSES = frozenset({
+    ("pymatgen.core.structure", "Structure"),
+    ("pymatgen.core.structure", "Molecule"),
+    ("pymatgen.core.lattice", "Lattice"),
+    ("pymatgen.core.sites", "PeriodicSite"),
+    ("pymatgen.core.sites", "Site"),
+    ("pymatgen.core.periodic_table", "Element"),
+    ("pymatgen.core.periodic_table", "Species"),
+    ("pymatgen.core.periodic_table", "DummySpecies"),
+    ("pymatgen.core.composition", "Composition"),
+    ("pymatgen.analysis.xas.spectrum", "XAS"),
+    ("pymatgen.io.feff.inputs", "Tags"),  # atomate's input_parameters
+    ("datetime", "datetime"),
+})
+
+
+class UnsafeDocumentError(ValueError):
+    """A document that names a class outside the allow-list, nests too deep or cannot be parsed."""
+
+
+def _restore_datetime(d: dict) -> Any:
+    # monty writes {"@module": "datetime", "@class": "datetime", "string": "2026-01-01 00:00:00.000000+00:00"}
+    if d.get("@module") == "datetime" and d.get("@class") == "datetime" and isinstance(d.get("string"), str):
+        try:
+            return datetime.fromisoformat(d["string"])
+        except ValueError:
+            return d
+    return d
+
+
+def check_classes(obj: Any, allowed: frozenset = frozenset(), where: str = "document") -> None:
+    """Raise :class:`UnsafeDocumentError` if ``obj`` names a class outside ``allowed`` or nests too deep.
+
+    Args:
+        obj: decoded JSON.
+        allowed: permitted ``(module, class)`` pairs.
+        where: what the document is, for the message (e.g. a file name).
+    """
+    stack = [(obj, 0)]
+    while stack:
+        item, level = stack.pop()
+        if level > MAX_DEPTH:
+            raise UnsafeDocumentError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            if "@module" in item or "@class" in item:
+                pair = (item.get("@module"), item.get("@class"))
+                if not all(isinstance(v, str) for v in pair) or pair not in allowed:
+                    raise UnsafeDocumentError(
+                        f"{where}: refuses to load class {pair[1]!r} from module {pair[0]!r}; "
+                        "files are read as data and may not choose code to import"
+                    )
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+
+
+def loads(text: str | bytes, where: str = "document") -> Any:
+    """Parse JSON text as plain data (datetimes restored); errors name ``where``."""
+    try:
+        return json.loads(text, object_hook=_restore_datetime)
+    except RecursionError:
+        raise UnsafeDocumentError(f"{where}: JSON nested too deeply to parse") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnsafeDocumentError(f"{where}: not valid JSON ({exc})") from exc
+
+
+def read_bytes(filename: str, max_bytes: int = MAX_BYTES) -> bytes:
+    """The (decompressed) bytes of a file; a truncated or corrupt ``.gz`` gives an error naming the file."""
+    if not os.path.exists(filename):
+        raise FileNotFoundError(f"No such file: {filename}")
+    if os.path.isdir(filename):
+        raise IsADirectoryError(f"{filename} is a directory, not a file")
+    try:
+        with open(filename, "rb") as raw:
+            head = raw.read(2)
+            raw.seek(0)
+            if head == b"\x1f\x8b":
+                with gzip.GzipFile(fileobj=raw) as f:
+                    data = f.read(max_bytes + 1)
+            else:
+                data = raw.read(max_bytes + 1)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise UnsafeDocumentError(f"{filename}: truncated or corrupt compressed file ({exc})") from exc
+    if len(data) > max_bytes:
+        raise UnsafeDocumentError(f"{filename}: larger than {max_bytes // 2**20} MB decompressed")
+    return data
+
+
+def read_json(filename: str, allowed: frozenset = frozenset()) -> Any:
+    """Read a JSON file (gzipped or not) as plain data, refusing class markers outside ``allowed``."""
+    obj = loads(read_bytes(filename), where=filename)
+    check_classes(obj, allowed | {("datetime", "datetime")}, where=filename)
+    return obj
+
+
+def write_json(obj: Any, filename: str) -> None:
+    """Write ``obj`` as JSON (gzipped if the name ends in ``.gz``), atomically; datetimes and arrays via monty."""
+    from monty.json import MontyEncoder
+
+    tmp = f"{filename}.{os.getpid()}.tmp"
+    opener = gzip.open if filename.endswith(".gz") else open
+    with opener(tmp, "wt") as f:
+        json.dump(obj, f, cls=MontyEncoder)
+    os.replace(tmp, filename)
+
+
+def iter_directory(directory: str, allowed: frozenset = frozenset(), suffix: str = ".json.gz"):
+    """Yield ``(path, document)`` for the JSON files of a folder, in name order.
+
+    A truncated or corrupt file (a run killed mid-write before atomic writes, a disk error) is logged
+    with its name and skipped, so it never blocks a resumed run: its task simply counts as not done.
+    """
+    import logging
+
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(suffix):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            yield path, read_json(path, allowed)
+        except UnsafeDocumentError as exc:
+            logging.getLogger(__name__).warning("skipping %s", exc)
