@@ -38,8 +38,9 @@ MODEL_FORMAT = "2"
 #: The only class markers a model file may carry; they are checked, never imported.
 MODEL_CLASSES = frozenset({("pymatgen_xanes_nn.classifier", "XANESClassifier"),
                            ("pymatgen_xanes_nn.preprocessing", "Preprocessing")})
-#: Keys of :meth:`XANESClassifier.ood` that the flag needs.
-OOD_KEYS = ("recon_threshold", "class_means", "precision", "maha_threshold")
+#: Arrays of :attr:`XANESClassifier.ood` (the latent Gaussians and the k-NN index), and the keys the flag needs.
+OOD_ARRAYS = ("class_means", "precision", "background_mean", "background_precision", "knn_basis", "knn_reference")
+OOD_KEYS = (*OOD_ARRAYS, "calibration", "scores", "alpha")
 _WARNINGS_LOCK = threading.Lock()
 #: Pretrained models shipped in ``pymatgen_xanes_nn/data``, listed once.
 PRETRAINED = {
@@ -124,8 +125,12 @@ def _check_chain(layers: list[dict], n_in: int, what: str) -> int:
     return width
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+
+
 def _is_positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value)) and value > 0
+    return _is_number(value) and value > 0
 
 
 def hash_vectors(x: np.ndarray, labels: Sequence[str]) -> str:
@@ -161,9 +166,11 @@ class XANESClassifier(MSONable):
         fnn: classifier layers, ending in a softmax.
         code_mean: mean of the training codes (the FNN sees standardized codes).
         code_std: standard deviation of the training codes.
-        temperature: softmax temperature fitted on held-out spectra (calibration).
-        ood: out-of-distribution statistics: ``recon_threshold`` (MSE), ``class_means``,
-            ``precision`` (inverse shared covariance of codes) and ``maha_threshold``.
+        temperature: softmax temperature fitted on out-of-fold spectra (calibration).
+        ood: out-of-distribution statistics (:data:`OOD_KEYS`): latent class Gaussians and a background one, the
+            cosine k-NN index of the training spectra, each score's out-of-fold ``calibration`` distribution, the
+            ``scores`` combined into the flag and its level ``alpha``.
+        conformal: split-conformal prediction sets: ``level`` and one ``thresholds`` entry per label.
         metadata: training data hash, parameters, library versions, metrics.
         version: model file format version.
     """
@@ -180,6 +187,7 @@ class XANESClassifier(MSONable):
         code_std: Sequence[float] | np.ndarray,
         temperature: float = 1.0,
         ood: dict[str, Any] | None = None,
+        conformal: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         version: str = MODEL_FORMAT,
     ):
@@ -215,9 +223,17 @@ class XANESClassifier(MSONable):
         if not isinstance(ood or {}, dict):
             raise InvalidModelError(f"Model {name!r}: ood must be a dict")
         self.ood = dict(ood or {})
-        for key in ("class_means", "precision"):
+        for key in OOD_ARRAYS:
             if key in self.ood:
                 self.ood[key] = _decode_array(self.ood[key], f"ood.{key}")
+        if "calibration" in self.ood:
+            if not isinstance(self.ood["calibration"], dict):
+                raise InvalidModelError(f"Model {name!r}: ood.calibration must be a dict of score arrays")
+            self.ood["calibration"] = {k: _decode_array(v, f"ood.calibration.{k}")
+                                       for k, v in self.ood["calibration"].items()}
+        if not isinstance(conformal or {}, dict):
+            raise InvalidModelError(f"Model {name!r}: conformal must be a dict")
+        self.conformal = dict(conformal or {})
         if not isinstance(metadata or {}, dict):
             raise InvalidModelError(f"Model {name!r}: metadata must be a dict")
         self.metadata = metadata or {}
@@ -240,22 +256,40 @@ class XANESClassifier(MSONable):
             raise InvalidModelError(f"Model {name!r}: code_std must be > 0 (a zero scale divides by zero)")
 
     def validate(self) -> XANESClassifier:
-        """Check what a finished model needs (done on every load): a complete OOD block with sane values.
+        """Check what a finished model needs (done on every load): complete OOD and conformal blocks, sane values.
 
-        A model without it would never flag anything, silently.
+        A model without them would never flag anything, or give sets of no stated coverage, silently.
         """
-        name, code = self.name, self.code_size
+        from pymatgen_xanes_nn.trust import OOD_SCORES
+
+        name, code, n = self.name, self.code_size, self.preprocessing.n_points
         missing = [k for k in OOD_KEYS if k not in self.ood]
         if missing:
             raise InvalidModelError(f"Model {name!r}: the ood block lacks {missing}; the OOD flag could never fire")
-        for key in ("recon_threshold", "maha_threshold"):
-            if not _is_positive_number(self.ood[key]):
-                raise InvalidModelError(f"Model {name!r}: ood.{key} must be a finite number > 0")
-        means, prec = self.ood["class_means"], self.ood["precision"]
-        if means.shape != (len(self.labels), code) or prec.shape != (code, code):
-            raise InvalidModelError(f"Model {name!r}: ood class_means/precision shapes do not match the code")
-        if not (np.isfinite(means).all() and np.isfinite(prec).all()):
+        shapes = {"class_means": (len(self.labels), code), "precision": (code, code), "background_mean": (code,),
+                  "background_precision": (code, code)}
+        for key, shape in shapes.items():
+            if self.ood[key].shape != shape:
+                raise InvalidModelError(f"Model {name!r}: ood.{key} has shape {self.ood[key].shape}, expected {shape}")
+        basis, ref = self.ood["knn_basis"], self.ood["knn_reference"]
+        if basis.ndim != 2 or basis.shape[0] != n or ref.ndim != 2 or ref.shape[1] != basis.shape[1] or not len(ref):
+            raise InvalidModelError(f"Model {name!r}: the k-NN index does not match the {n}-point grid")
+        if not all(np.isfinite(self.ood[k]).all() for k in OOD_ARRAYS):
             raise InvalidModelError(f"Model {name!r}: ood statistics are not finite")
+        scores = self.ood["scores"]
+        if not isinstance(scores, list) or not scores or not set(scores) <= set(OOD_SCORES):
+            raise InvalidModelError(f"Model {name!r}: ood.scores must name scores among {OOD_SCORES}")
+        cal = self.ood["calibration"]
+        if not set(scores) <= set(cal) or any(len(cal[k]) < 10 or not np.isfinite(cal[k]).all() for k in cal):
+            raise InvalidModelError(f"Model {name!r}: ood.calibration needs >= 10 finite scores for each of {scores}")
+        if not (isinstance(self.ood["alpha"], float) and 0 < self.ood["alpha"] < 1):
+            raise InvalidModelError(f"Model {name!r}: ood.alpha must be a number in (0, 1)")
+        thresholds, level = self.conformal.get("thresholds"), self.conformal.get("level")
+        if (not isinstance(thresholds, list) or len(thresholds) != len(self.labels)
+                or not all(_is_number(t) and 0 <= t <= 1 for t in thresholds)
+                or not (_is_number(level) and 0 < level < 1)):
+            raise InvalidModelError(f"Model {name!r}: conformal needs a level in (0, 1) and one threshold in "
+                                    "[0, 1] per label")
         return self
 
     # ------------------------------------------------------------------ loading
@@ -302,6 +336,8 @@ class XANESClassifier(MSONable):
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able dict with the weights base64-encoded (float32, exact) and a SHA-256 ``checksum``."""
         ood = {k: (_encode_array(v) if isinstance(v, np.ndarray) else v) for k, v in self.ood.items()}
+        if "calibration" in ood:
+            ood["calibration"] = {k: _encode_array(v) for k, v in self.ood["calibration"].items()}
         d = {
             "@module": type(self).__module__,
             "@class": type(self).__name__,
@@ -315,6 +351,7 @@ class XANESClassifier(MSONable):
             "code_std": _encode_array(self.code_std),
             "temperature": self.temperature,
             "ood": ood,
+            "conformal": copy.deepcopy(self.conformal),
             "metadata": copy.deepcopy(self.metadata),
             "version": self.version,
         }
@@ -390,9 +427,14 @@ class XANESClassifier(MSONable):
         items = [spectra] if single else list(spectra)
         if not items:
             raise SpectrumError("No spectra given")
+        from pymatgen_xanes_nn.preprocessing import check_xas
+        from pymatgen_xanes_nn.trust import check_quality
+
         rows = []
         for i, xas in enumerate(items):
             try:
+                xas = check_xas(xas)
+                check_quality(np.asarray(xas.x, float) + shift, self.preprocessing)
                 rows.append(self.preprocessing.transform(xas, shift=shift, smooth=smooth))
             except SpectrumError as exc:
                 raise SpectrumError(str(exc) if single else f"Spectrum {i}: {exc}") from exc
@@ -402,13 +444,14 @@ class XANESClassifier(MSONable):
     def _encode_matrix(self, x: np.ndarray) -> np.ndarray:
         return forward(self.encoder, x)
 
-    def _proba_matrix(self, codes: np.ndarray) -> np.ndarray:
-        p = forward(self.fnn, (codes - self.code_mean) / self.code_std)
-        if self.temperature != 1.0:
-            logits = np.log(np.clip(p, 1e-12, None)) / self.temperature
-            p = np.exp(logits - logits.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
-        return p
+    def _logits(self, codes: np.ndarray) -> np.ndarray:
+        return forward(self.fnn[:-1], (codes - self.code_mean) / self.code_std)
+
+    def _proba_matrix(self, codes: np.ndarray, temperature: float | None = None) -> np.ndarray:
+        """Softmax of the logits divided by the temperature (the model's own unless given)."""
+        z = self._logits(codes) / (self.temperature if temperature is None else temperature)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
 
     def encode(self, spectra, **kwargs) -> np.ndarray:
         """The latent code(s): shape ``(code_size,)`` for one spectrum, ``(n, code_size)`` for many."""
@@ -444,30 +487,60 @@ class XANESClassifier(MSONable):
             out = [XAS(grid, row.astype(float), None, "Si", edge="K", spectrum_type="XANES") for row in rec]
         return out[0] if single else out
 
-    def classify(self, spectra, **kwargs) -> dict[str, Any] | list[dict[str, Any]]:
-        """Everything about spectra in one pass: label, probabilities, confidence, OOD flag, latent code.
+    def classify(self, spectra, evidence: bool = True, **kwargs) -> dict[str, Any] | list[dict[str, Any]]:
+        """Everything about spectra in one pass: label, probabilities, prediction set, OOD flag, evidence.
+
+        Args:
+            spectra: as for :meth:`vectorize`.
+            evidence: add the 3 most similar spectra of the shipped dataset (task id, formula, environment,
+                cosine similarity): what to look at before believing a label.
+            **kwargs: ``shift`` and ``smooth``, as for :meth:`vectorize`.
 
         Returns:
             Dicts with ``label``, ``probabilities``, ``confidence`` (calibrated top probability),
-            ``ood`` (bool), ``reconstruction_error`` (MSE on the grid), ``latent_distance``
-            (Mahalanobis distance to the nearest class mean), ``latent``, ``model``, ``model_version``.
+            ``prediction_set`` (labels kept at ``set_level`` coverage, most probable first), ``ood`` (bool),
+            ``ood_pvalue`` (combined conformal p-value; the flag fires below ``ood_alpha``), ``ood_scores``,
+            ``dont_know`` with ``reason`` (out of distribution, an empty or a large set), ``evidence``,
+            ``reconstruction_error``, ``latent_distance``, ``latent``, ``model``, ``model_version``.
         """
+        from pymatgen_xanes_nn.reference import nearest_reference
+        from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE, prediction_sets
+
         x, single = self.vectorize(spectra, **kwargs)
         z = self._encode_matrix(x)
         p = self._proba_matrix(z)
-        rec_err, maha = self.ood_scores(x, z)
-        flags = self.ood_flags(rec_err, maha)
+        scores = self.ood_scores(x, z)
+        pvalue = self.ood_pvalue(scores)
+        alpha = self.ood["alpha"]
+        sets = prediction_sets(p, self.conformal["thresholds"])
+        near = nearest_reference(x, self.preprocessing) if evidence else None  # None: no reference installed
         out = []
         for i in range(len(x)):
             k = int(p[i].argmax())
+            members = [self.labels[j] for j in np.argsort(-p[i]) if sets[i, j]]
+            reasons = []
+            if pvalue[i] < alpha:
+                reasons.append(f"out of distribution (p = {pvalue[i]:.3g} < {alpha})")
+            if not members:
+                reasons.append("empty prediction set: no label is plausible")
+            elif len(members) > MAX_USEFUL_SET_SIZE:
+                reasons.append(f"prediction set of {len(members)} labels")
             out.append(
                 {
                     "label": self.labels[k],
                     "probabilities": dict(zip(self.labels, map(float, p[i]))),
                     "confidence": float(p[i, k]),
-                    "ood": bool(flags[i]),
-                    "reconstruction_error": float(rec_err[i]),
-                    "latent_distance": float(maha[i]),
+                    "prediction_set": members,
+                    "set_level": float(self.conformal["level"]),
+                    "ood": bool(pvalue[i] < alpha),
+                    "ood_pvalue": float(pvalue[i]),
+                    "ood_alpha": float(alpha),
+                    "ood_scores": {name: float(v[i]) for name, v in scores.items()},
+                    "dont_know": bool(reasons),
+                    "reason": "; ".join(reasons),
+                    "evidence": near[i] if near is not None else [],
+                    "reconstruction_error": float(scores["reconstruction"][i]),
+                    "latent_distance": float(scores["mahalanobis"][i]),
                     "latent": [float(v) for v in z[i]],
                     "model": self.name,
                     "model_version": self.model_version,
@@ -480,27 +553,34 @@ class XANESClassifier(MSONable):
         """An identifier that changes whenever the weights change."""
         return self.metadata.get("model_version", f"{self.name}-{self.version}")
 
-    def latent_distance(self, z: np.ndarray) -> np.ndarray:
-        """Mahalanobis distance (shared covariance) of codes to the nearest class mean."""
-        if "class_means" not in self.ood:
-            return np.zeros(len(z))
-        diff = z[:, None, :] - self.ood["class_means"][None, :, :]
-        d2 = np.einsum("ncd,de,nce->nc", diff, self.ood["precision"], diff)
-        return np.sqrt(np.clip(d2.min(axis=1), 0, None))
+    def ood_scores(self, x: np.ndarray, codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Every OOD score of :data:`pymatgen_xanes_nn.trust.OOD_SCORES` for each model-input row (higher: stranger)."""
+        from pymatgen_xanes_nn.trust import KNNIndex, mahalanobis
 
-    def ood_scores(self, x: np.ndarray, codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Reconstruction MSE on the grid and latent Mahalanobis distance of each model-input row."""
         codes = self._encode_matrix(x) if codes is None else codes
-        return np.mean((forward(self.decoder, codes) - x) ** 2, axis=1), self.latent_distance(codes)
+        maha, rel = mahalanobis(codes, self.ood)
+        logits = self._logits(codes)
+        top = logits.max(axis=1, keepdims=True)
+        log_z = (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
+        return {
+            "reconstruction": np.mean((forward(self.decoder, codes) - x) ** 2, axis=1),
+            "mahalanobis": maha,
+            "relative_mahalanobis": rel,
+            "knn": KNNIndex(self.ood["knn_basis"], self.ood["knn_reference"]).distance(x),
+            "max_softmax": 1.0 - self._proba_matrix(codes).max(axis=1),
+            "energy": -log_z,
+        }
 
-    def ood_flags(self, reconstruction_error: np.ndarray, latent_distance: np.ndarray) -> np.ndarray:
-        """True where a spectrum is unlike the training data (either threshold exceeded)."""
-        flags = np.zeros(len(reconstruction_error), dtype=bool)
-        if "recon_threshold" in self.ood:
-            flags |= reconstruction_error > self.ood["recon_threshold"]
-        if "maha_threshold" in self.ood:
-            flags |= latent_distance > self.ood["maha_threshold"]
-        return flags
+    def ood_pvalue(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """The combined conformal p-value of the model's chosen scores (small: unlike the training materials)."""
+        from pymatgen_xanes_nn.trust import combined_pvalue
+
+        names = self.ood["scores"]
+        return combined_pvalue({k: self.ood["calibration"][k] for k in names}, {k: scores[k] for k in names})
+
+    def ood_flags(self, x: np.ndarray) -> np.ndarray:
+        """True where a model-input row is unlike the training data (combined p-value below ``ood.alpha``)."""
+        return self.ood_pvalue(self.ood_scores(x)) < self.ood["alpha"]
 
     # ------------------------------------------------------------------ training
     @classmethod

@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 def _cmd_show(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.io import read_spectrum
     from pymatgen_xanes_nn.plotting import plot_preprocessed
-    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, find_e0, resample_uniform
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError, find_e0, resample_uniform
 
     pre = DEFAULT_PREPROCESSING
+    failed = 0
     for i, filename in enumerate(args.files):
-        xas = read_spectrum(filename)
-        vec = pre.transform(xas, shift=args.shift, smooth=args.smooth)
+        try:  # one bad file never stops the others
+            xas = read_spectrum(filename)
+            vec = pre.transform(xas, shift=args.shift, smooth=args.smooth)
+        except (SpectrumError, OSError) as exc:
+            failed += 1
+            print(f"{filename}: error: {exc}", file=sys.stderr)
+            continue
         fine_e, fine_mu = resample_uniform(xas.x + args.shift, xas.y)
         e0 = find_e0(fine_e, fine_mu)
         print(
@@ -38,7 +44,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             png = args.png if len(args.files) == 1 else f"{root}_{i}{ext or '.png'}"
             plot_preprocessed(xas, vec, pre, png, title=os.path.basename(filename), shift=args.shift)
             print(f"  wrote {png}")
-    return 0
+    return 1 if failed else 0
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
@@ -142,12 +148,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     examples = sorted(glob.glob(data_path(os.path.join("examples", "*"))))
     clf = _load_model(args.model)
     md = clf.metadata
-    val = md.get("metrics", {}).get("validation", {})
+    oof = md.get("metrics", {}).get("out_of_fold", {})
     print(f"== 1. Classify the {len(examples)} example spectra shipped with the package ({args.model})")
     print(f"   model {md.get('model_version', clf.name)}: {md.get('n_train', '?')} training spectra, "
-          f"{len(clf.labels)} classes" + (f", held-out accuracy {val['accuracy']:.2f}" if val else ""))
+          f"{len(clf.labels)} classes" + (f", out-of-fold accuracy {oof['accuracy']:.2f}" if oof else ""))
     _cmd_predict(argparse.Namespace(files=examples, model=args.model, json=False, latent=False, top=3, shift=0.0,
-                                    smooth=None))
+                                    smooth=None, png=None))
     print(f"\n== 2. Builder pipeline on the shipped dataset (embedded default) -> {args.output}/")
     env = dict(os.environ, XANES_NN_OUTPUT=args.output, XANES_NN_MODEL=args.model)
     env.pop("XANES_NN_MONGO_URI", None)
@@ -191,6 +197,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print(f"{filename}: error: {exc}", file=sys.stderr)
             continue
         res = {"file": filename, **res}
+        if args.png and res["evidence"]:
+            from pymatgen_xanes_nn.plotting import plot_evidence
+            from pymatgen_xanes_nn.reference import reference_vectors
+
+            root, ext = os.path.splitext(args.png)
+            png = args.png if len(args.files) == 1 else f"{root}_{len(results)}{ext or '.png'}"
+            vec = clf.vectorize(read_spectrum(filename), shift=args.shift, smooth=args.smooth)[0][0]
+            plot_evidence(vec, clf.preprocessing, res["evidence"],
+                          reference_vectors([e["task_id"] for e in res["evidence"]]), png,
+                          title=f"{os.path.basename(filename)}: {res['label']}")
+            res["png"] = png
         if not args.latent:
             res.pop("latent")
         results.append(res)
@@ -199,17 +216,29 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             flag = "  [out of distribution]" if res["ood"] else ""
             print(f"{filename}: {res['label']} (confidence {res['confidence']:.2f}){flag}")
             print("    " + ", ".join(f"{lab} {p:.3f}" for lab, p in top))
+            print(f"    {100 * res['set_level']:.0f}% prediction set: {{{', '.join(res['prediction_set'])}}}"
+                  + (f"  -> don't know: {res['reason']}" if res["dont_know"] else ""))
+            for ev in res["evidence"]:
+                print(f"    similar: {ev['formula']} {ev['environment']} ({ev['task_id']}), "
+                      f"cosine {ev['cosine_similarity']:.3f}")
+            if "png" in res:
+                print(f"    wrote {res['png']}")
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if failed else 0  # scripts must notice a file that was not classified
 
 
-def _training_kwargs(args: argparse.Namespace) -> dict:
-    return {
-        "ae_config": args.ae, "fnn_config": args.fnn, "keep_prob": args.keep_prob, "ae_epochs": args.ae_epochs,
-        "fnn_epochs": args.fnn_epochs, "batch_size": args.batch_size, "ae_batch_size": args.ae_batch_size,
-        "learning_rate": args.learning_rate, "refit": args.refit,
-    }
+def _training_config(args: argparse.Namespace):
+    """The :class:`TrainingConfig` of the training options (one place for train, evaluate and experiments)."""
+    from pymatgen_xanes_nn.training import TrainingConfig
+
+    return TrainingConfig(
+        name=getattr(args, "name", "custom"), ae_config=args.ae, fnn_config=args.fnn, keep_prob=args.keep_prob,
+        ae_epochs=args.ae_epochs, fnn_epochs=args.fnn_epochs, batch_size=args.batch_size,
+        ae_batch_size=args.ae_batch_size, learning_rate=args.learning_rate, seed=args.seed,
+        augment_copies=args.augment, calibration_folds=args.calibration_folds, conformal_level=args.conformal_level,
+        ood_alpha=args.ood_alpha,
+    )
 
 
 def _load_docs(args: argparse.Namespace) -> list[dict]:
@@ -248,20 +277,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     known_env = {env[t] for t, lab in zip(spectra.task_ids, spectra.labels) if lab is not None}
     outside_kinds = [env[t] if env[t] not in known_env else "environment seen in training"
                      for t, out in zip(spectra.task_ids, is_outside) if out]
-    clf = train(data.x, data.labels, data.groups, name=args.name, preprocessing=pre, seed=args.seed,
-                validation_fraction=args.validation_fraction, raw=data.raw, augment_copies=args.augment,
+    clf = train(data.x, data.labels, data.groups, _training_config(args), preprocessing=pre, raw=data.raw,
                 x_outside=spectra.x[is_outside], outside_labels=outside_kinds,
                 metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
                           "n_labelled": len(data.x), "skipped": len(spectra.skipped)}},
-                verbose=args.verbose, **_training_kwargs(args))
+                verbose=args.verbose)
     clf.to(args.output)
-    val = clf.metadata["metrics"].get("validation", {})
-    if val:
-        print(f"held-out groups ({val['n']} spectra): accuracy {val['accuracy']:.3f}, balanced "
-              f"{val['balanced_accuracy']:.3f}; temperature {clf.temperature:.3f} fitted on them "
-              f"(ECE {val['ece_uncalibrated']:.3f} -> {val['ece']:.3f} in-sample; "
-              "`xanes-nn evaluate` gives out-of-sample numbers); flagged out of distribution: "
-              f"{100 * val['ood_rate']:.0f}%")
+    oof = clf.metadata["metrics"].get("out_of_fold", {})
+    if oof:
+        print(f"out of fold ({oof['folds']} grouped folds, {oof['n']} spectra): accuracy {oof['accuracy']:.3f}, "
+              f"balanced {oof['balanced_accuracy']:.3f}; ECE {oof['ece_uncalibrated']:.3f} -> {oof['ece']:.3f} "
+              f"with temperature {clf.temperature:.3f} (fitted on these scores: `xanes-nn evaluate` gives "
+              f"held-out numbers); {100 * clf.conformal['level']:.0f}% sets: coverage {oof['coverage']:.3f}, "
+              f"mean size {oof['mean_set_size']:.2f}")
     out = clf.metadata["metrics"].get("outside_classes")
     if out:
         print(f"spectra outside the classes ({out['n']}): {100 * out['ood_rate']:.0f}% flagged out of distribution")
@@ -294,7 +322,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for protocol in args.protocols:
         results[protocol] = evaluate(
             data, classes, protocol=protocol, n_splits=args.folds, repeats=args.repeats, seed=args.seed,
-            train_kwargs=_training_kwargs(args), robustness=not args.no_robustness, augment_copies=args.augment,
+            train_kwargs={k: v for k, v in _training_config(args).as_dict().items()
+                          if not k.startswith("@") and k not in ("seed", "augment_copies")},
+            robustness=not args.no_robustness, augment_copies=args.augment,
             preprocessing=pre, progress=print, checkpoint=f"{args.output}.partial.jsonl",
         )
     results["preprocessing"] = pre.as_dict()
@@ -310,6 +340,34 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  {model:<20} accuracy {c['accuracy']['mean']:.3f} +- {c['accuracy']['std']:.3f}  "
                   f"balanced {c['balanced_accuracy']['mean']:.3f}  macro-F1 {c['macro_f1']['mean']:.3f}  "
                   f"ECE {c['ece']['mean']:.3f}")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.labels import raw_label
+    from pymatgen_xanes_nn.ood_benchmark import run_ood_benchmark
+    from pymatgen_xanes_nn.training import dataset_for_scheme
+
+    pre = _preprocessing(args)
+    docs = _load_docs(args)
+    spectra, classes = dataset_for_scheme(args.scheme, docs, pre)
+    data = spectra.labelled()
+    env = {d["task_id"]: raw_label(d, "environment") for d in docs}
+    outside = spectra.subset([i for i, lab in enumerate(spectra.labels) if lab is None])
+    res = run_ood_benchmark(data, classes, _training_config(args), pre, args.scheme,
+                            environments=[env[t] for t in data.task_ids], outside=outside, n_folds=args.folds,
+                            combined=args.combined, n_far=args.n_far, leave_out=args.leave_out)
+    res["dataset"] = _dataset_info(data, spectra)
+    with open(args.output, "w") as f:
+        json.dump(res, f, indent=1)
+    for kind, r in res["sets"].items():
+        best = max(r["scores"].items(), key=lambda kv: kv[1]["auroc"])
+        print(f"{kind:<32} n={r['n']:<5} combined AUROC {r['scores']['combined']['auroc']:.3f}  "
+              f"best {best[0]} {best[1]['auroc']:.3f}  flagged {100 * r['flagged']:.0f}%")
+    h = res["held_out"]
+    print(f"held out: accuracy {h['accuracy']:.3f}, coverage {h['coverage']:.3f}, mean set {h['mean_set_size']:.2f}, "
+          f"don't know: correct {h['dont_know_correct']:.3f}, wrong {h['dont_know_wrong']}")
     print(f"wrote {args.output}")
     return 0
 
@@ -347,8 +405,12 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--augment", type=_int_at_least(0), default=DEFAULT_AUGMENT_COPIES,
                    help="experimental-like augmented copies per training spectrum (shift, broadening, noise)")
-    p.add_argument("--no-refit", dest="refit", action="store_false",
-                   help="ship the networks trained without the calibration groups instead of refitting on all")
+    p.add_argument("--calibration-folds", type=_int_at_least(0), default=5,
+                   help="grouped folds whose out-of-fold scores calibrate probabilities, sets and the OOD flag "
+                        "(0: none)")
+    p.add_argument("--conformal-level", type=float, default=0.9, help="coverage of the prediction sets")
+    p.add_argument("--ood-alpha", type=float, default=0.05,
+                   help="OOD flag level: share of unseen in-distribution materials flagged")
     p.add_argument("--normalization", default=DEFAULT_PREPROCESSING.normalization, choices=NORMALIZATIONS)
     p.add_argument("--alignment", default=DEFAULT_PREPROCESSING.alignment, choices=ALIGNMENTS)
     p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
@@ -359,13 +421,27 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 
 def _cmd_card(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.corpus import load_corpus
-    from pymatgen_xanes_nn.dataset import dataset_summary, load_tasks, render_card
+    from pymatgen_xanes_nn.dataset import dataset_summary, derived_summary, load_tasks, render_card
 
     study = json.load(open(args.study)) if args.study and os.path.exists(args.study) else None
     summary = dataset_summary(load_tasks(args.dataset, include_failed=True))
+    derived = derived_summary(load_tasks(args.derived, include_failed=True),
+                              load_corpus(args.derived_corpus) if os.path.exists(args.derived_corpus) else None)
     with open(args.output, "w") as f:
-        f.write(render_card(summary, load_corpus(), study))
+        f.write(render_card(summary, load_corpus(), study, derived))
     print(f"{summary['n_successful']} spectra, {summary['n_structures']} structures -> {args.output}")
+    return 0
+
+
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
+    from pymatgen_xanes_nn.reference import build_reference, save_reference
+
+    docs = [d for path in args.datasets for d in load_tasks(path)]
+    ref = build_reference(docs, DEFAULT_PREPROCESSING)
+    save_reference(ref, args.output)
+    print(f"{len(ref['task_id'])} reference spectra of {len(docs)} task documents -> {args.output}")
     return 0
 
 
@@ -444,8 +520,10 @@ def _writable_path(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
-    from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
+    from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, TASKS_FILE, data_path
+    from pymatgen_xanes_nn.ood_benchmark import LEAVE_OUT
     from pymatgen_xanes_nn.simulate import PRESETS
+    from pymatgen_xanes_nn.trust import OOD_SCORES
 
     parser = argparse.ArgumentParser(prog="xanes-nn", description="Si K-edge XANES with neural networks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -470,12 +548,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_int_at_least(1), default=3, help="probabilities shown per spectrum")
     p.add_argument("--shift", type=_finite_float, default=0.0, help="energy shift in eV (calibration)")
     p.add_argument("--smooth", type=_positive_float, default=None, help="Savitzky-Golay window in eV")
+    p.add_argument("--png", default=None, help="plot each spectrum over its 3 most similar shipped spectra")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("train", help="train autoencoder + FNN and write a model file")
     _add_training_options(p)
     p.add_argument("--name", default="custom")
-    p.add_argument("--validation-fraction", type=float, default=0.15)
     p.add_argument("--output", type=_writable_path, default="model.json.gz")
     p.add_argument("--verbose", type=int, default=0)
     p.set_defaults(func=_cmd_train)
@@ -490,6 +568,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="results JSON; finished folds are kept in OUTPUT.partial.jsonl until it is written, "
                         "so a killed run resumes")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("ood-benchmark", help="AUROC of every OOD score on far, fault and near spectra (grouped folds)")
+    _add_training_options(p)
+    p.add_argument("--folds", type=_int_at_least(2), default=5)
+    p.add_argument("--combined", nargs="+", default=None, choices=OOD_SCORES,
+                   help="scores combined into the OOD p-value (default: the training config's)")
+    p.add_argument("--n-far", type=_int_at_least(1), default=20, help="far spectra per shape")
+    p.add_argument("--leave-out", nargs="+", default=list(LEAVE_OUT), metavar="ENV",
+                   help="environments left out of training in turn (environment scheme)")
+    p.add_argument("--output", type=_writable_path, default="ood_benchmark.json")
+    p.set_defaults(func=_cmd_ood_benchmark)
 
     p = sub.add_parser("experiment", help="reproduce the seed's experiments (Table I/II, Figs. 6-9)")
     p.add_argument("name", choices=["autoencoders", "latent", "dropout", "activations", "all"])
@@ -547,9 +636,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("card", help="write the dataset card (markdown) from the packed dataset")
     p.add_argument("--dataset", default=data_path(TASKS_FILE))
+    p.add_argument("--derived", default=data_path(DERIVED_TASKS_FILE), help="packed derived task documents")
+    p.add_argument("--derived-corpus", default=data_path("derived_corpus.json.gz"))
     p.add_argument("--study", default=os.path.join("docs", "feff_study.json"))
     p.add_argument("--output", default=os.path.join("docs", "DATASET.md"))
     p.set_defaults(func=_cmd_card)
+
+    p = sub.add_parser("reference", help="index the shipped spectra for the evidence of classify()")
+    p.add_argument("--datasets", nargs="+", type=_existing_file, default=[data_path(TASKS_FILE)],
+                   help="packed task documents to index")
+    p.add_argument("--output", default=data_path("reference_spectra.npz"))
+    p.set_defaults(func=_cmd_reference)
 
     p = sub.add_parser("report", help="write docs/RESULTS.md and its figures from the committed result JSON")
     p.add_argument("--results", default=os.path.join("docs", "results"))

@@ -130,7 +130,63 @@ def dataset_summary(docs: list[dict]) -> dict:
     }
 
 
-def render_card(summary: dict, corpus: dict | None = None, study: dict | None = None) -> str:
+#: Task documents of the substitution-derived structures (pymatgen_xanes_nn.derive), packed like the real ones.
+DERIVED_TASKS_FILE = "si_k_tasks_derived.json.gz"
+
+
+def derived_summary(docs: list[dict], derived_corpus: dict | None = None) -> dict:
+    """Counts of derived task documents: per route and substitution, environment and chemical system."""
+    from collections import Counter
+
+    ok = [d for d in docs if d.get("state") != "failed"]
+
+    def swap(d: dict) -> str:
+        sub = d["metadata"].get("substitution", {})
+        if sub.get("route") == "anion":
+            return f"anion {sub.get('site')}" + (f" + {sub['compensation']}" if sub.get("compensation") else "")
+        return f"{sub.get('route')} " + ", ".join(f"{a}->{b}" for a, b in sorted(sub.get("map", {}).items()))
+
+    out = {
+        "n_documents": len(docs), "n_successful": len(ok), "n_failed": len(docs) - len(ok),
+        "n_structures": len({d["metadata"]["structure_id"] for d in ok}),
+        "routes": dict(Counter(d["metadata"].get("substitution", {}).get("route", "?") for d in ok).most_common()),
+        "substitutions": dict(Counter(swap(d) for d in ok).most_common()),
+        "environment_sites": dict(Counter(d["metadata"]["environment"] for d in ok).most_common()),
+        "chemsys_structures": dict(Counter(
+            c for c, _ in {(d["metadata"]["chemsys"], d["metadata"]["structure_id"]) for d in ok}).most_common()),
+    }
+    if derived_corpus:
+        recs = derived_corpus["structures"]
+        out["planned_structures"] = len(recs)
+        out["planned_sites"] = sum(len(r["sites"]) for r in recs)
+    return out
+
+
+def _derived_card(summary: dict) -> list[str]:
+    lines = ["", "## Derived structures (ion substitution)", "",
+             "Made by `xanes-nn derive` from the corpus (`pymatgen_xanes_nn/data/derived_corpus.json.gz`): pymatgen's "
+             "data-mined substitution probabilities, charge balance by oxidation states, volumes from pymatgen's "
+             "ionic-radius predictor, StructureMatcher de-duplication. Each task document records "
+             "`metadata.source = \"derived\"`, its parent and the substitution, and carries the parent's group, "
+             "so no grouped split separates a derived structure from its parent. They are not yet used by "
+             "`load_tasks()` or any shipped model; when they are, they are training data only and test folds "
+             "hold real materials.", "",
+             f"- FEFF task documents: {summary['n_documents']} ({summary['n_successful']} successful, "
+             f"{summary['n_failed']} failed) of {summary['n_structures']} structures"
+             + (f"; planned: {summary['planned_sites']} sites of {summary['planned_structures']} structures"
+                if "planned_sites" in summary else ""),
+             "- routes (sites): " + ", ".join(f"{k} {v}" for k, v in summary["routes"].items()), "",
+             "| substitution | sites |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in list(summary["substitutions"].items())[:40]]
+    lines += ["", "| Si environment (derived) | sites |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in summary["environment_sites"].items()]
+    lines += ["", "| chemical system (derived) | structures |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in list(summary["chemsys_structures"].items())[:40]]
+    return lines
+
+
+def render_card(summary: dict, corpus: dict | None = None, study: dict | None = None,
+                derived: dict | None = None) -> str:
     """The dataset card (markdown) from :func:`dataset_summary`, the corpus and the FEFF settings study."""
     lines = [
         "# Dataset card: FEFF10 Si K-edge XANES, one spectrum per symmetry-unique Si site",
@@ -164,6 +220,8 @@ def render_card(summary: dict, corpus: dict | None = None, study: dict | None = 
     lines += [f"| {env} | {n} |" for env, n in summary["environment_sites"].items()]
     lines += ["", "## Sources", ""]
     lines += [f"- {src}: {n} structures" for src, n in summary["source_structures"].items()]
+    if derived and derived["n_documents"]:
+        lines += _derived_card(derived)
     if summary["failed"]:
         lines += ["", "## Failed calculations", ""] + [f"- `{k}`: {v}" for k, v in summary["failed"].items()]
     if summary.get("suspect_geometries"):

@@ -200,6 +200,21 @@ def evaluate(
                     scores[set_name] = m if set_name == "clean" else {
                         "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"], "n": m["n"]}
                 result[model_name] = scores
+            if clf.conformal:  # the network's prediction sets on the held-out materials (issue 13)
+                from pymatgen_xanes_nn.trust import prediction_sets
+
+                p_te = clf._proba_matrix(clf._encode_matrix(test_set.x))
+                y_te = np.array([list(clf.labels).index(c) if c in clf.labels else -1 for c in test_set.labels])
+                sets = prediction_sets(p_te, clf.conformal["thresholds"])
+                known = y_te >= 0
+                covered = sets[np.flatnonzero(known), y_te[known]]
+                result["neural_network"]["clean"].update({
+                    "coverage": float(covered.mean()) if known.any() else 0.0,
+                    "mean_set_size": float(sets.sum(axis=1).mean()),
+                    "ood_flagged": float(np.mean(clf.ood_flags(test_set.x))),
+                    "coverage_by_class": {c: [int(covered[y_te[known] == k].sum()), int((y_te[known] == k).sum())]
+                                          for k, c in enumerate(clf.labels) if (y_te[known] == k).any()},
+                })
             result["seconds"] = time.time() - t0
             folds_out.append(result)
             if checkpoint:
@@ -265,4 +280,11 @@ def summarize(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if bins:  # pooled over folds: a reliability diagram of all out-of-fold predictions
             out[model]["clean"]["calibration_bins"] = {k: np.sum([b[k] for b in bins], axis=0).tolist()
                                                        for k in bins[0]}
+        by_class: dict[str, list[int]] = {}
+        for f in folds:  # prediction-set coverage per class, pooled: [covered, n]
+            for c, (hit, n) in f[model]["clean"].get("coverage_by_class", {}).items():
+                by_class[c] = [by_class.get(c, [0, 0])[0] + hit, by_class.get(c, [0, 0])[1] + n]
+        if by_class:
+            out[model]["clean"]["coverage_by_class"] = {c: {"covered": h, "n": n, "coverage": h / n}
+                                                        for c, (h, n) in sorted(by_class.items())}
     return out

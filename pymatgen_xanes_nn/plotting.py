@@ -38,3 +38,19 @@ def plot_preprocessed(
     fig.tight_layout()
     fig.savefig(filename, dpi=110)
     plt.close(fig)
+
+
+def plot_evidence(vector: np.ndarray, pre: Preprocessing, evidence: list[dict], neighbours: np.ndarray,
+                  filename: str, title: str = "") -> None:
+    """Plot a spectrum's model input over its most similar shipped spectra (what to check before a label)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for ev, row in zip(evidence, neighbours):
+        ax.plot(pre.grid, row, lw=1.0, alpha=0.8,
+                label=f"{ev['formula']} {ev['environment']} ({ev['task_id']}), cos {ev['cosine_similarity']:.3f}")
+    ax.plot(pre.grid, vector, lw=2.0, color="k", label="this spectrum")
+    ax.set(xlabel="Energy (eV)", ylabel=f"mu ({pre.normalization})", title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(filename, dpi=110)
+    plt.close(fig)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from monty.json import MSONable
 
 from pymatgen_xanes_nn.models import (
     AE_CONFIGS,
@@ -18,6 +20,7 @@ from pymatgen_xanes_nn.models import (
     check_keep_prob,
 )
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, SpectrumError
+from pymatgen_xanes_nn.trust import DEFAULT_OOD_SCORES, OOD_SCORES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -159,48 +162,12 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
 MIN_REPORTED_OUTSIDE = 5
 
 
-def _ood_stats(codes: np.ndarray, y: np.ndarray, n_classes: int, ridge: float = 1e-3) -> dict[str, np.ndarray]:
-    means = np.stack([codes[y == k].mean(axis=0) if np.any(y == k) else codes.mean(axis=0) for k in range(n_classes)])
-    resid = codes - means[y]
-    cov = resid.T @ resid / max(len(codes) - n_classes, 1)
-    cov += ridge * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
-    return {"class_means": means.astype(np.float32), "precision": np.linalg.inv(cov).astype(np.float32)}
-
-
-def train(
-    x: np.ndarray,
-    labels: Sequence[str],
-    groups: Sequence[str] | None = None,
-    name: str = "custom",
-    preprocessing: Preprocessing = DEFAULT_PREPROCESSING,
-    ae_config: str = DEFAULT_AE,
-    fnn_config: str = DEFAULT_FNN,
-    keep_prob: float = DEFAULT_KEEP_PROB,
-    ae_epochs: int = 200,
-    fnn_epochs: int = 500,
-    ae_batch_size: int = 32,
-    batch_size: int = 16,
-    learning_rate: float = 1e-3,
-    seed: int = 0,
-    validation_fraction: float = 0.15,
-    raw: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
-    augment_copies: int = 0,
-    x_unlabelled: np.ndarray | None = None,
-    refit: bool = True,
-    x_outside: np.ndarray | None = None,
-    outside_labels: Sequence[str] | None = None,
-    ood_quantile: float = 0.95,
-    metadata: dict[str, Any] | None = None,
-    verbose: int = 0,
-) -> XANESClassifier:
-    """Train the autoencoder, then the FNN on its codes; calibrate and set OOD thresholds.
+@dataclass(frozen=True)
+class TrainingConfig(MSONable):
+    """Every option of :func:`train`, in one frozen, serializable place (stored in each model's metadata).
 
     Args:
-        x: preprocessed spectra, shape ``(n, n_points)``.
-        labels: class label per spectrum.
-        groups: material group per spectrum; the held-out calibration split never splits a group.
         name: model name.
-        preprocessing: the preprocessing that produced ``x`` (stored with the model).
         ae_config: autoencoder configuration (Table I).
         fnn_config: FNN configuration (Table II).
         keep_prob: dropout keep probability (the seed's "dropout ratio").
@@ -209,33 +176,104 @@ def train(
         ae_batch_size: autoencoder batch size.
         batch_size: FNN batch size (the seed: 16).
         learning_rate: Adam learning rate for both networks.
-        seed: random seed (TensorFlow, NumPy, split).
-        validation_fraction: share of groups held out for calibration, OOD thresholds and metrics
-            (0: none; temperature 1 and thresholds from training data).
+        seed: random seed (TensorFlow, NumPy, folds).
+        augment_copies: experimental-like copies (shift, broadening, noise) of each training spectrum, made
+            inside each fold after the split, so held-out materials never leak into training.
+        calibration_folds: grouped folds for cross-fitting: each material is scored by networks that never saw
+            it; the temperature, the conformal thresholds and the OOD calibration come from those out-of-fold
+            scores, and the shipped networks are then trained on everything (0: no calibration).
+        conformal_level: coverage of the prediction sets.
+        ood_scores: scores combined into the OOD p-value (see :mod:`pymatgen_xanes_nn.trust`).
+        ood_alpha: the OOD flag fires below this combined p-value: at most this share of unseen in-distribution
+            materials is flagged.
+        knn_components: PCA components of the cosine k-NN index.
+    """
+
+    name: str = "custom"
+    ae_config: str = DEFAULT_AE
+    fnn_config: str = DEFAULT_FNN
+    keep_prob: float = DEFAULT_KEEP_PROB
+    ae_epochs: int = 200
+    fnn_epochs: int = 500
+    ae_batch_size: int = 32
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    seed: int = 0
+    augment_copies: int = 0
+    calibration_folds: int = 5
+    conformal_level: float = 0.9
+    ood_scores: tuple[str, ...] = DEFAULT_OOD_SCORES
+    ood_alpha: float = 0.05
+    knn_components: int = 64
+
+    def __post_init__(self):
+        check_config(self.ae_config, AE_CONFIGS)
+        check_config(self.fnn_config, FNN_CONFIGS)
+        check_keep_prob(self.keep_prob)
+        object.__setattr__(self, "ood_scores", tuple(self.ood_scores))
+        unknown = set(self.ood_scores) - set(OOD_SCORES)
+        if unknown or not self.ood_scores:
+            raise ValueError(f"Unknown OOD scores {sorted(unknown)}; choose from {OOD_SCORES}")
+        if not 0 < self.conformal_level < 1 or not 0 < self.ood_alpha < 1:
+            raise ValueError("conformal_level and ood_alpha must lie in (0, 1)")
+        if self.calibration_folds == 1 or self.calibration_folds < 0:
+            raise ValueError(f"calibration_folds must be 0 or >= 2, got {self.calibration_folds}")
+
+    def replace(self, **changes) -> TrainingConfig:
+        """A copy with some options changed."""
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def fit_kwargs(self) -> dict[str, Any]:
+        """The options of the network fits."""
+        return {k: getattr(self, k) for k in ("ae_config", "fnn_config", "keep_prob", "ae_epochs", "fnn_epochs",
+                                              "ae_batch_size", "batch_size", "learning_rate", "seed")}
+
+
+def train(
+    x: np.ndarray,
+    labels: Sequence[str],
+    groups: Sequence[str] | None = None,
+    config: TrainingConfig | None = None,
+    *,
+    preprocessing: Preprocessing = DEFAULT_PREPROCESSING,
+    raw: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    x_unlabelled: np.ndarray | None = None,
+    x_outside: np.ndarray | None = None,
+    outside_labels: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    verbose: int = 0,
+    **options: Any,
+) -> XANESClassifier:
+    """Train the autoencoder, then the FNN on its codes; calibrate probabilities, prediction sets and the OOD flag.
+
+    Calibration is cross-fitted: with ``calibration_folds = K`` the networks are trained K times, each time
+    without one grouped fold of materials, and score that fold. The temperature (negative log-likelihood), the
+    split-conformal thresholds and the OOD scores' calibration distributions all come from these out-of-fold
+    scores; the shipped networks are then trained on every spectrum.
+
+    Args:
+        x: preprocessed spectra, shape ``(n, n_points)``.
+        labels: class label per spectrum.
+        groups: material group per spectrum; no fold splits a group.
+        config: the options (default :class:`TrainingConfig`); keyword ``options`` override single fields.
+        preprocessing: the preprocessing that produced ``x`` (stored with the model).
         raw: the raw ``(energy, mu)`` arrays of the rows of ``x`` (needed for augmentation).
-        augment_copies: experimental-like copies (shift, broadening, noise) of each *training-side*
-            spectrum, made after the hold-out split so held-out groups never leak into training.
-        x_unlabelled: extra spectra for the autoencoder only (e.g. chemical systems outside the class
-            list): the seed's unsupervised stage learns spectral features from every simulated spectrum.
-            They must not include test spectra of an evaluation.
-        refit: after calibrating on the held-out groups, train the final networks on all spectra
-            (keeping the temperature and the OOD thresholds' margin); False ships the first networks.
-        x_outside: spectra of classes the model does not know (e.g. other chemical systems), never
-            trained on: only to measure how often the final model flags them as out of distribution.
-        outside_labels: a label per ``x_outside`` spectrum (e.g. its Si environment): the flag rate is also
-            stored per label, since an unknown silicate and an unknown nitride are very different tests.
-        ood_quantile: share of in-distribution spectra that pass the OOD check; each of the two scores
-            gets half the false-alarm budget, since a spectrum is flagged when either exceeds its threshold.
+        x_unlabelled: extra spectra for the autoencoder only (e.g. chemical systems outside the class list).
+        x_outside: spectra of classes the model does not know, never trained on: only to measure how often the
+            final model flags them.
+        outside_labels: a label per ``x_outside`` spectrum (e.g. its Si environment), for per-label flag rates.
         metadata: extra metadata to store (e.g. dataset provenance).
         verbose: Keras verbosity.
+        **options: fields of :class:`TrainingConfig` to override (e.g. ``ae_epochs=30``).
     """
     from pymatgen_xanes_nn.classifier import MODEL_FORMAT, hash_vectors, library_versions, now_iso
     from pymatgen_xanes_nn.metrics import classification_metrics
-    from pymatgen_xanes_nn.models import forward
+    from pymatgen_xanes_nn.trust import combined_pvalue, fit_conformal, prediction_sets
 
-    check_config(ae_config, AE_CONFIGS)
-    check_config(fnn_config, FNN_CONFIGS)
-    check_keep_prob(keep_prob)
+    config = (config or TrainingConfig()).replace(**options) if options else (config or TrainingConfig())
     x = np.asarray(x, dtype=np.float32)
     labels = list(labels)
     if len(x) != len(labels):
@@ -245,70 +283,67 @@ def train(
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise ValueError(f"Need at least 2 classes, got {classes}")
-    if augment_copies and (raw is None or len(raw) != len(x)):
+    if config.augment_copies and (raw is None or len(raw) != len(x)):
         raise ValueError("augment_copies needs the raw (energy, mu) arrays of every spectrum")
     y = np.array([classes.index(lab) for lab in labels])
     groups = list(groups) if groups is not None else [str(i) for i in range(len(x))]
-    if validation_fraction > 0:
-        tr, va = grouped_holdout(groups, labels, validation_fraction, seed)
-    else:
-        tr, va = np.arange(len(x)), np.array([], dtype=int)
-    fit_kwargs = {"ae_config": ae_config, "fnn_config": fnn_config, "keep_prob": keep_prob, "ae_epochs": ae_epochs,
-                  "fnn_epochs": fnn_epochs, "ae_batch_size": ae_batch_size, "batch_size": batch_size,
-                  "learning_rate": learning_rate, "seed": seed, "verbose": verbose}
 
-    def fit_on(idx: np.ndarray) -> tuple[XANESClassifier, np.ndarray, dict]:
-        """Networks trained on the spectra ``idx`` (plus their augmented copies); returns the training matrix."""
+    def fit_on(idx: np.ndarray, seed: int) -> tuple[XANESClassifier, dict]:
+        """Networks trained on the spectra ``idx`` (plus their augmented copies)."""
         x_fit, y_fit = x[idx], y[idx]
-        if augment_copies:  # copies made after the hold-out split: held-out groups never leak into training
+        if config.augment_copies:  # copies made after the split: held-out groups never leak into training
             from pymatgen_xanes_nn.perturb import augment
 
-            x_aug, y_aug = augment([raw[i] for i in idx], [labels[i] for i in idx], preprocessing, augment_copies,
-                                   seed)
+            x_aug, y_aug = augment([raw[i] for i in idx], [labels[i] for i in idx], preprocessing,
+                                   config.augment_copies, seed)
             x_fit = np.concatenate([x_fit, x_aug])
             y_fit = np.concatenate([y_fit, [classes.index(lab) for lab in y_aug]])
-        clf, hist = _fit_networks(x_fit, y_fit, classes, name, preprocessing, x_unlabelled, **fit_kwargs)
-        return clf, x_fit, hist
+        kwargs = dict(config.fit_kwargs, seed=seed)
+        return _fit_networks(x_fit, y_fit, x[idx], classes, config, preprocessing, x_unlabelled, verbose=verbose,
+                             **kwargs)
 
-    clf, x_tr, hist = fit_on(tr)
-    n_augment = len(x_tr) - len(tr)
-    # calibration and OOD thresholds on held-out groups (in-distribution but unseen materials)
     metrics: dict[str, Any] = {}
-    if len(va):
-        codes_va = forward(clf.encoder, x[va])
-        raw_p = clf._proba_matrix(codes_va)
-        clf.temperature = fit_temperature(raw_p, y[va])
-        metrics["validation"] = classification_metrics(y[va], clf._proba_matrix(codes_va), classes)
-        metrics["validation"]["ece_uncalibrated"] = classification_metrics(y[va], raw_p, classes)["ece"]
-    # OOD thresholds: a quantile of in-distribution scores, training and held-out spectra pooled (the
-    # held-out groups alone are too few for a stable tail; the training ones alone are optimistic)
-    q_each = 1.0 - (1.0 - ood_quantile) / 2
-    scores_tr, scores_va = clf.ood_scores(x_tr), clf.ood_scores(x[va])
-    clf.ood["recon_threshold"], clf.ood["maha_threshold"] = (
-        float(np.quantile(np.concatenate([t, v]), q_each)) for t, v in zip(scores_tr, scores_va))
-    if len(va):  # how often unseen materials of known classes are flagged (the false-alarm rate)
-        metrics["validation"]["ood_rate"] = float(np.mean(clf.ood_flags(*scores_va)))
-    if refit and len(va):
-        # the held-out groups only served to calibrate: the shipped networks learn from every spectrum
-        # (measured: +6 points of grouped accuracy on the chemsys set). The temperature carries over; the
-        # OOD thresholds keep their ratio to the training-set quantile, measured on the first networks.
-        ratio = [t / float(np.quantile(v, q_each)) for t, v in
-                 zip((clf.ood["recon_threshold"], clf.ood["maha_threshold"]), scores_tr)]
-        temperature = clf.temperature
-        clf, x_all, hist = fit_on(np.arange(len(x)))
+    folds = _calibration_folds(groups, y, config.calibration_folds, config.seed)
+    if folds:
+        proba_raw = np.zeros((len(x), len(classes)))
+        scores = {name: np.zeros(len(x)) for name in OOD_SCORES}  # all calibrated; config.ood_scores combined
+        for k, (tr, te) in enumerate(folds):
+            clf_k, _ = fit_on(tr, config.seed + 1000 * (k + 1))
+            codes = clf_k._encode_matrix(x[te])
+            proba_raw[te] = clf_k._proba_matrix(codes, temperature=1.0)
+            fold_scores = clf_k.ood_scores(x[te], codes)
+            for name in scores:
+                scores[name][te] = fold_scores[name]
+        temperature = fit_temperature(proba_raw, y)
+        proba = _temper(proba_raw, temperature)
+        conformal = fit_conformal(proba, y, len(classes), config.conformal_level)
+        calibration = {name: np.sort(v).astype(np.float32) for name, v in scores.items()}
+        sets = prediction_sets(proba, conformal["thresholds"])
+        metrics["out_of_fold"] = classification_metrics(y, proba, classes)
+        metrics["out_of_fold"].update({
+            "ece_uncalibrated": classification_metrics(y, proba_raw, classes)["ece"],
+            "coverage": float(np.mean(sets[np.arange(len(y)), y])),
+            "mean_set_size": float(sets.sum(axis=1).mean()),
+            "folds": len(folds),
+            # p-values against the very scores they were calibrated on: a check of the flag's level, not an estimate
+            "ood_rate_in_sample": float(np.mean(combined_pvalue(
+                {k: calibration[k] for k in config.ood_scores}, scores) < config.ood_alpha)),
+        })
+    clf, hist = fit_on(np.arange(len(x)), config.seed)
+    if folds:
         clf.temperature = temperature
-        scores = clf.ood_scores(x_all)
-        clf.ood["recon_threshold"], clf.ood["maha_threshold"] = (
-            float(r * np.quantile(v, q_each)) for r, v in zip(ratio, scores))
+        clf.conformal = conformal
+        clf.ood["calibration"] = calibration
+    else:  # uncalibrated: the training set's own scores stand in (optimistic; only for quick fits and tests)
+        codes = clf._encode_matrix(x)
+        own = clf.ood_scores(x, codes)
+        clf.ood["calibration"] = {name: np.sort(own[name]).astype(np.float32) for name in OOD_SCORES}
+        clf.conformal = fit_conformal(clf._proba_matrix(codes), y, len(classes), config.conformal_level)
+    clf.ood["alpha"] = config.ood_alpha
     if x_outside is not None and len(x_outside):
         x_out = np.asarray(x_outside, np.float32)
-        rec, maha = clf.ood_scores(x_out)
-        flags = clf.ood_flags(rec, maha)
-        metrics["outside_classes"] = {
-            "n": int(len(x_out)), "ood_rate": float(np.mean(flags)),
-            "reconstruction_rate": float(np.mean(rec > clf.ood["recon_threshold"])),
-            "latent_rate": float(np.mean(maha > clf.ood["maha_threshold"])),
-        }
+        flags = clf.ood_flags(x_out)
+        metrics["outside_classes"] = {"n": int(len(x_out)), "ood_rate": float(np.mean(flags))}
         if outside_labels is not None:
             kinds = np.asarray(list(outside_labels))
             if len(kinds) != len(x_out):
@@ -316,19 +351,16 @@ def train(
             metrics["outside_classes"]["by_label"] = {
                 k: {"n": int(np.sum(kinds == k)), "ood_rate": float(np.mean(flags[kinds == k]))}
                 for k in sorted(set(kinds), key=lambda k: (-np.sum(kinds == k), k))}
-    params = {**{k: v for k, v in fit_kwargs.items() if k != "verbose"}, "validation_fraction": validation_fraction,
-              "refit": bool(refit and len(va)), "ood_quantile": ood_quantile, "augment_copies": augment_copies,
-              "n_augment": n_augment, "n_unlabelled": 0 if x_unlabelled is None else int(len(x_unlabelled))}
     data_hash = hash_vectors(x, labels)
     clf.metadata = {
-        "model_version": f"{name}-{data_hash[:10]}-s{seed}",
+        "model_version": f"{config.name}-{data_hash[:10]}-s{config.seed}",
         "created": now_iso(),
         "format": MODEL_FORMAT,
         "training_data_sha256": data_hash,
-        "n_train": int(len(x) if params["refit"] else len(tr)),
-        "n_validation": int(len(va)),
+        "n_train": int(len(x)),
         "class_counts": {c: int(n) for c, n in zip(classes, np.bincount(y, minlength=len(classes)))},
-        "parameters": params,
+        "config": {k: v for k, v in config.as_dict().items() if not k.startswith("@")},
+        "n_unlabelled": 0 if x_unlabelled is None else int(len(x_unlabelled)),
         "versions": library_versions(),
         "history": hist,
         "metrics": metrics,
@@ -337,14 +369,36 @@ def train(
     return clf
 
 
+def _calibration_folds(groups: Sequence[str], y: np.ndarray, n_folds: int, seed: int) -> list:
+    """Grouped, stratified folds for cross-fitting; none if ``n_folds`` is 0 or there are too few groups."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if n_folds < 2 or len(set(groups)) < n_folds:
+        return []
+    with warnings.catch_warnings():  # classes with fewer groups than folds: sklearn warns, the split is still grouped
+        warnings.simplefilter("ignore", UserWarning)
+        return list(StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
+
+
+def _temper(proba: np.ndarray, temperature: float) -> np.ndarray:
+    logits = np.log(np.clip(proba, 1e-12, None)) / temperature
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def _fit_networks(
-    x_fit: np.ndarray, y_fit: np.ndarray, classes: list[str], name: str, preprocessing: Preprocessing,
-    x_unlabelled: np.ndarray | None, ae_config: str, fnn_config: str, keep_prob: float, ae_epochs: int,
-    fnn_epochs: int, ae_batch_size: int, batch_size: int, learning_rate: float, seed: int, verbose: int,
+    x_fit: np.ndarray, y_fit: np.ndarray, x_ref: np.ndarray, classes: list[str], config: TrainingConfig,
+    preprocessing: Preprocessing, x_unlabelled: np.ndarray | None, ae_config: str, fnn_config: str, keep_prob: float,
+    ae_epochs: int, fnn_epochs: int, ae_batch_size: int, batch_size: int, learning_rate: float, seed: int,
+    verbose: int,
 ) -> tuple[XANESClassifier, dict[str, list[float]]]:
-    """The autoencoder, then the FNN on its standardized codes; returns the classifier and histories."""
+    """The autoencoder, then the FNN on its standardized codes, and the OOD statistics of ``x_ref``.
+
+    ``x_ref`` are the unaugmented training spectra: the k-NN index holds them, not their perturbed copies.
+    """
     from pymatgen_xanes_nn.classifier import XANESClassifier
     from pymatgen_xanes_nn.models import fit_autoencoder, fit_fnn, forward
+    from pymatgen_xanes_nn.trust import KNNIndex, gaussian_stats
 
     x_ae = x_fit if x_unlabelled is None or not len(x_unlabelled) else np.concatenate(
         [x_fit, np.asarray(x_unlabelled, np.float32)])
@@ -361,9 +415,10 @@ def _fit_networks(
         (codes - mean) / std, y_fit, len(classes), fnn_config, keep_prob, epochs=fnn_epochs,
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, class_weight=class_weight, verbose=verbose,
     )
-    clf = XANESClassifier(name, classes, preprocessing, encoder, decoder, fnn, mean, std)
-    clf.ood.update(_ood_stats(codes, y_fit, len(classes)))
+    knn = KNNIndex.fit(x_ref, config.knn_components)
+    ood = {**gaussian_stats(codes, y_fit, len(classes)), "knn_basis": knn.basis, "knn_reference": knn.reference,
+           "scores": list(config.ood_scores)}
+    clf = XANESClassifier(config.name, classes, preprocessing, encoder, decoder, fnn, mean, std, ood=ood)
     history = {"autoencoder_loss": ae_hist["loss"], "fnn_loss": fnn_hist["loss"],
                "fnn_accuracy": fnn_hist.get("accuracy", [])}
     return clf, history
-

@@ -62,7 +62,8 @@ def toy_model():
     from pymatgen_xanes_nn.training import train
 
     x, labels, groups, _ = toy_set()
-    return train(x, labels, groups, name="toy", ae_config="NN2", ae_epochs=30, fnn_epochs=40, seed=1)
+    return train(x, labels, groups, name="toy", ae_config="NN2", ae_epochs=30, fnn_epochs=40, seed=1,
+                 calibration_folds=3)
 
 
 @pytest.fixture(scope="session")

@@ -50,8 +50,12 @@ def test_classify_fields(toy):
     res = clf.classify(x[:3])
     assert len(res) == 3
     for r in res:
-        assert set(r) >= {"label", "probabilities", "confidence", "ood", "latent", "model", "model_version"}
+        assert set(r) >= {"label", "probabilities", "confidence", "ood", "latent", "model", "model_version",
+                          "prediction_set", "set_level", "ood_pvalue", "ood_scores", "dont_know", "reason", "evidence"}
         assert r["confidence"] == pytest.approx(max(r["probabilities"].values()))
+        assert r["prediction_set"] == sorted(r["prediction_set"], key=lambda lab: -r["probabilities"][lab])
+        assert r["label"] in r["prediction_set"] and 0 < r["ood_pvalue"] <= 1 and r["set_level"] == 0.9
+        assert r["dont_know"] == bool(r["reason"])
 
 
 def test_numpy_matches_keras():
@@ -114,9 +118,12 @@ def test_metadata_is_complete(toy):
     clf, *_ = toy
     md = clf.metadata
     assert len(md["training_data_sha256"]) == 64
-    assert md["parameters"]["ae_config"] == "NN2" and md["parameters"]["keep_prob"] == 0.8
+    assert md["config"]["ae_config"] == "NN2" and md["config"]["keep_prob"] == 0.8
+    assert md["config"]["calibration_folds"] == 3 and "@module" not in md["config"]
     assert {"numpy", "pymatgen", "keras"} <= set(md["versions"])
-    assert "validation" in md["metrics"] and 0 <= md["metrics"]["validation"]["accuracy"] <= 1
+    oof = md["metrics"]["out_of_fold"]
+    assert oof["folds"] == 3 and oof["n"] == md["n_train"] and 0 <= oof["accuracy"] <= 1
+    assert 0 <= oof["coverage"] <= 1 and oof["mean_set_size"] >= 0
     assert len(md["history"]["autoencoder_loss"]) == 30
 
 
@@ -224,61 +231,86 @@ def test_pretrained_models_load_and_predict():
     assert XANESClassifier.from_pretrained().name == "si_k_chemsys"
 
 
+def test_pretrained_models_are_calibrated_out_of_fold():
+    """Each shipped model carries out-of-fold calibration of its whole training set, and says how it was made."""
+    from pymatgen_xanes_nn.classifier import PRETRAINED
+    from pymatgen_xanes_nn.trust import OOD_SCORES
+
+    for name in PRETRAINED:
+        clf = XANESClassifier.from_pretrained(name)
+        md = clf.metadata
+        oof, n = md["metrics"]["out_of_fold"], sum(md["class_counts"].values())
+        assert oof["folds"] == md["config"]["calibration_folds"] >= 2 and oof["n"] == n
+        assert set(clf.ood["calibration"]) == set(OOD_SCORES)
+        assert all(len(v) == n for v in clf.ood["calibration"].values())
+        # conformal thresholds fitted on these very scores: in-sample coverage sits at the level
+        assert abs(oof["coverage"] - clf.conformal["level"]) <= 0.03
+
+
 def test_pretrained_ood_flags_other_chemistry():
     """The shipped chemsys model's OOD flag: rare on its own spectra, more frequent outside its classes, and the
-    rates stored in its metadata are what it does.
-
-    A weak guarantee, measured: most outside spectra are silicates the Si K edge cannot tell from known ones,
-    and even nitrides and sulfides mostly pass (docs/RESULTS.md, "Shipped models"); halides are caught.
+    rates stored in its metadata are what it does (docs/RESULTS.md, "Shipped models" and the OOD benchmark).
     """
-    from pymatgen_xanes_nn.dataset import load_tasks
     from pymatgen_xanes_nn.training import dataset_for_scheme
 
     clf = XANESClassifier.from_pretrained("si_k_chemsys")
     spectra, _ = dataset_for_scheme("chemsys")
-    res = clf.classify(spectra.x)
-    flags = np.array([r["ood"] for r in res])
+    flags = clf.ood_flags(spectra.x)
     own = np.array([lab is not None for lab in spectra.labels])
     assert flags[own].mean() <= 0.1
     outside = clf.metadata["metrics"]["outside_classes"]
     assert outside["n"] == int((~own).sum()) and outside["ood_rate"] == pytest.approx(flags[~own].mean())
     assert flags[~own].mean() > flags[own].mean()
-    env = {d["task_id"]: d["metadata"]["environment"] for d in load_tasks()}
-    halides = [i for i, t in enumerate(spectra.task_ids) if env[t] == "SiF6"]
-    assert flags[halides].mean() == pytest.approx(outside["by_label"]["SiF6"]["ood_rate"])
-    assert flags[halides].mean() > 0.5
 
 
-def test_augmentation_only_from_training_side():
+def test_augmentation_only_from_training_side(monkeypatch):
+    """Every fit augments only its own training spectra: held-out materials never leak in as copies."""
+    from pymatgen_xanes_nn import perturb
+
     x, labels, groups, raw = _toy_set(12)
-    clf = train(x, labels, groups, ae_epochs=2, fnn_epochs=2, raw=raw, augment_copies=2, seed=4, refit=False)
-    md = clf.metadata
-    n_train = md["n_train"]
-    assert md["parameters"]["augment_copies"] == 2
-    assert n_train < len(x) and md["parameters"]["n_augment"] <= 2 * n_train
-    assert md["parameters"]["n_augment"] > n_train  # most copies survive preprocessing
+    seen = []
+    original = perturb.augment
+
+    def spy(raw_fit, labels_fit, *args):
+        seen.append({id(r) for r in raw_fit})
+        return original(raw_fit, labels_fit, *args)
+
+    monkeypatch.setattr(perturb, "augment", spy)
+    clf = train(x, labels, groups, ae_epochs=2, fnn_epochs=2, raw=raw, augment_copies=2, seed=4, calibration_folds=3)
+    assert clf.metadata["config"]["augment_copies"] == 2
+    assert len(seen) == 4  # three folds and the final fit
+    by_id = {id(r): g for r, g in zip(raw, groups)}
+    all_groups = set(groups)
+    for fold_ids in seen[:3]:  # each fold leaves whole groups out
+        assert set(by_id[i] for i in fold_ids) < all_groups
+    assert {by_id[i] for i in seen[3]} == all_groups
     with pytest.raises(ValueError, match="raw"):
         train(x, labels, groups, ae_epochs=1, fnn_epochs=1, augment_copies=1)
 
 
-def test_refit_trains_on_everything_and_keeps_calibration():
-    """The shipped networks see every spectrum; the temperature and validation metrics come from the held-out run."""
+def test_cross_fitting_calibrates_out_of_fold():
+    """The shipped networks see every spectrum; temperature, sets and OOD calibration come from out-of-fold scores."""
+    from pymatgen_xanes_nn.trust import OOD_SCORES
+
     x, labels, groups, _ = _toy_set(12)
-    first = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, refit=False)
-    final = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, x_outside=x[:5][:, ::-1],
-                  outside_labels=["SiN4", "SiN4", "SiS4", "SiN4", "SiS4"])
-    assert first.metadata["n_train"] < len(x) and final.metadata["n_train"] == len(x)
-    assert final.metadata["parameters"]["refit"] and not first.metadata["parameters"]["refit"]
-    assert final.temperature == first.temperature
-    assert final.metadata["metrics"]["validation"] == first.metadata["metrics"]["validation"]
-    assert not np.allclose(final.encoder[0]["W"], first.encoder[0]["W"])
-    assert final.ood["recon_threshold"] > 0 and final.ood["maha_threshold"] > 0
-    assert 0 <= final.metadata["metrics"]["validation"]["ood_rate"] <= 1
+    final = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, calibration_folds=3,
+                  x_outside=x[:5][:, ::-1], outside_labels=["SiN4", "SiN4", "SiS4", "SiN4", "SiS4"])
+    quick = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, calibration_folds=0)
+    assert final.metadata["n_train"] == len(x) and quick.metadata["n_train"] == len(x)
+    assert "out_of_fold" in final.metadata["metrics"] and "out_of_fold" not in quick.metadata["metrics"]
+    assert quick.temperature == 1.0 and final.temperature != 1.0
+    # one out-of-fold score per spectrum and per OOD score, sorted for p-values
+    for name in OOD_SCORES:
+        cal = final.ood["calibration"][name]
+        assert len(cal) == len(x) and np.all(np.diff(cal) >= 0)
+    assert len(final.conformal["thresholds"]) == len(final.labels) and final.conformal["level"] == 0.9
     outside = final.metadata["metrics"]["outside_classes"]
     assert outside["n"] == 5  # measured, never trained on
     assert list(outside["by_label"]) == ["SiN4", "SiS4"] and outside["by_label"]["SiS4"]["n"] == 2
     rates = outside["by_label"]
     assert abs((3 * rates["SiN4"]["ood_rate"] + 2 * rates["SiS4"]["ood_rate"]) / 5 - outside["ood_rate"]) < 1e-9
     with pytest.raises(ValueError, match="5 outside spectra but 1 outside labels"):
-        train(x, labels, groups, ae_epochs=1, fnn_epochs=1, x_outside=x[:5], outside_labels=["SiN4"])
-    assert "outside_classes" not in first.metadata["metrics"]
+        train(x, labels, groups, ae_epochs=1, fnn_epochs=1, calibration_folds=0, x_outside=x[:5],
+              outside_labels=["SiN4"])
+    with pytest.raises(ValueError, match="calibration_folds"):
+        train(x, labels, groups, calibration_folds=1)

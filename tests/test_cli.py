@@ -24,7 +24,7 @@ def test_show(tmp_path, capsys):
 
 def test_show_bad_file(tmp_path, capsys):
     (tmp_path / "empty.csv").write_text("")
-    assert main(["show", str(tmp_path / "empty.csv")]) == 2
+    assert main(["show", str(tmp_path / "empty.csv")]) == 1  # reported per file; the exit code says one failed
     assert "Empty file" in capsys.readouterr().err
 
 
@@ -60,15 +60,17 @@ def test_train_and_evaluate(tmp_path, capsys):
     pack_tasks(fake_task_docs(), str(dataset))
     model = tmp_path / "m.json.gz"
     assert main(["train", "--dataset", str(dataset), "--ae-epochs", "3", "--fnn-epochs", "3", "--ae", "NN3",
-                 "--fnn", "FNN1", "--keep-prob", "0.6", "--output", str(model), "--name", "tiny"]) == 0
+                 "--fnn", "FNN1", "--keep-prob", "0.6", "--output", str(model), "--name", "tiny",
+                 "--calibration-folds", "3"]) == 0
     from pymatgen_xanes_nn.classifier import XANESClassifier
 
     clf = XANESClassifier.from_file(str(model))
     assert clf.labels == ["C-Si", "Mg-O-Si", "O-Si"] and clf.code_size == 64
-    assert clf.metadata["parameters"]["keep_prob"] == 0.6 and clf.metadata["label_scheme"] == "chemsys"
+    assert clf.metadata["config"]["keep_prob"] == 0.6 and clf.metadata["label_scheme"] == "chemsys"
+    assert clf.metadata["metrics"]["out_of_fold"]["folds"] == 3
     out = tmp_path / "eval.json"
     assert main(["evaluate", "--dataset", str(dataset), "--ae-epochs", "2", "--fnn-epochs", "2", "--folds", "2",
-                 "--repeats", "1", "--augment", "1", "--output", str(out)]) == 0
+                 "--repeats", "1", "--augment", "1", "--calibration-folds", "2", "--output", str(out)]) == 0
     res = json.loads(out.read_text())
     for protocol in ("grouped", "random"):
         summary = res[protocol]["summary"]
@@ -89,7 +91,7 @@ def test_evaluate_resumes_from_checkpoint(tmp_path, monkeypatch):
     spectra, classes = dataset_for_scheme("chemsys", fake_task_docs())
     data, ckpt = spectra.labelled(), str(tmp_path / "eval.partial.jsonl")
     kwargs = {"protocol": "grouped", "n_splits": 2, "repeats": 1, "robustness": False, "checkpoint": ckpt,
-              "train_kwargs": {"ae_epochs": 1, "fnn_epochs": 1, "ae_config": "NN4", "refit": False}}
+              "train_kwargs": {"ae_epochs": 1, "fnn_epochs": 1, "ae_config": "NN4", "calibration_folds": 0}}
     first = evaluate(data, classes, **kwargs)
     assert len(open(ckpt).read().splitlines()) == 2
     with open(ckpt, "a") as fh:

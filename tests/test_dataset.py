@@ -94,3 +94,20 @@ def test_suspect_geometries():
             doc("silanol", ["Si", "O", "H"], [[0, 0, 0], [1.6, 0, 0], [2.5, 0, 0]])]  # O-H 0.9 A is a real bond
     found = suspect_geometries(docs)
     assert list(found) == ["split"] and found["split"].endswith("O-O 0.90 A")
+
+
+def test_derived_documents_carry_provenance_and_the_card_counts_them():
+    from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, data_path, derived_summary
+
+    docs = load_tasks(data_path(DERIVED_TASKS_FILE), include_failed=True)
+    assert docs, "derived FEFF chunks are committed"
+    real_groups = {d["metadata"]["group_id"] for d in load_tasks()}
+    for d in docs:
+        m = d["metadata"]
+        assert m["source"] == "derived" and m["parent_structure_id"] and m["substitution"]["route"]
+        # a corpus parent's group, or a group of its own for a parent outside the corpus
+        assert m["group_id"] in real_groups or m["group_id"].startswith("gx-")
+    summary = derived_summary(docs)
+    card = open(os.path.join(ROOT, "docs", "DATASET.md")).read()
+    assert f"FEFF task documents: {summary['n_documents']} ({summary['n_successful']} successful" in card
+    assert sum(summary["routes"].values()) == summary["n_successful"]

@@ -73,7 +73,7 @@ def test_shipped_model_uses_the_chosen_preprocessing():
     assert best is not None, "no ablation results committed"
     clf = XANESClassifier.from_pretrained("si_k_chemsys")
     assert clf.preprocessing.alignment == best["alignment"]
-    assert clf.metadata["parameters"]["augment_copies"] == best["augment"] == DEFAULT_AUGMENT_COPIES
+    assert clf.metadata["config"]["augment_copies"] == best["augment"] == DEFAULT_AUGMENT_COPIES
     assert DEFAULT_PREPROCESSING.alignment == best["alignment"]
 
 

@@ -57,7 +57,7 @@ def _write(d, path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("where", ["preprocessing.version", "metadata.extra", "ood.recon_threshold", "top"])
+@pytest.mark.parametrize("where", ["preprocessing.version", "metadata.extra", "ood.alpha", "top"])
 def test_model_file_naming_a_class_is_refused_and_nothing_imports(toy_model, payload_module, tmp_path, where):
     d = _plain(toy_model)
     if where == "top":
@@ -453,3 +453,15 @@ def test_two_writers_of_one_json_store_never_share_a_temp_file(tmp_path):
         t.join()
     assert errors == []
     assert json.loads((tmp_path / "xanes_spectra.json").read_text())  # a complete file, not a torn one
+
+
+def test_show_goes_on_after_a_bad_file(tmp_path, capsys):
+    from pymatgen_xanes_nn.cli import main
+    from pymatgen_xanes_nn.dataset import data_path
+
+    bad = tmp_path / "cut.xmu.dat.gz"
+    bad.write_bytes(gzip.compress(b"# x\n1840 0 0 1 0 0\n" * 50)[:40])
+    code = main(["show", str(bad), data_path("examples/SiO2_quartz.csv")])
+    captured = capsys.readouterr()
+    assert code == 1 and "cut.xmu.dat.gz" in captured.err and "truncated or corrupt" in captured.err
+    assert "SiO2_quartz.csv: Si K-edge" in captured.out

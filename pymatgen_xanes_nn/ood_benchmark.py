@@ -1,0 +1,318 @@
+"""The OOD benchmark: how well each score tells spectra a model should not answer from ones it should.
+
+``xanes-nn ood-benchmark --scheme environment`` trains the shipped recipe on grouped folds and scores, with each
+fold's networks, spectra it never saw:
+
+* inside: the held-out materials of the fold (their classes are known to the model);
+* far: shapes no Si K edge has (steps, step + peak, sine, ramp, double edges, spike trains, noise);
+* faults: the held-out spectra damaged as measurements are (self-absorption saturation, truncation to 50-80% of
+  the window, 10-30 points, shifts of 3-5 eV, SNR 5);
+* near: for the environment scheme, each Si environment left out of training in turn (the model never saw a
+  SiN4, ...) and the mixed-anion ``Si-other`` sites; for the chemsys scheme, spectra outside its classes.
+
+For every score (and the ``combined`` p-value) it reports AUROC and FPR at 95% TPR. The combined p-value needs
+in-distribution calibration scores from other materials than those it scores: a fold's spectra are judged against
+the out-of-fold scores of the other folds (cross-conformal), as the shipped model judges a new spectrum against
+the out-of-fold scores of its training materials. The prediction sets are made the same way, so the flag rates of
+correct and wrong held-out predictions are out of sample too. In the leave-one-environment-out runs the held-out
+known materials are split in two halves by group, each calibrating the other.
+Results go to ``docs/results/ood_<scheme>.json``; ``xanes-nn report`` renders them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pymatgen_xanes_nn.metrics import auroc, fpr_at_tpr
+from pymatgen_xanes_nn.trust import OOD_SCORES, combined_pvalue, fit_conformal, prediction_sets
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
+    from pymatgen_xanes_nn.training import SpectraSet, TrainingConfig
+
+#: Environments left out of training in turn (the near-OOD test of the environment model).
+LEAVE_OUT = ("SiN4", "SiC4", "SiS4", "SiF6", "SiO6", "SiP4", "SiAs4")
+#: Faults applied to held-out raw spectra: name -> (kind, parameter range).
+FAULTS: dict[str, tuple[str, tuple[float, float]]] = {
+    "self-absorption": ("saturate", (0.5, 2.0)),
+    "truncated 50-80%": ("truncate", (0.5, 0.8)),
+    "sparse 10-30 points": ("sparse", (10, 30)),
+    "shift 3-5 eV": ("shift", (3.0, 5.0)),
+    "noise SNR 5": ("noise", (5.0, 5.0)),
+}
+FAR_SHAPES = ("step", "step+peak", "sine", "ramp", "double edge", "spikes", "noise")
+
+
+def far_spectra(n_per_shape: int, seed: int, e_min: float = 1826.0, e_max: float = 1906.0, n: int = 400):
+    """Raw ``(energy, mu)`` pairs of shapes no Si K edge has, with their shape names."""
+    rng = np.random.default_rng(seed)
+    e = np.linspace(e_min, e_max, n)
+    out, kinds = [], []
+    for shape in FAR_SHAPES:
+        for _ in range(n_per_shape):
+            e0 = rng.uniform(1842.0, 1852.0)
+            width = rng.uniform(0.5, 3.0)
+            step = 0.5 + np.arctan((e - e0) / width) / np.pi
+            if shape == "step":
+                mu = step
+            elif shape == "step+peak":
+                centre, sigma = e0 + rng.uniform(0, 4), rng.uniform(1, 3)
+                mu = step + rng.uniform(0.5, 3.0) * np.exp(-0.5 * ((e - centre) / sigma) ** 2)
+            elif shape == "sine":
+                mu = 1.0 + 0.5 * np.sin(2 * np.pi * (e - e_min) / rng.uniform(5.0, 40.0) + rng.uniform(0, 6.3))
+            elif shape == "ramp":
+                mu = np.clip((e - e0) / rng.uniform(5.0, 40.0), 0.0, None)
+            elif shape == "double edge":
+                mu = step + 0.5 + np.arctan((e - e0 - rng.uniform(6, 20)) / width) / np.pi
+            elif shape == "spikes":
+                mu = 0.05 * rng.random(n)
+                mu[rng.choice(n, size=rng.integers(3, 12), replace=False)] += rng.uniform(1.0, 3.0)
+            else:
+                mu = rng.normal(1.0, 0.3, n)
+            out.append((e, mu))
+            kinds.append(shape)
+    return out, kinds
+
+
+def apply_fault(energy: np.ndarray, mu: np.ndarray, kind: str, low: float, high: float,
+                rng: np.random.Generator, preprocessing: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
+    """One damaged copy of a raw spectrum (see :data:`FAULTS`)."""
+    from pymatgen_xanes_nn.perturb import add_noise, edge_step, shift
+
+    e, m = np.asarray(energy, float), np.asarray(mu, float)
+    amount = rng.uniform(low, high)
+    if kind == "saturate":  # thick-sample fluorescence: mu / (mu + step) flattens the white line
+        step = abs(edge_step(m)) or 1.0
+        return e, m / (m + amount * step)
+    if kind == "truncate":
+        end = preprocessing.e_min + amount * (preprocessing.e_max - preprocessing.e_min)
+        keep = e <= end
+        return e[keep], m[keep]
+    if kind == "sparse":
+        inside = np.flatnonzero((e >= preprocessing.e_min) & (e <= preprocessing.e_max))
+        idx = np.unique(np.linspace(inside[0], inside[-1], int(round(amount))).astype(int))
+        return e[idx], m[idx]
+    if kind == "shift":
+        return shift(e, m, amount * rng.choice([-1.0, 1.0]))
+    if kind == "noise":
+        return add_noise(e, m, amount, rng)
+    raise ValueError(f"Unknown fault {kind!r}")
+
+
+def _vectorize(raw: Sequence[tuple[np.ndarray, np.ndarray]], preprocessing: Preprocessing) -> tuple[np.ndarray, list]:
+    """Preprocess raw spectra; ones the input checks refuse are counted as refused (never scored)."""
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    rows, kept = [], []
+    for i, (e, m) in enumerate(raw):
+        try:
+            rows.append(preprocessing.transform_arrays(e, m))
+            kept.append(i)
+        except SpectrumError:
+            continue
+    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), kept
+
+
+#: Degradations swept for the input-quality gate: coverage of the window kept, and points left in it.
+COVERAGE_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+POINTS_SWEEP = (10, 15, 20, 30, 40, 60, 100)
+
+
+def quality_sweep(clf, test_set: SpectraSet, y_te: np.ndarray, preprocessing: Preprocessing) -> dict[str, Any]:
+    """Accuracy of one model on held-out spectra cut to a share of the window or thinned to a number of points."""
+    out: dict[str, Any] = {"coverage": {}, "points": {}}
+    for kind, values in (("coverage", COVERAGE_SWEEP), ("points", POINTS_SWEEP)):
+        for v in values:
+            damaged = [apply_fault(e, m, "truncate" if kind == "coverage" else "sparse", v, v,
+                                   np.random.default_rng(0), preprocessing) for e, m in test_set.raw]
+            x_bad, kept = _vectorize(damaged, preprocessing)
+            correct = (clf._proba_matrix(clf._encode_matrix(x_bad)).argmax(axis=1) == y_te[kept]) if kept else []
+            out[kind][str(v)] = {"n": len(y_te), "scored": len(kept), "correct": int(np.sum(correct))}
+    return out
+
+
+def _halves(groups: Sequence[str], seed: int) -> np.ndarray:
+    """A 0/1 half per spectrum, whole groups on one side."""
+    rng = np.random.default_rng(seed)
+    names = sorted(set(groups))
+    side = dict(zip(names, rng.permutation(len(names)) % 2))
+    return np.array([side[g] for g in groups])
+
+
+def score_table(inside: dict[str, np.ndarray], outside: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """AUROC and FPR@95TPR of every score, inside vs outside."""
+    return {k: {"auroc": auroc(inside[k], outside[k]), "fpr_at_95_tpr": fpr_at_tpr(inside[k], outside[k])}
+            for k in inside}
+
+
+def run_ood_benchmark(
+    spectra: SpectraSet,
+    classes: list[str],
+    config: TrainingConfig,
+    preprocessing: Preprocessing,
+    scheme: str,
+    environments: Sequence[str] | None = None,
+    outside: SpectraSet | None = None,
+    n_folds: int = 5,
+    combined: Sequence[str] | None = None,
+    leave_out: Sequence[str] = LEAVE_OUT,
+    n_far: int = 20,
+    progress: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Run the benchmark (see the module docstring); ``environments`` are the raw Si environments of ``spectra``.
+
+    Args:
+        spectra: labelled spectra of the scheme's classes.
+        classes: their class list.
+        config: the training recipe (calibration folds are not needed here and are switched off).
+        preprocessing: the preprocessing of ``spectra``.
+        scheme: ``"environment"`` or ``"chemsys"``.
+        environments: raw Si environment of each spectrum (for the leave-one-environment-out test).
+        outside: spectra outside the classes (chemsys: other chemical systems; environment: none).
+        n_folds: grouped folds.
+        combined: the scores combined into the p-value (default: the config's).
+        leave_out: environments to leave out of training in turn.
+        n_far: far spectra per shape.
+        progress: called with a status line per trained model.
+    """
+    from pymatgen_xanes_nn.training import _calibration_folds, train
+
+    config = config.replace(calibration_folds=0)
+    combined = list(combined or config.ood_scores)
+    y = np.array([classes.index(lab) for lab in spectra.labels])
+    far_raw, far_kinds = far_spectra(n_far, config.seed)
+    x_far, far_kept = _vectorize(far_raw, preprocessing)
+    far_kinds = [far_kinds[i] for i in far_kept]
+    pooled: dict[str, dict[str, list]] = {}
+    held = {"pvalue": [], "correct": [], "in_set": [], "set_size": [], "n_refused": {}, "quality": {}}
+    per_fold: list[dict[str, Any]] = []
+
+    def add(kind: str, scores: dict[str, np.ndarray], pvalue: np.ndarray) -> None:
+        bucket = pooled.setdefault(kind, {k: [] for k in [*OOD_SCORES, "combined"]})
+        for k in OOD_SCORES:
+            bucket[k].append(scores[k])
+        bucket["combined"].append(1.0 - pvalue)  # higher = stranger, like the raw scores
+
+    t0 = time.time()
+    for f, (tr, te) in enumerate(_calibration_folds(spectra.groups, y, n_folds, config.seed)):
+        train_set, test_set = spectra.subset(tr), spectra.subset(te)
+        clf = train(train_set.x, train_set.labels, train_set.groups, config.replace(seed=config.seed + f),
+                    preprocessing=preprocessing, raw=train_set.raw)
+        codes = clf._encode_matrix(test_set.x)
+        y_te = np.array([list(clf.labels).index(classes[k]) if classes[k] in clf.labels else -1 for k in y[te]])
+        sweep = quality_sweep(clf, test_set, y_te, preprocessing)
+        for kind, rows in sweep.items():
+            for v, r in rows.items():
+                acc = held["quality"].setdefault(kind, {}).setdefault(v, {"n": 0, "scored": 0, "correct": 0})
+                for key in acc:
+                    acc[key] += r[key]
+        others = {"far: non-spectra": clf.ood_scores(x_far)}
+        rng = np.random.default_rng(config.seed + 100 * f)
+        for name, (kind, (low, high)) in FAULTS.items():
+            damaged = [apply_fault(e, m, kind, low, high, rng, preprocessing) for e, m in test_set.raw]
+            x_bad, kept = _vectorize(damaged, preprocessing)
+            held["n_refused"][name] = held["n_refused"].get(name, 0) + len(damaged) - len(kept)
+            if len(kept):
+                others[f"fault: {name}"] = clf.ood_scores(x_bad)
+        if outside is not None and len(outside.x):
+            others["near: outside the classes"] = clf.ood_scores(outside.x)
+        per_fold.append({"inside": clf.ood_scores(test_set.x, codes), "proba": clf._proba_matrix(codes),
+                         "y": y_te, "others": others})
+        if progress:
+            progress(f"fold {f + 1}/{n_folds}: {len(tr)} train, {len(te)} held out ({time.time() - t0:.0f} s)")
+    # cross-conformal: each fold's spectra are judged against the out-of-fold scores of the other folds, as the
+    # shipped model judges a new spectrum against the out-of-fold scores of its training materials
+    for f, fold in enumerate(per_fold):
+        rest = [g for j, g in enumerate(per_fold) if j != f]
+        calib = {k: np.sort(np.concatenate([g["inside"][k] for g in rest])) for k in combined}
+        y_cal = np.concatenate([g["y"] for g in rest])
+        p_cal = np.concatenate([g["proba"] for g in rest])[y_cal >= 0]
+        conformal = fit_conformal(p_cal, y_cal[y_cal >= 0], p_cal.shape[1], config.conformal_level)
+
+        def pv(scores, calib=calib):
+            return combined_pvalue(calib, {k: scores[k] for k in combined})
+
+        y_te, proba = fold["y"], fold["proba"]
+        sets = prediction_sets(proba, conformal["thresholds"])
+        p_in = pv(fold["inside"])
+        held["pvalue"].append(p_in)
+        held["correct"].append(proba.argmax(axis=1) == y_te)
+        held["in_set"].append(sets[np.arange(len(y_te)), np.clip(y_te, 0, None)] & (y_te >= 0))
+        held["set_size"].append(sets.sum(axis=1))
+        add("inside", fold["inside"], p_in)
+        for kind, scores in fold["others"].items():
+            add(kind, scores, pv(scores))
+    # leave one environment out: networks that never saw it score it against held-out known environments
+    loeo = {}
+    if scheme == "environment" and environments is not None:
+        env = np.asarray(environments)
+        for k, name in enumerate(leave_out):
+            out_mask = env == name
+            if out_mask.sum() < 5:
+                continue
+            keep = np.flatnonzero(~out_mask)
+            rest = spectra.subset(keep)
+            y_rest = np.array([classes.index(lab) for lab in rest.labels])
+            folds = _calibration_folds(rest.groups, y_rest, n_folds, config.seed + 7 * k)
+            tr, te = folds[0]
+            train_set, test_set = rest.subset(tr), rest.subset(te)
+            clf = train(train_set.x, train_set.labels, train_set.groups, config.replace(seed=config.seed + 50 + k),
+                        preprocessing=preprocessing, raw=train_set.raw)
+            s_in = clf.ood_scores(test_set.x)
+            s_out = clf.ood_scores(spectra.x[out_mask])
+            half = _halves(test_set.groups, config.seed + k)
+            calib = {c: np.sort(s_in[c][half == 1]) for c in combined}
+            p_in = combined_pvalue(calib, {c: s_in[c][half == 0] for c in combined})
+            p_out = combined_pvalue(calib, {c: s_out[c] for c in combined})
+            inside = {c: s_in[c][half == 0] for c in OOD_SCORES}
+            inside["combined"] = 1.0 - p_in
+            out = {c: s_out[c] for c in OOD_SCORES}
+            out["combined"] = 1.0 - p_out
+            loeo[name] = {"n": int(out_mask.sum()), "scores": score_table(inside, out),
+                          "flagged": float(np.mean(p_out < config.ood_alpha)),
+                          "inside_flagged": float(np.mean(p_in < config.ood_alpha))}
+            bucket = pooled.setdefault("near: left-out environment", {c: [] for c in [*OOD_SCORES, "combined"]})
+            inside_bucket = pooled.setdefault("inside (left-out runs)", {c: [] for c in [*OOD_SCORES, "combined"]})
+            for c in [*OOD_SCORES, "combined"]:
+                bucket[c].append(out[c])
+                inside_bucket[c].append(inside[c])
+            if progress:
+                progress(f"left out {name} ({out_mask.sum()} spectra): combined AUROC "
+                         f"{loeo[name]['scores']['combined']['auroc']:.3f} ({time.time() - t0:.0f} s)")
+    cat = {kind: {k: np.concatenate(v) for k, v in b.items()} for kind, b in pooled.items()}
+    results: dict[str, Any] = {"scheme": scheme, "n_folds": n_folds, "combined_scores": combined,
+                               "ood_alpha": config.ood_alpha, "config": config.as_dict(), "sets": {}}
+    for kind, scores in cat.items():
+        if kind.startswith("inside"):
+            continue
+        ref = cat["inside (left-out runs)"] if kind == "near: left-out environment" else cat["inside"]
+        results["sets"][kind] = {"n": int(len(scores["combined"])), "scores": score_table(ref, scores),
+                                 "flagged": float(np.mean(scores["combined"] > 1.0 - config.ood_alpha))}
+    results["leave_one_environment_out"] = loeo
+    correct = np.concatenate(held["correct"])
+    pvalue = np.concatenate(held["pvalue"])
+    in_set = np.concatenate(held["in_set"])
+    size = np.concatenate(held["set_size"])
+    from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE
+
+    dont_know = (pvalue < config.ood_alpha) | (size == 0) | (size > MAX_USEFUL_SET_SIZE)
+    results["held_out"] = {
+        "n": int(len(correct)), "accuracy": float(correct.mean()),
+        "coverage": float(in_set.mean()), "mean_set_size": float(size.mean()),
+        "ood_flagged_correct": float(np.mean(pvalue[correct] < config.ood_alpha)),
+        "ood_flagged_wrong": float(np.mean(pvalue[~correct] < config.ood_alpha)) if (~correct).any() else None,
+        "dont_know_correct": float(np.mean(dont_know[correct])),
+        "dont_know_wrong": float(np.mean(dont_know[~correct])) if (~correct).any() else None,
+        "not_single_set_wrong": float(np.mean((size != 1)[~correct])) if (~correct).any() else None,
+        "faults_refused_by_input_checks": held["n_refused"],
+    }
+    # accuracy of damaged held-out spectra (refused ones count as not answered): the gate's thresholds
+    results["quality"] = {kind: {v: {**r, "accuracy_of_scored": r["correct"] / r["scored"] if r["scored"] else None}
+                                 for v, r in rows.items()} for kind, rows in held["quality"].items()}
+    results["seconds"] = time.time() - t0
+    return results

@@ -1,0 +1,98 @@
+"""Evidence: the shipped spectra most similar to a query, what a scientist checks before believing a label.
+
+``xanes-nn reference`` preprocesses every shipped FEFF spectrum once and stores a cosine k-NN index of them
+(:class:`pymatgen_xanes_nn.trust.KNNIndex`) with each spectrum's task id, formula and Si environment in
+``pymatgen_xanes_nn/data/reference_spectra.npz`` (plain arrays: loaded with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
+
+REFERENCE_FILE = "reference_spectra.npz"
+#: Neighbours returned as evidence.
+N_EVIDENCE = 3
+#: Fields kept per reference spectrum.
+FIELDS = ("task_id", "formula", "environment", "source")
+
+
+def build_reference(docs: Sequence[dict], preprocessing: Preprocessing, n_components: int = 96) -> dict[str, Any]:
+    """The k-NN index and identity fields of task documents (ones that fail preprocessing are left out)."""
+    from pymatgen_xanes_nn.io import from_task_doc
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+    from pymatgen_xanes_nn.trust import KNNIndex
+
+    rows, meta = [], {k: [] for k in FIELDS}
+    for d in docs:
+        try:
+            rows.append(preprocessing.transform(from_task_doc(d)))
+        except SpectrumError:
+            continue
+        m = d.get("metadata") or {}
+        for k in FIELDS:
+            meta[k].append(str(d.get("task_id") if k == "task_id" else m.get(k, "")))
+    x = np.asarray(rows, np.float32)
+    index = KNNIndex.fit(x, n_components)
+    return {"basis": index.basis, "reference": index.reference, "norms": np.linalg.norm(x, axis=1).astype(np.float32),
+            "preprocessing": json.dumps(preprocessing.as_dict()), **{k: np.asarray(v) for k, v in meta.items()}}
+
+
+def reference_vectors(task_ids: Sequence[str], filename: str | None = None) -> np.ndarray:
+    """The model inputs of reference spectra, rebuilt from the index (exact to the projection, for plots)."""
+    ref = load_reference(filename)
+    if ref is None:
+        raise FileNotFoundError("No reference spectra installed: run `xanes-nn reference`")
+    where = {t: i for i, t in enumerate(ref["task_id"])}
+    idx = [where[t] for t in task_ids]
+    return (ref["reference"][idx] * ref["norms"][idx, None]) @ ref["basis"].T
+
+
+def save_reference(reference: dict[str, Any], filename: str) -> None:
+    """Write the reference as a compressed ``.npz`` of plain arrays."""
+    np.savez_compressed(filename, **{k: np.asarray(v) for k, v in reference.items()})
+
+
+@functools.lru_cache(maxsize=4)
+def load_reference(filename: str | None = None) -> dict[str, Any] | None:
+    """The shipped reference (None if not installed); arrays only, never pickles."""
+    from pymatgen_xanes_nn.dataset import data_path
+
+    path = filename or data_path(REFERENCE_FILE)
+    if not os.path.exists(path):
+        return None
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@functools.lru_cache(maxsize=16)
+def _same_preprocessing(stored: str, wanted: str) -> bool:
+    return json.loads(stored) == json.loads(wanted)
+
+
+def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EVIDENCE,
+                      filename: str | None = None) -> list[list[dict[str, Any]]] | None:
+    """The ``k`` most similar shipped spectra of each model-input row, or None without a matching reference.
+
+    A reference made with other preprocessing would compare different things: it is not used.
+    """
+    from pymatgen_xanes_nn.trust import KNNIndex
+
+    ref = load_reference(filename)
+    if ref is None or not _same_preprocessing(str(ref["preprocessing"]), json.dumps(preprocessing.as_dict())):
+        return None
+    sim = KNNIndex(ref["basis"], ref["reference"]).similarity(x)
+    k = min(k, sim.shape[1])
+    part = np.argpartition(-sim, k - 1, axis=1)[:, :k]  # the k best without sorting all
+    top = np.take_along_axis(part, np.argsort(-np.take_along_axis(sim, part, axis=1), axis=1), axis=1)
+    return [[{**{f: str(ref[f][j]) for f in FIELDS}, "cosine_similarity": round(float(sim[i, j]), 4)}
+             for j in row] for i, row in enumerate(top)]

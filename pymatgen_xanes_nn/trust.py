@@ -1,0 +1,201 @@
+"""Trust: out-of-distribution scores, conformal p-values and split-conformal prediction sets.
+
+Plain NumPy on model inputs and outputs, so the classifier's forward pass stays fast; the statistics are fitted
+out of fold during training (:mod:`pymatgen_xanes_nn.training`) and stored in the model file.
+
+Scores are all "higher = less like the training data":
+
+* ``reconstruction``: the autoencoder's mean squared error on the grid;
+* ``mahalanobis``: latent distance to the nearest class mean (shared covariance);
+* ``relative_mahalanobis``: that distance minus the distance to one Gaussian of all codes (Ren et al. 2021), which
+  discounts directions every spectrum varies in;
+* ``knn``: cosine distance to the nearest training spectrum, ``1 - max cos``;
+* ``max_softmax``: ``1 - max p``; ``energy``: ``-logsumexp(logits)``.
+
+A score becomes a conformal p-value against the same score of held-out in-distribution spectra; the ``combined``
+score is the smallest p-value of its parts times their number (Bonferroni), so a threshold on it keeps the
+false-alarm rate below its level whatever the parts' scales.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
+
+OOD_SCORES = ("reconstruction", "mahalanobis", "relative_mahalanobis", "knn", "max_softmax", "energy")
+#: The scores the shipped models combine (chosen by the OOD benchmark, docs/RESULTS.md).
+DEFAULT_OOD_SCORES = ("reconstruction", "knn")
+#: A prediction set with more labels than this says little: the classification reports "don't know".
+MAX_USEFUL_SET_SIZE = 3
+
+
+class KNNIndex:
+    """Cosine nearest neighbours of spectra, computed in a PCA projection of the reference spectra.
+
+    The reference vectors are projected on their first ``n_components`` right singular vectors (uncentred): for
+    them the projection is near exact, and a query is divided by its *full* norm, so a spectrum that leaves the
+    reference subspace loses similarity instead of hiding its off-subspace part.
+
+    Args:
+        basis: ``(n_points, k)`` orthonormal columns.
+        reference: ``(n, k)`` projected reference spectra, unit length.
+    """
+
+    def __init__(self, basis: np.ndarray, reference: np.ndarray):
+        self.basis = np.asarray(basis, np.float32)
+        self.reference = np.asarray(reference, np.float32)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, n_components: int = 64) -> KNNIndex:
+        """Build the index of the rows of ``x`` (model inputs)."""
+        x = np.asarray(x, np.float64)
+        k = min(n_components, *x.shape)
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        basis = vt[:k].T
+        ref = x @ basis
+        ref /= np.clip(np.linalg.norm(ref, axis=1, keepdims=True), 1e-12, None)
+        return cls(basis.astype(np.float32), ref.astype(np.float32))
+
+    def similarity(self, x: np.ndarray) -> np.ndarray:
+        """Cosine similarities ``(n_queries, n_reference)``."""
+        x = np.asarray(x, np.float32)
+        q = (x @ self.basis) / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+        return q @ self.reference.T
+
+    def distance(self, x: np.ndarray) -> np.ndarray:
+        """``1 - max cosine similarity`` of each row of ``x`` to the reference spectra."""
+        return 1.0 - self.similarity(x).max(axis=1)
+
+
+def pvalues(calibration: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Conformal p-values: ``(1 + #{calibration >= s}) / (n + 1)`` for each score ``s``.
+
+    Args:
+        calibration: scores of held-out in-distribution spectra, sorted ascending.
+        scores: scores to test.
+    """
+    cal = np.asarray(calibration, float)
+    n_greater = len(cal) - np.searchsorted(cal, np.asarray(scores, float), side="left")
+    return (1.0 + n_greater) / (len(cal) + 1.0)
+
+
+def combined_pvalue(calibrations: dict[str, np.ndarray], scores: dict[str, np.ndarray]) -> np.ndarray:
+    """Bonferroni combination: ``min(1, J * min_j p_j)`` over the ``J`` scores present in ``calibrations``."""
+    ps = [pvalues(calibrations[k], scores[k]) for k in calibrations]
+    return np.minimum(1.0, len(ps) * np.min(ps, axis=0))
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The split-conformal threshold: the ``ceil((n + 1) level)``-th smallest of ``n`` scores (inf if n is small)."""
+    s = np.sort(np.asarray(scores, float))
+    rank = math.ceil((len(s) + 1) * level)
+    return float(s[rank - 1]) if rank <= len(s) else math.inf
+
+
+#: Fewest calibration spectra of a class for its own (class-conditional) threshold; smaller classes share the
+#: marginal one. With 20 spectra the 90% quantile is the 19th of 20: stable enough, and a class this small in
+#: calibration is rare in the shipped data.
+MIN_CLASS_CALIBRATION = 20
+
+
+def fit_conformal(proba: np.ndarray, y: np.ndarray, n_classes: int, level: float = 0.9,
+                  min_class: int = MIN_CLASS_CALIBRATION) -> dict[str, Any]:
+    """Split-conformal thresholds on the score ``1 - p_true`` (LAC), per class where the class allows.
+
+    Args:
+        proba: calibrated out-of-fold probabilities ``(n, n_classes)``.
+        y: true class indices.
+        n_classes: number of classes.
+        level: target coverage (a set holds the true label this often).
+        min_class: calibration spectra a class needs for its own threshold.
+
+    Returns:
+        ``{"level", "thresholds" (one per class), "class_conditional" (bools)}``.
+    """
+    scores = 1.0 - proba[np.arange(len(y)), y]
+    marginal = conformal_quantile(scores, level)
+    thresholds, conditional = [], []
+    for k in range(n_classes):
+        sk = scores[y == k]
+        own = len(sk) >= min_class
+        thresholds.append(conformal_quantile(sk, level) if own else marginal)
+        conditional.append(bool(own))
+    return {"level": float(level), "thresholds": [min(t, 1.0) for t in thresholds], "class_conditional": conditional}
+
+
+def prediction_sets(proba: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+    """Boolean ``(n, n_classes)``: class ``k`` is in the set when ``1 - p_k <= threshold_k``."""
+    return (1.0 - proba) <= np.asarray(thresholds, float)[None, :]
+
+
+def gaussian_stats(codes: np.ndarray, y: np.ndarray, n_classes: int, ridge: float = 1e-3) -> dict[str, np.ndarray]:
+    """Class means with a shared precision, and one background Gaussian of all codes (relative Mahalanobis)."""
+    means = np.stack([codes[y == k].mean(axis=0) if np.any(y == k) else codes.mean(axis=0) for k in range(n_classes)])
+
+    def precision(resid: np.ndarray, dof: int) -> np.ndarray:
+        cov = resid.T @ resid / max(dof, 1)
+        cov += ridge * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+        return np.linalg.inv(cov)
+
+    background = codes.mean(axis=0)
+    return {
+        "class_means": means.astype(np.float32),
+        "precision": precision(codes - means[y], len(codes) - n_classes).astype(np.float32),
+        "background_mean": background.astype(np.float32),
+        "background_precision": precision(codes - background, len(codes) - 1).astype(np.float32),
+    }
+
+
+def mahalanobis(codes: np.ndarray, stats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(distance to the nearest class mean, that squared distance minus the background's)``."""
+    diff = codes[:, None, :] - stats["class_means"][None, :, :]
+    d2 = np.sum((diff @ stats["precision"]) * diff, axis=2).min(axis=1)  # matmul: einsum's loop is ~5x slower
+    b = codes - stats["background_mean"]
+    d2_background = np.sum((b @ stats["background_precision"]) * b, axis=1)
+    return np.sqrt(np.clip(d2, 0, None)), d2 - d2_background
+
+
+#: Input-quality gate: the least share of the model window a spectrum must cover, and the fewest measured points
+#: inside the window, from the quality sweep of the OOD benchmark (docs/RESULTS.md; held-out spectra cut at a
+#: share of the window, or thinned). Environment model (1,013 spectra, 94.6% intact): cut at 80% of the window
+#: 87.1%, at 90% 93.9%; thinned to 10 points 84.2%, to 15 points 93.1%. Chemsys model (281 spectra, 65.8%): cut
+#: at 80% 64.4%, 10 points 44.1%, 15 points 64.1%. FEFF spectra start ~2 eV into the window, so a cut at 90%
+#: covers ~87%; 0.85 keeps the loss under 5 points and refuses under 1% of the shipped FEFF spectra (their
+#: natural range). The scores cannot tell truncated or thinned spectra apart (AUROC 0.45-0.65), so this gate, not
+#: the OOD flag, is the guard.
+MIN_WINDOW_COVERAGE = 0.85
+MIN_POINTS_IN_WINDOW = 15
+
+
+def check_quality(energy: np.ndarray, preprocessing: Preprocessing,
+                  min_coverage: float = MIN_WINDOW_COVERAGE, min_points: int = MIN_POINTS_IN_WINDOW) -> None:
+    """Refuse a spectrum too short or too sparse for a reliable answer.
+
+    Args:
+        energy: the spectrum's energies in eV (after any calibration shift).
+        preprocessing: the model's preprocessing (its window).
+        min_coverage: least share of the window covered.
+        min_points: fewest points inside the window.
+
+    Raises:
+        SpectrumError: naming what is missing.
+    """
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    e = np.asarray(energy, float)
+    lo, hi = preprocessing.e_min, preprocessing.e_max
+    inside = int(np.sum((e >= lo) & (e <= hi)))
+    coverage = max(0.0, min(e[-1], hi) - max(e[0], lo)) / (hi - lo) if len(e) else 0.0
+    if coverage < min_coverage:
+        raise SpectrumError(f"Spectrum covers {coverage:.0%} of the model window [{lo}, {hi}] eV; at least "
+                            f"{min_coverage:.0%} is needed for a reliable answer (input-quality gate)")
+    if inside < min_points:
+        raise SpectrumError(f"Spectrum has {inside} points in the model window [{lo}, {hi}] eV; at least "
+                            f"{min_points} are needed for a reliable answer (input-quality gate)")

@@ -1,0 +1,53 @@
+"""The OOD benchmark runs end to end on a tiny problem and reports what it says it does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pymatgen_xanes_nn.ood_benchmark import FAR_SHAPES, FAULTS, apply_fault, far_spectra, run_ood_benchmark
+from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
+from pymatgen_xanes_nn.training import TrainingConfig, dataset_for_scheme
+from pymatgen_xanes_nn.trust import OOD_SCORES
+
+from .conftest import fake_task_docs, synthetic_edge
+
+
+def test_faults_do_what_they_say():
+    e, mu = synthetic_edge()
+    rng = np.random.default_rng(0)
+    pre = DEFAULT_PREPROCESSING
+    e2, m2 = apply_fault(e, mu, "truncate", 0.6, 0.6, rng, pre)
+    assert e2[-1] <= pre.e_min + 0.6 * (pre.e_max - pre.e_min)
+    e3, _ = apply_fault(e, mu, "sparse", 12, 12, rng, pre)
+    assert len(e3) == 12
+    _, m4 = apply_fault(e, mu, "saturate", 1.0, 1.0, rng, pre)
+    assert m4.max() < 1.0  # mu / (mu + step) never reaches 1
+    e5, _ = apply_fault(e, mu, "shift", 4.0, 4.0, rng, pre)
+    assert abs(abs(e5[0] - e[0]) - 4.0) < 1e-9
+    with pytest.raises(ValueError, match="Unknown fault"):
+        apply_fault(e, mu, "melt", 1, 1, rng, pre)
+    far, kinds = far_spectra(2, 0)
+    assert len(far) == 2 * len(FAR_SHAPES) and set(kinds) == set(FAR_SHAPES)
+
+
+def test_benchmark_on_a_tiny_problem():
+    docs = fake_task_docs(n_groups=6)
+    spectra, classes = dataset_for_scheme("chemsys", docs)
+    data = spectra.labelled()
+    envs = ["SiN4" if i % 4 == 0 else "SiO4" for i in range(len(data.x))]
+    res = run_ood_benchmark(data, classes, TrainingConfig(ae_epochs=2, fnn_epochs=2, ae_config="NN4"),
+                            DEFAULT_PREPROCESSING, "environment", environments=envs, n_folds=2, n_far=2,
+                            leave_out=("SiN4",), progress=None)
+    assert "far: non-spectra" in res["sets"] and "near: left-out environment" in res["sets"]
+    assert {f"fault: {name}" for name in FAULTS} <= set(res["sets"]) | {
+        f"fault: {n}" for n, k in res["held_out"]["faults_refused_by_input_checks"].items() if k}
+    for r in res["sets"].values():
+        assert set(r["scores"]) == {*OOD_SCORES, "combined"}
+        assert all(0 <= s["auroc"] <= 1 and 0 <= s["fpr_at_95_tpr"] <= 1 for s in r["scores"].values())
+    h = res["held_out"]
+    assert h["n"] == len(data.x) and 0 <= h["coverage"] <= 1
+    assert set(res["quality"]) == {"coverage", "points"}
+    with pytest.raises(SpectrumError):  # the sweep's lowest coverage is below what preprocessing accepts
+        DEFAULT_PREPROCESSING.transform_arrays(*apply_fault(*synthetic_edge(), "truncate", 0.45, 0.45,
+                                                            np.random.default_rng(0), DEFAULT_PREPROCESSING))

@@ -1,0 +1,113 @@
+"""OOD scores, conformal p-values and prediction sets, against their definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pymatgen_xanes_nn.trust import (
+    KNNIndex,
+    combined_pvalue,
+    conformal_quantile,
+    fit_conformal,
+    gaussian_stats,
+    mahalanobis,
+    prediction_sets,
+    pvalues,
+)
+
+
+def test_knn_index_is_exact_for_reference_spectra_and_penalises_leaving_the_subspace():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(5, 500))
+    ref = rng.normal(size=(40, 5)) @ basis  # rank 5: the projection is exact
+    index = KNNIndex.fit(ref, n_components=8)
+    q = ref[:7] * 3.0 + rng.normal(0, 1e-3, (7, 500))
+    full = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (ref / np.linalg.norm(ref, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(index.similarity(q), full, atol=1e-4)
+    assert np.all(index.distance(ref[:7]) < 1e-4)
+    off = rng.normal(size=(3, 500))  # mostly outside the reference subspace: far, not hidden by the projection
+    assert np.all(index.distance(off) > 0.5)
+
+
+def test_pvalues_and_their_level():
+    rng = np.random.default_rng(1)
+    cal = np.sort(rng.normal(size=999))
+    assert pvalues(cal, [cal.max() + 1])[0] == pytest.approx(1 / 1000)
+    assert pvalues(cal, [cal.min() - 1])[0] == 1.0
+    fresh = rng.normal(size=20000)  # exchangeable with the calibration set: P(p <= a) <= a
+    for a in (0.01, 0.05, 0.2):  # given one calibration set of 999 the rate scatters by sqrt(a (1 - a) / 999)
+        assert np.mean(pvalues(cal, fresh) <= a) <= a + 3 * np.sqrt(a * (1 - a) / 999) + 0.005
+    both = combined_pvalue({"a": cal, "b": cal}, {"a": fresh, "b": rng.normal(size=20000)})
+    assert np.mean(both <= 0.05) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 999)  # Bonferroni keeps the level
+
+
+def test_conformal_quantile_and_small_sets():
+    scores = np.arange(1, 20) / 20.0  # 19 scores: the 90% threshold is the ceil(20 * 0.9) = 18th
+    assert conformal_quantile(scores, 0.9) == pytest.approx(18 / 20)
+    assert conformal_quantile(scores[:5], 0.9) == np.inf  # too few to promise 90%
+
+
+def test_class_conditional_sets_cover_each_class():
+    rng = np.random.default_rng(2)
+    n, k = 6000, 3
+    y = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), y] += np.array([2.5, 1.0, 0.2])[y]  # class 2 is hard
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    cal, test = np.arange(n) < 3000, np.arange(n) >= 3000
+    conf = fit_conformal(p[cal], y[cal], k, level=0.9)
+    assert all(conf["class_conditional"])
+    sets = prediction_sets(p[test], conf["thresholds"])
+    for c in range(k):
+        covered = sets[test.nonzero()[0] - 3000, y[test]][y[test] == c]
+        assert 0.87 <= covered.mean() <= 0.93, (c, covered.mean())
+    small = fit_conformal(p[:30], y[:30], k, level=0.9)  # ~10 per class: the marginal threshold is shared
+    assert not any(small["class_conditional"]) and len(set(small["thresholds"])) == 1
+
+
+def test_relative_mahalanobis_discounts_shared_directions():
+    rng = np.random.default_rng(3)
+    codes = np.concatenate([rng.normal(0, 1, (200, 2)) + [0, 0], rng.normal(0, 1, (200, 2)) + [6, 0]])
+    y = np.repeat([0, 1], 200)
+    stats = gaussian_stats(codes, y, 2)
+    d, rel = mahalanobis(np.array([[0.0, 0.0], [0.0, 8.0]]), stats)
+    assert d[1] > d[0] and rel[1] > rel[0]
+
+
+def test_quality_gate_refuses_short_and_sparse_spectra(toy_model):
+    from pymatgen.analysis.xas.spectrum import XAS
+
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
+    from pymatgen_xanes_nn.trust import MIN_POINTS_IN_WINDOW, check_quality
+
+    from .conftest import synthetic_edge
+
+    e, mu = synthetic_edge()
+    check_quality(e, DEFAULT_PREPROCESSING)  # a full spectrum passes
+    with pytest.raises(SpectrumError, match="covers 5[0-9]% of the model window"):
+        check_quality(e[e < 1870], DEFAULT_PREPROCESSING)
+    sparse = np.linspace(0, len(e) - 1, MIN_POINTS_IN_WINDOW - 5).astype(int)
+    with pytest.raises(SpectrumError, match="points in the model window"):
+        check_quality(e[sparse], DEFAULT_PREPROCESSING)
+    with pytest.raises(SpectrumError, match="input-quality gate"):
+        toy_model.classify(XAS(e[sparse], mu[sparse], None, "Si"))
+
+
+def test_evidence_finds_the_spectrum_itself(tmp_path):
+    from pymatgen_xanes_nn.io import from_task_doc
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing
+    from pymatgen_xanes_nn.reference import build_reference, nearest_reference, reference_vectors, save_reference
+
+    from .conftest import task_docs
+
+    docs = task_docs()
+    path = str(tmp_path / "ref.npz")
+    save_reference(build_reference(docs, DEFAULT_PREPROCESSING), path)
+    x = np.array([DEFAULT_PREPROCESSING.transform(from_task_doc(d)) for d in docs])
+    near = nearest_reference(x, DEFAULT_PREPROCESSING, filename=path)
+    for d, ev in zip(docs, near):
+        assert ev[0]["task_id"] == d["task_id"] and ev[0]["cosine_similarity"] > 0.999
+        assert ev[0]["formula"] == d["metadata"]["formula"] and len(ev) == 3
+    np.testing.assert_allclose(reference_vectors([docs[1]["task_id"]], filename=path)[0], x[1], atol=1e-3)
+    assert nearest_reference(x, Preprocessing(normalization="max"), filename=path) is None
