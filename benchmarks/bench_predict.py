@@ -3,7 +3,8 @@
     python benchmarks/bench_predict.py [--model si_k_chemsys] [--skip-training]
 
 Targets (issue 5): single-spectrum predict <= 1 ms warm (issue 13: the whole ``classify`` <= 1 ms too);
->= 20,000 spectra/s in a batch of 10,000; >= 100x faster than Keras ``predict`` per call; cold start within 1.3x of importing pymatgen's XAS;
+>= 20,000 spectra/s in a batch of 10,000; >= 100x faster than Keras ``predict`` per call; cold start within
+1.3x of importing pymatgen's XAS;
 the seed's training protocol (AE 200 + FNN 500 epochs) on the full dataset <= 3 minutes
 (the shipped recipe, with augmentation and cross-fitted calibration, is timed too).
 Writes ``benchmarks/results/predict.json``.
