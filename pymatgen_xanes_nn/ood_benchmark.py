@@ -180,7 +180,7 @@ def run_ood_benchmark(
         n_far: far spectra per shape.
         progress: called with a status line per trained model.
     """
-    from pymatgen_xanes_nn.training import _calibration_folds, train
+    from pymatgen_xanes_nn.training import _calibration_folds, fit_temperature, temper, train
 
     config = config.replace(calibration_folds=0)
     combined = list(combined or config.ood_scores)
@@ -232,12 +232,16 @@ def run_ood_benchmark(
         calib = {k: np.sort(np.concatenate([g["inside"][k] for g in rest])) for k in combined}
         y_cal = np.concatenate([g["y"] for g in rest])
         p_cal = np.concatenate([g["proba"] for g in rest])[y_cal >= 0]
+        # as in training: a temperature fitted on the other folds' scores first (untempered networks are so sharp
+        # that thresholds from one fold's networks do not carry to another's; measured: 67.8% coverage at 90%)
+        temperature = fit_temperature(p_cal, y_cal[y_cal >= 0])
+        p_cal = temper(p_cal, temperature)
         conformal = fit_conformal(p_cal, y_cal[y_cal >= 0], p_cal.shape[1], config.conformal_level)
 
         def pv(scores, calib=calib):
             return combined_pvalue(calib, {k: scores[k] for k in combined})
 
-        y_te, proba = fold["y"], fold["proba"]
+        y_te, proba = fold["y"], temper(fold["proba"], temperature)
         sets = prediction_sets(proba, conformal["thresholds"])
         p_in = pv(fold["inside"])
         held["pvalue"].append(p_in)

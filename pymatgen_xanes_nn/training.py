@@ -315,7 +315,7 @@ def train(
             for name in scores:
                 scores[name][te] = fold_scores[name]
         temperature = fit_temperature(proba_raw, y)
-        proba = _temper(proba_raw, temperature)
+        proba = temper(proba_raw, temperature)
         conformal = fit_conformal(proba, y, len(classes), config.conformal_level)
         calibration = {name: np.sort(v).astype(np.float32) for name, v in scores.items()}
         sets = prediction_sets(proba, conformal["thresholds"])
@@ -380,7 +380,8 @@ def _calibration_folds(groups: Sequence[str], y: np.ndarray, n_folds: int, seed:
         return list(StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
 
 
-def _temper(proba: np.ndarray, temperature: float) -> np.ndarray:
+def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities with their logits divided by ``temperature``."""
     logits = np.log(np.clip(proba, 1e-12, None)) / temperature
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)

@@ -40,7 +40,7 @@ def test_report_from_evaluate_output(tmp_path, capsys):
     results.mkdir()
     out = results / "evaluation_chemsys.json"
     assert main(["evaluate", "--dataset", str(dataset), "--ae-epochs", "2", "--fnn-epochs", "2", "--folds", "2",
-                 "--repeats", "1", "--output", str(out)]) == 0
+                 "--repeats", "1", "--calibration-folds", "2", "--output", str(out)]) == 0
     shutil.copy(out, results / "ablation_chemsys_absolute_aug0.json")
     md = tmp_path / "RESULTS.md"
     assert main(["report", "--results", str(results), "--output", str(md)]) == 0
