@@ -435,7 +435,7 @@ class XANESClassifier(MSONable):
             try:
                 xas = check_xas(xas)
                 check_quality(np.asarray(xas.x, float) + shift, self.preprocessing)
-                rows.append(self.preprocessing.transform(xas, shift=shift, smooth=smooth))
+                rows.append(self.preprocessing.transform_arrays(xas.x, xas.y, shift=shift, smooth=smooth))
             except SpectrumError as exc:
                 raise SpectrumError(str(exc) if single else f"Spectrum {i}: {exc}") from exc
         return np.asarray(rows, dtype=np.float32), single

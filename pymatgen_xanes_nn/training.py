@@ -273,7 +273,7 @@ def train(
     from pymatgen_xanes_nn.metrics import classification_metrics
     from pymatgen_xanes_nn.trust import combined_pvalue, fit_conformal, prediction_sets
 
-    config = (config or TrainingConfig()).replace(**options) if options else (config or TrainingConfig())
+    config = (config or TrainingConfig()).replace(**options)
     x = np.asarray(x, dtype=np.float32)
     labels = list(labels)
     if len(x) != len(labels):
