@@ -84,11 +84,14 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.corpus import chemsys_ranking, load_corpus
     from pymatgen_xanes_nn.dataset import load_tasks
-    from pymatgen_xanes_nn.simulate import DirectorySink, StoreSink, jobs_from_corpus, simulate
+    from pymatgen_xanes_nn.simulate import DirectorySink, StoreSink, jobs_for_absorber, jobs_from_corpus, simulate
 
     corpus = load_corpus(args.corpus)
     top = [c for c, _ in chemsys_ranking(corpus)[: args.priority]]
-    jobs = jobs_from_corpus(corpus, priority_chemsys=top)
+    if args.absorber != "Si":
+        jobs = jobs_for_absorber(corpus, args.absorber, args.limit or 4)
+    else:
+        jobs = jobs_from_corpus(corpus, priority_chemsys=top)
     if args.only_priority:
         jobs = [j for j in jobs if j.metadata["chemsys"] in top]
     if args.task_ids:
@@ -345,6 +348,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.dataset import load_tasks
     from pymatgen_xanes_nn.labels import raw_label
     from pymatgen_xanes_nn.ood_benchmark import run_ood_benchmark
     from pymatgen_xanes_nn.training import dataset_for_scheme
@@ -357,7 +361,9 @@ def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
     outside = spectra.subset([i for i, lab in enumerate(spectra.labels) if lab is None])
     res = run_ood_benchmark(data, classes, _training_config(args), pre, args.scheme,
                             environments=[env[t] for t in data.task_ids], outside=outside, n_folds=args.folds,
-                            combined=args.combined, n_far=args.n_far, leave_out=args.leave_out)
+                            combined=args.combined, n_far=args.n_far, leave_out=args.leave_out,
+                            other_edge_docs=load_tasks(args.other_edges) if args.other_edges else (),
+                            scores_file=args.scores)
     res["dataset"] = _dataset_info(data, spectra)
     with open(args.output, "w") as f:
         json.dump(res, f, indent=1)
@@ -453,7 +459,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-
 # ---------------------------------------------------------------------------- option types, checked up front
 def _int_at_least(lowest: int):
     def parse(text: str) -> int:
@@ -488,6 +493,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _element(text: str) -> str:
+    from pymatgen.core import Element
+
+    if not Element.is_valid_symbol(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an element symbol")
+    return text
+
+
 def _existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"{text!r}: no such file")
@@ -520,7 +533,7 @@ def _writable_path(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
-    from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, TASKS_FILE, data_path
+    from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, OTHER_EDGES_FILE, TASKS_FILE, data_path
     from pymatgen_xanes_nn.ood_benchmark import LEAVE_OUT
     from pymatgen_xanes_nn.simulate import PRESETS
     from pymatgen_xanes_nn.trust import OOD_SCORES
@@ -575,6 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--combined", nargs="+", default=None, choices=OOD_SCORES,
                    help="scores combined into the OOD p-value (default: the training config's)")
     p.add_argument("--n-far", type=_int_at_least(1), default=20, help="far spectra per shape")
+    p.add_argument("--other-edges", type=_dataset_or_none, default=data_path(OTHER_EDGES_FILE),
+                   help="task documents of other elements' K edges, far OOD ('none': skip)")
+    p.add_argument("--scores", default=None, help="also save every score of every spectrum here (.npz)")
     p.add_argument("--leave-out", nargs="+", default=list(LEAVE_OUT), metavar="ENV",
                    help="environments left out of training in turn (environment scheme)")
     p.add_argument("--output", type=_writable_path, default="ood_benchmark.json")
@@ -620,6 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only-priority", action="store_true", help="only the N largest chemical systems")
     p.add_argument("--limit", type=_int_at_least(0), default=0, help="at most this many sites (0: all)")
     p.add_argument("--retry-failed", action="store_true", help="rerun sites whose documents record a failure")
+    p.add_argument("--absorber", default="Si", type=_element,
+                   help="another element's K edge (one site in each of the --limit smallest structures, default 4): "
+                        "OOD test spectra")
     p.add_argument("--task-ids", nargs="+", default=None, metavar="ID", help="only these sites (e.g. amcsd-1264-s16)")
     p.add_argument("--store-uri", default=None, help="MongoDB URI: write task documents to a store instead")
     p.add_argument("--database", default="feff")

@@ -132,6 +132,8 @@ def dataset_summary(docs: list[dict]) -> dict:
 
 #: Task documents of the substitution-derived structures (pymatgen_xanes_nn.derive), packed like the real ones.
 DERIVED_TASKS_FILE = "si_k_tasks_derived.json.gz"
+#: Al, P and S K edges of a few corpus structures (``xanes-nn simulate --absorber``): far OOD test spectra.
+OTHER_EDGES_FILE = "other_k_edges.json.gz"
 
 
 def derived_summary(docs: list[dict], derived_corpus: dict | None = None) -> dict:

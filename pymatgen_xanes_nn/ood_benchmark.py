@@ -4,11 +4,15 @@
 fold's networks, spectra it never saw:
 
 * inside: the held-out materials of the fold (their classes are known to the model);
-* far: shapes no Si K edge has (steps, step + peak, sine, ramp, double edges, spike trains, noise);
+* far: shapes no Si K edge has (steps, step + peak, sine, ramp, double edges, spike trains, noise), and other
+  elements' K edges (Al, P, S; FEFF10 with the project's runner, ``xanes-nn simulate --absorber``) moved so their
+  e0 sits at a Si K edge's;
 * faults: the held-out spectra damaged as measurements are (self-absorption saturation, truncation to 50-80% of
   the window, 10-30 points, shifts of 3-5 eV, SNR 5);
 * near: for the environment scheme, each Si environment left out of training in turn (the model never saw a
-  SiN4, ...) and the mixed-anion ``Si-other`` sites; for the chemsys scheme, spectra outside its classes.
+  SiN4, ..., or the mixed-anion ``Si-other`` sites); for the chemsys scheme, spectra outside its classes.
+
+A spectrum the input checks or the input-quality gate refuse gets no answer: it counts as caught (score +inf).
 
 For every score (and the ``combined`` p-value) it reports AUROC and FPR at 95% TPR. The combined p-value needs
 in-distribution calibration scores from other materials than those it scores: a fold's spectra are judged against
@@ -36,7 +40,9 @@ if TYPE_CHECKING:
     from pymatgen_xanes_nn.training import SpectraSet, TrainingConfig
 
 #: Environments left out of training in turn (the near-OOD test of the environment model).
-LEAVE_OUT = ("SiN4", "SiC4", "SiS4", "SiF6", "SiO6", "SiP4", "SiAs4")
+LEAVE_OUT = ("SiN4", "SiC4", "SiS4", "SiF6", "SiO6", "SiP4", "SiAs4", "Si-other")
+#: Where other elements' K edges are moved: a typical Si K-edge e0 of the dataset, in eV.
+SI_K_E0 = 1846.0
 #: Faults applied to held-out raw spectra: name -> (kind, parameter range).
 FAULTS: dict[str, tuple[str, tuple[float, float]]] = {
     "self-absorption": ("saturate", (0.5, 2.0)),
@@ -104,13 +110,30 @@ def apply_fault(energy: np.ndarray, mu: np.ndarray, kind: str, low: float, high:
     raise ValueError(f"Unknown fault {kind!r}")
 
 
-def _vectorize(raw: Sequence[tuple[np.ndarray, np.ndarray]], preprocessing: Preprocessing) -> tuple[np.ndarray, list]:
-    """Preprocess raw spectra; ones the input checks refuse are counted as refused (never scored)."""
+def other_edges(docs: Sequence[dict]) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Other elements' K-edge spectra (task documents) moved so that their e0 sits at :data:`SI_K_E0`."""
+    from pymatgen_xanes_nn.preprocessing import find_e0, resample_uniform
+
+    out, kinds = [], []
+    for d in docs:
+        e, m = np.asarray(d["spectrum"], float)[:, [0, 3]].T
+        e0 = find_e0(*resample_uniform(e, m))
+        out.append((e - e0 + SI_K_E0, m))
+        kinds.append(d["metadata"]["absorbing_element"])
+    return out, kinds
+
+
+def _vectorize(raw: Sequence[tuple[np.ndarray, np.ndarray]], preprocessing: Preprocessing,
+               gate: bool = True) -> tuple[np.ndarray, list]:
+    """Preprocess raw spectra; ones the input checks (and, with ``gate``, the quality gate) refuse are left out."""
     from pymatgen_xanes_nn.preprocessing import SpectrumError
+    from pymatgen_xanes_nn.trust import check_quality
 
     rows, kept = [], []
     for i, (e, m) in enumerate(raw):
         try:
+            if gate:
+                check_quality(e, preprocessing)
             rows.append(preprocessing.transform_arrays(e, m))
             kept.append(i)
         except SpectrumError:
@@ -130,7 +153,7 @@ def quality_sweep(clf, test_set: SpectraSet, y_te: np.ndarray, preprocessing: Pr
         for v in values:
             damaged = [apply_fault(e, m, "truncate" if kind == "coverage" else "sparse", v, v,
                                    np.random.default_rng(0), preprocessing) for e, m in test_set.raw]
-            x_bad, kept = _vectorize(damaged, preprocessing)
+            x_bad, kept = _vectorize(damaged, preprocessing, gate=False)
             correct = (clf._proba_matrix(clf._encode_matrix(x_bad)).argmax(axis=1) == y_te[kept]) if kept else []
             out[kind][str(v)] = {"n": len(y_te), "scored": len(kept), "correct": int(np.sum(correct))}
     return out
@@ -162,6 +185,8 @@ def run_ood_benchmark(
     combined: Sequence[str] | None = None,
     leave_out: Sequence[str] = LEAVE_OUT,
     n_far: int = 20,
+    other_edge_docs: Sequence[dict] = (),
+    scores_file: str | None = None,
     progress: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Run the benchmark (see the module docstring); ``environments`` are the raw Si environments of ``spectra``.
@@ -178,6 +203,8 @@ def run_ood_benchmark(
         combined: the scores combined into the p-value (default: the config's).
         leave_out: environments to leave out of training in turn.
         n_far: far spectra per shape.
+        other_edge_docs: task documents of other elements' K edges (far OOD).
+        scores_file: if given, every score of every spectrum is saved there (``.npz``) for offline analysis.
         progress: called with a status line per trained model.
     """
     from pymatgen_xanes_nn.training import _calibration_folds, fit_temperature, temper, train
@@ -185,18 +212,21 @@ def run_ood_benchmark(
     config = config.replace(calibration_folds=0)
     combined = list(combined or config.ood_scores)
     y = np.array([classes.index(lab) for lab in spectra.labels])
-    far_raw, far_kinds = far_spectra(n_far, config.seed)
-    x_far, far_kept = _vectorize(far_raw, preprocessing)
-    far_kinds = [far_kinds[i] for i in far_kept]
+    far_sets = {"far: non-spectra": far_spectra(n_far, config.seed)[0]}
+    if other_edge_docs:
+        far_sets["far: other K edges"] = other_edges(other_edge_docs)[0]
+    far_x = {kind: _vectorize(raw, preprocessing) for kind, raw in far_sets.items()}
     pooled: dict[str, dict[str, list]] = {}
     held = {"pvalue": [], "correct": [], "in_set": [], "set_size": [], "n_refused": {}, "quality": {}}
     per_fold: list[dict[str, Any]] = []
+    dump: dict[str, np.ndarray] = {}
 
-    def add(kind: str, scores: dict[str, np.ndarray], pvalue: np.ndarray) -> None:
+    def add(kind: str, scores: dict[str, np.ndarray], pvalue: np.ndarray, n_refused: int = 0) -> None:
+        # a refused spectrum gets no answer: caught, whatever the scores would have said
         bucket = pooled.setdefault(kind, {k: [] for k in [*OOD_SCORES, "combined"]})
         for k in OOD_SCORES:
-            bucket[k].append(scores[k])
-        bucket["combined"].append(1.0 - pvalue)  # higher = stranger, like the raw scores
+            bucket[k].append(np.concatenate([scores[k], np.full(n_refused, np.inf)]))
+        bucket["combined"].append(np.concatenate([1.0 - pvalue, np.full(n_refused, np.inf)]))
 
     t0 = time.time()
     for f, (tr, te) in enumerate(_calibration_folds(spectra.groups, y, n_folds, config.seed)):
@@ -211,16 +241,15 @@ def run_ood_benchmark(
                 acc = held["quality"].setdefault(kind, {}).setdefault(v, {"n": 0, "scored": 0, "correct": 0})
                 for key in acc:
                     acc[key] += r[key]
-        others = {"far: non-spectra": clf.ood_scores(x_far)}
+        others = {kind: (clf.ood_scores(x), len(far_sets[kind]) - len(kept)) for kind, (x, kept) in far_x.items()}
         rng = np.random.default_rng(config.seed + 100 * f)
         for name, (kind, (low, high)) in FAULTS.items():
             damaged = [apply_fault(e, m, kind, low, high, rng, preprocessing) for e, m in test_set.raw]
             x_bad, kept = _vectorize(damaged, preprocessing)
             held["n_refused"][name] = held["n_refused"].get(name, 0) + len(damaged) - len(kept)
-            if len(kept):
-                others[f"fault: {name}"] = clf.ood_scores(x_bad)
+            others[f"fault: {name}"] = (clf.ood_scores(x_bad) if len(kept) else None, len(damaged) - len(kept))
         if outside is not None and len(outside.x):
-            others["near: outside the classes"] = clf.ood_scores(outside.x)
+            others["near: outside the classes"] = (clf.ood_scores(outside.x), 0)
         per_fold.append({"inside": clf.ood_scores(test_set.x, codes), "proba": clf._proba_matrix(codes),
                          "y": y_te, "others": others})
         if progress:
@@ -249,14 +278,19 @@ def run_ood_benchmark(
         held["in_set"].append(sets[np.arange(len(y_te)), np.clip(y_te, 0, None)] & (y_te >= 0))
         held["set_size"].append(sets.sum(axis=1))
         add("inside", fold["inside"], p_in)
-        for kind, scores in fold["others"].items():
-            add(kind, scores, pv(scores))
+        for kind, (scores, n_refused) in fold["others"].items():
+            if scores is None:
+                scores = {k: np.zeros(0) for k in OOD_SCORES}
+            add(kind, scores, pv(scores), n_refused)
+            dump.update({f"fold{f}|{kind}|{k}": v for k, v in scores.items()})
+            dump[f"fold{f}|{kind}|n_refused"] = np.array([n_refused])
+        dump.update({f"fold{f}|inside|{k}": v for k, v in fold["inside"].items()})
     # leave one environment out: networks that never saw it score it against held-out known environments
     loeo = {}
     if scheme == "environment" and environments is not None:
         env = np.asarray(environments)
         for k, name in enumerate(leave_out):
-            out_mask = env == name
+            out_mask = (env == name) | (np.asarray(spectra.labels) == name)
             if out_mask.sum() < 5:
                 continue
             keep = np.flatnonzero(~out_mask)
@@ -273,6 +307,9 @@ def run_ood_benchmark(
             calib = {c: np.sort(s_in[c][half == 1]) for c in combined}
             p_in = combined_pvalue(calib, {c: s_in[c][half == 0] for c in combined})
             p_out = combined_pvalue(calib, {c: s_out[c] for c in combined})
+            dump.update({f"loeo {name}|{part}|{c}": v[c] for part, v in (("inside", s_in), ("out", s_out))
+                         for c in OOD_SCORES})
+            dump[f"loeo {name}|inside|half"] = half
             inside = {c: s_in[c][half == 0] for c in OOD_SCORES}
             inside["combined"] = 1.0 - p_in
             out = {c: s_out[c] for c in OOD_SCORES}
@@ -319,4 +356,6 @@ def run_ood_benchmark(
     results["quality"] = {kind: {v: {**r, "accuracy_of_scored": r["correct"] / r["scored"] if r["scored"] else None}
                                  for v, r in rows.items()} for kind, rows in held["quality"].items()}
     results["seconds"] = time.time() - t0
+    if scores_file:
+        np.savez_compressed(scores_file, **dump)
     return results

@@ -129,16 +129,20 @@ def feff_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def write_feff_input(structure: Structure, site_index: int, settings: FeffSettings, directory: str) -> dict:
-    """Write ``feff.inp`` (and pymatgen's split files) for one absorbing Si site.
+def write_feff_input(structure: Structure, site_index: int, settings: FeffSettings, directory: str,
+                     element: str = "Si") -> dict:
+    """Write ``feff.inp`` (and pymatgen's split files) for one absorbing site (K edge).
+
+    Args:
+        element: the absorber the site must hold (other elements' K edges serve the OOD benchmark).
 
     Returns:
         The FEFF tags as a dict (atomate's ``input_parameters``).
     """
     from pymatgen.io.feff.sets import MPXANESSet
 
-    if structure[site_index].specie.symbol != "Si":
-        raise ValueError(f"Site {site_index} is {structure[site_index].specie}, not Si")
+    if structure[site_index].specie.symbol != element:
+        raise ValueError(f"Site {site_index} is {structure[site_index].specie}, not {element}")
     feff_set = MPXANESSet(
         site_index, structure, edge="K", radius=settings.radius, user_tag_settings=settings.user_tag_settings()
     )
@@ -311,12 +315,13 @@ def read_xmu_rows(filename: str) -> list[list[float]]:
 
 @dataclass
 class SiteJob:
-    """One FEFF calculation to run: a structure, an absorbing Si site and metadata."""
+    """One FEFF calculation to run: a structure, an absorbing site (Si unless ``element`` says) and metadata."""
 
     task_id: str
     structure: dict
     site_index: int
     metadata: dict = field(default_factory=dict)
+    element: str = "Si"
 
 
 def simulate_site(job: SiteJob, settings: FeffSettings, scratch: str, timeout: float | None = None) -> dict:
@@ -327,7 +332,7 @@ def simulate_site(job: SiteJob, settings: FeffSettings, scratch: str, timeout: f
 
     structure = Structure.from_dict(job.structure)
     metadata = dict(job.metadata)
-    metadata.update({"feff_version": feff10.__version__, "feff_env": FEFF_MALLOC_ENV})
+    metadata.update({"feff_version": feff10.__version__, "feff_env": FEFF_MALLOC_ENV, "absorbing_element": job.element})
     doc: dict[str, Any] = {
         "task_id": job.task_id,
         "structure": job.structure,
@@ -343,7 +348,7 @@ def simulate_site(job: SiteJob, settings: FeffSettings, scratch: str, timeout: f
         for attempt, current in enumerate(attempts):
             metadata["feff_settings"] = asdict(current)
             input_dir, run_dir = os.path.join(directory, f"input{attempt}"), os.path.join(directory, f"run{attempt}")
-            doc["input_parameters"] = write_feff_input(structure, job.site_index, current, input_dir)
+            doc["input_parameters"] = write_feff_input(structure, job.site_index, current, input_dir, job.element)
             doc["cluster"] = Atoms.cluster_from_file(os.path.join(input_dir, "feff.inp")).as_dict()
             try:
                 timing = run_feff(os.path.join(input_dir, "feff.inp"), run_dir, timeout=timeout)
@@ -500,4 +505,35 @@ def jobs_from_corpus(corpus: dict, priority_chemsys: Iterable[str] = ()) -> list
             jobs.append(
                 SiteJob(f"{rec['structure_id']}-s{site['site_index']}", rec["structure"], site["site_index"], site_meta)
             )
+    return jobs
+
+
+def jobs_for_absorber(corpus: dict, element: str, n_structures: int = 4) -> list[SiteJob]:
+    """K-edge jobs of another element: one ``element`` site in the smallest structure of each chemical system.
+
+    These spectra are not Si K edges; moved into the Si window they test the OOD flag
+    (:mod:`pymatgen_xanes_nn.ood_benchmark`).
+
+    Args:
+        corpus: a corpus (:func:`pymatgen_xanes_nn.corpus.load_corpus`).
+        element: the absorbing element, e.g. ``"Al"``.
+        n_structures: how many structures (chemical systems in order of their smallest structure).
+    """
+    from pymatgen.core import Structure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    if element == "Si":
+        raise ValueError("Si sites come from jobs_from_corpus")
+    records = sorted((r for r in corpus["structures"] if element in r["chemsys"].split("-")),
+                     key=lambda r: (len(r["structure"]["sites"]), r["structure_id"]))
+    smallest: dict[str, dict] = {}
+    for rec in records:
+        smallest.setdefault(rec["chemsys"], rec)
+    jobs = []
+    for rec in list(smallest.values())[:n_structures]:
+        structure = Structure.from_dict(rec["structure"])
+        sym = SpacegroupAnalyzer(structure, symprec=0.01).get_symmetrized_structure()
+        site = next(eq[0] for eq in sym.equivalent_indices if structure[eq[0]].specie.symbol == element)
+        meta = {k: rec[k] for k in ("structure_id", "source", "source_id", "mineral", "formula", "chemsys", "group_id")}
+        jobs.append(SiteJob(f"{rec['structure_id']}-{element}{site}", rec["structure"], site, meta, element))
     return jobs

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pymatgen_xanes_nn.ood_benchmark import FAR_SHAPES, FAULTS, apply_fault, far_spectra, run_ood_benchmark
+from pymatgen_xanes_nn.ood_benchmark import (
+    FAR_SHAPES,
+    FAULTS,
+    SI_K_E0,
+    apply_fault,
+    far_spectra,
+    other_edges,
+    run_ood_benchmark,
+)
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
 from pymatgen_xanes_nn.training import TrainingConfig, dataset_for_scheme
 from pymatgen_xanes_nn.trust import OOD_SCORES
@@ -31,15 +39,37 @@ def test_faults_do_what_they_say():
     assert len(far) == 2 * len(FAR_SHAPES) and set(kinds) == set(FAR_SHAPES)
 
 
-def test_benchmark_on_a_tiny_problem():
+def test_other_edges_are_moved_to_the_si_edge():
+    from pymatgen_xanes_nn.dataset import OTHER_EDGES_FILE, data_path, load_tasks
+    from pymatgen_xanes_nn.preprocessing import find_e0, resample_uniform
+
+    docs = load_tasks(data_path(OTHER_EDGES_FILE))
+    raw, kinds = other_edges(docs)
+    assert {"Al", "P", "S"} <= set(kinds)
+    for (e, m), d in zip(raw, docs):
+        assert abs(find_e0(*resample_uniform(e, m)) - SI_K_E0) < 0.5
+        assert abs(e[0] - d["spectrum"][0][0]) > 200  # Al 1560, P 2141, S 2466 eV: really moved
+
+
+def test_benchmark_on_a_tiny_problem(tmp_path):
+    from pymatgen_xanes_nn.dataset import OTHER_EDGES_FILE, data_path, load_tasks
+
     docs = fake_task_docs(n_groups=6)
     spectra, classes = dataset_for_scheme("chemsys", docs)
     data = spectra.labelled()
     envs = ["SiN4" if i % 4 == 0 else "SiO4" for i in range(len(data.x))]
     res = run_ood_benchmark(data, classes, TrainingConfig(ae_epochs=2, fnn_epochs=2, ae_config="NN4"),
                             DEFAULT_PREPROCESSING, "environment", environments=envs, n_folds=2, n_far=2,
-                            leave_out=("SiN4",), progress=None)
-    assert "far: non-spectra" in res["sets"] and "near: left-out environment" in res["sets"]
+                            leave_out=("SiN4",), progress=None,
+                            other_edge_docs=load_tasks(data_path(OTHER_EDGES_FILE))[:3],
+                            scores_file=str(tmp_path / "scores.npz"))
+    assert {"far: non-spectra", "far: other K edges", "near: left-out environment"} <= set(res["sets"])
+    assert res["sets"]["far: other K edges"]["n"] == 3 * 2  # every fold scores them
+    # the quality gate refuses every spectrum cut to <= 80% of the window: refused counts as caught
+    assert res["held_out"]["faults_refused_by_input_checks"]["truncated 50-80%"] == len(data.x)
+    assert all(v["auroc"] == 1.0 for v in res["sets"]["fault: truncated 50-80%"]["scores"].values())
+    saved = np.load(tmp_path / "scores.npz")
+    assert {"fold0|inside|knn", "fold1|far: other K edges|energy", "loeo SiN4|out|knn"} <= set(saved.files)
     assert {f"fault: {name}" for name in FAULTS} <= set(res["sets"]) | {
         f"fault: {n}" for n, k in res["held_out"]["faults_refused_by_input_checks"].items() if k}
     for r in res["sets"].values():

@@ -18,8 +18,10 @@ from pymatgen_xanes_nn.simulate import (
     feff_failure_reason,
     gentler_scf,
     get_settings,
+    jobs_for_absorber,
     read_xmu_rows,
     simulate,
+    write_feff_input,
 )
 
 from .conftest import diamond_si, test_file
@@ -276,3 +278,26 @@ def test_truncated_task_file_is_skipped_by_name(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert sink.done_ids() == {"a-s0"}
     assert "b-s0.json.gz" in caplog.text and "truncated or corrupt" in caplog.text
+
+
+def test_jobs_for_another_absorber(tmp_path):
+    from pymatgen_xanes_nn.corpus import load_corpus
+
+    corpus = load_corpus()
+    jobs = jobs_for_absorber(corpus, "Al", 3)
+    assert len(jobs) == 3 and len({j.metadata["chemsys"] for j in jobs}) == 3  # one per chemical system
+    for job in jobs:
+        structure = Structure.from_dict(job.structure)
+        assert job.element == "Al" and structure[job.site_index].specie.symbol == "Al"
+        assert job.task_id.endswith(f"-Al{job.site_index}")
+    tags = write_feff_input(Structure.from_dict(jobs[0].structure), jobs[0].site_index, PRESETS["dataset"],
+                            str(tmp_path / "in"), element="Al")
+    absorber = next(line.split() for line in open(tmp_path / "in" / "feff.inp").read().split("POTENTIALS")[1]
+                    .splitlines() if line.split()[:1] == ["0"])
+    assert absorber[:3] == ["0", "13", "Al"]  # ipot 0 (the absorber) is aluminium
+    assert tags["EDGE"] == "K"
+    with pytest.raises(ValueError, match="not Si"):  # the default absorber is checked
+        write_feff_input(Structure.from_dict(jobs[0].structure), jobs[0].site_index, PRESETS["dataset"],
+                         str(tmp_path / "in2"))
+    with pytest.raises(ValueError, match="jobs_from_corpus"):
+        jobs_for_absorber(corpus, "Si")
