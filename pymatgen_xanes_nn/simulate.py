@@ -134,6 +134,10 @@ def write_feff_input(structure: Structure, site_index: int, settings: FeffSettin
     """Write ``feff.inp`` (and pymatgen's split files) for one absorbing site (K edge).
 
     Args:
+        structure: the crystal.
+        site_index: index of the absorbing site in ``structure``.
+        settings: FEFF card settings.
+        directory: folder to write into.
         element: the absorber the site must hold (other elements' K edges serve the OOD benchmark).
 
     Returns:
