@@ -18,31 +18,59 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
+def _read_files(files: Sequence[str], columns: Sequence[str] | None):
+    """Yield ``(name, XAS or None, notes, error)`` for every spectrum of every file; a bad file never stops the rest."""
+    import warnings
+
+    from pymatgen_xanes_nn.io import SpectrumNote, read_spectra
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    for filename in files:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SpectrumNote)
+            try:
+                spectra = read_spectra(filename, columns)
+                error = None
+            except (SpectrumError, OSError) as exc:
+                spectra, error = [], exc
+        notes = [str(w.message) for w in caught if issubclass(w.category, SpectrumNote)]
+        if error is not None:
+            yield filename, None, notes, error
+        for name, xas in spectra:
+            yield name, xas, notes, None
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.io import read_spectrum
     from pymatgen_xanes_nn.plotting import plot_preprocessed
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError, find_e0, resample_uniform
 
     pre = DEFAULT_PREPROCESSING
     failed = 0
-    for i, filename in enumerate(args.files):
-        try:  # one bad file never stops the others
-            xas = read_spectrum(filename)
-            vec = pre.transform(xas, shift=args.shift, smooth=args.smooth)
-        except (SpectrumError, OSError) as exc:
+    for i, (name, xas, notes, error) in enumerate(_read_files(args.files, args.columns)):
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        if error is not None:
             failed += 1
-            print(f"{filename}: error: {exc}", file=sys.stderr)
+            print(f"{name}: error: {error}", file=sys.stderr)
             continue
+        # what one needs to see most when the spectrum does not fit the model: printed before any check
         fine_e, fine_mu = resample_uniform(xas.x + args.shift, xas.y)
         e0 = find_e0(fine_e, fine_mu)
         print(
-            f"{filename}: {xas.absorbing_element} {xas.edge}-edge {xas.spectrum_type}, {len(xas.x)} points, "
-            f"range {xas.x[0]:.2f}-{xas.x[-1]:.2f} eV, e0 {e0:.2f} eV (shift {args.shift:+.2f} eV)"
+            f"{name}: {xas.absorbing_element} {xas.edge}-edge {xas.spectrum_type}, {len(xas.x)} points, "
+            f"range {xas.x[0] + args.shift:.2f}-{xas.x[-1] + args.shift:.2f} eV, e0 {e0:.2f} eV "
+            f"(shift {args.shift:+.2f} eV); model window {pre.e_min:g}-{pre.e_max:g} eV"
         )
+        try:
+            vec = pre.transform(xas, shift=args.shift, smooth=args.smooth)
+        except SpectrumError as exc:
+            failed += 1
+            vec = None
+            print(f"  error: {exc}", file=sys.stderr)
         if args.png:
             root, ext = os.path.splitext(args.png)
-            png = args.png if len(args.files) == 1 else f"{root}_{i}{ext or '.png'}"
-            plot_preprocessed(xas, vec, pre, png, title=os.path.basename(filename), shift=args.shift)
+            png = args.png if len(args.files) == 1 and i == 0 else f"{root}_{i}{ext or '.png'}"
+            plot_preprocessed(xas, vec, pre, png, title=os.path.basename(name), shift=args.shift, e0=e0)
             print(f"  wrote {png}")
     return 1 if failed else 0
 
@@ -185,31 +213,36 @@ def _load_model(name_or_file: str):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.io import read_spectrum
     from pymatgen_xanes_nn.preprocessing import SpectrumError
 
     clf = _load_model(args.model)
     results, failed = [], 0
-    for filename in args.files:
-        try:
-            res = clf.classify(read_spectrum(filename), shift=args.shift, smooth=args.smooth)
-        except (SpectrumError, OSError) as exc:  # one bad file never stops the others
+    for name, xas, notes, error in _read_files(args.files, args.columns):
+        if not args.json:
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
+        if error is None:
+            try:
+                res = clf.classify(xas, shift=args.shift, smooth=args.smooth)
+            except SpectrumError as exc:
+                error = exc
+        if error is not None:  # one bad file never stops the others
             failed += 1
-            results.append({"file": filename, "error": str(exc)})
+            results.append({"file": name, "error": str(error), "notes": notes})
             if not args.json:
-                print(f"{filename}: error: {exc}", file=sys.stderr)
+                print(f"{name}: error: {error}", file=sys.stderr)
             continue
-        res = {"file": filename, **res}
+        res = {"file": name, **res, "notes": notes}
         if args.png and res["evidence"]:
             from pymatgen_xanes_nn.plotting import plot_evidence
             from pymatgen_xanes_nn.reference import reference_vectors
 
             root, ext = os.path.splitext(args.png)
-            png = args.png if len(args.files) == 1 else f"{root}_{len(results)}{ext or '.png'}"
-            vec = clf.vectorize(read_spectrum(filename), shift=args.shift, smooth=args.smooth)[0][0]
+            png = args.png if len(args.files) == 1 and not results else f"{root}_{len(results)}{ext or '.png'}"
+            vec = clf.vectorize(xas, shift=args.shift, smooth=args.smooth)[0][0]
             plot_evidence(vec, clf.preprocessing, res["evidence"],
                           reference_vectors([e["task_id"] for e in res["evidence"]]), png,
-                          title=f"{os.path.basename(filename)}: {res['label']}")
+                          title=f"{os.path.basename(name)}: {res['label']}")
             res["png"] = png
         if not args.latent:
             res.pop("latent")
@@ -217,7 +250,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if not args.json:
             top = sorted(res["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
             flag = "  [out of distribution]" if res["ood"] else ""
-            print(f"{filename}: {res['label']} (confidence {res['confidence']:.2f}){flag}")
+            print(f"{name}: {res['label']} (confidence {res['confidence']:.2f}){flag}")
             print("    " + ", ".join(f"{lab} {p:.3f}" for lab, p in top))
             print(f"    {100 * res['set_level']:.0f}% prediction set: {{{', '.join(res['prediction_set'])}}}"
                   + (f"  -> don't know: {res['reason']}" if res["dont_know"] else ""))
@@ -460,6 +493,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- option types, checked up front
+SPECTRUM_FILES_HELP = "spectrum files: FEFF xmu.dat, XDI, text/CSV columns, Athena .prj, XAS or task JSON"
+
 def _int_at_least(lowest: int):
     def parse(text: str) -> int:
         try:
@@ -491,6 +526,13 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} is not > 0")
     return value
+
+
+def _column_names(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",")]
+    if len(names) < 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated name per column, e.g. energy,i0,it")
+    return names
 
 
 def _element(text: str) -> str:
@@ -547,14 +589,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("show", help="print e0, range and points of spectra; plot raw and preprocessed")
-    p.add_argument("files", nargs="+", help="xmu.dat, two-column text/CSV, XAS JSON or task-document JSON")
+    p.add_argument("files", nargs="+", help=SPECTRUM_FILES_HELP)
+    p.add_argument("--columns", type=_column_names, default=None,
+                   help="names of the columns when the header does not say, e.g. energy,i0,it or index,energy,mu")
     p.add_argument("--png", help="write a PNG of the raw and preprocessed spectrum")
     p.add_argument("--shift", type=_finite_float, default=0.0, help="energy shift in eV (calibration)")
     p.add_argument("--smooth", type=_positive_float, default=None, help="Savitzky-Golay window in eV")
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("predict", help="classify spectrum files with a pretrained or saved model")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="+", help=SPECTRUM_FILES_HELP)
+    p.add_argument("--columns", type=_column_names, default=None,
+                   help="names of the columns when the header does not say, e.g. energy,i0,it or index,energy,mu")
     p.add_argument("--model", type=_model_name_or_file, default="si_k_chemsys", help="pretrained name or model file")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--latent", action="store_true", help="include the latent code in JSON")

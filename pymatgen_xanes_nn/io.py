@@ -2,7 +2,10 @@
 
 Supported inputs:
     * FEFF ``xmu.dat`` (energy = column 0, mu = column 3), with its ``feff.inp`` if present;
-    * two-column text/CSV files (energy in eV, intensity);
+    * text/CSV columns as beamlines write them: XDI, or a header naming the columns (energy, i0, it, if, mu, ...;
+      mu computed from transmission or fluorescence channels), or two unnamed columns (energy, mu);
+      keV, decimal commas and Latin-1 are handled;
+    * Athena project files (``.prj``);
     * pymatgen ``XAS`` JSON (MSON), optionally gzipped;
     * atomate FEFF task documents (``spectrum`` = xmu.dat rows), as dicts or JSON files.
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +25,8 @@ import numpy as np
 from pymatgen_xanes_nn.preprocessing import SpectrumError, validate_arrays, xas_from_dict
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pymatgen.analysis.xas.spectrum import XAS
 
 _XMU_COLUMNS_RE = re.compile(r"#\s+omega\s+e\s+k\s+mu\s+mu0\s+chi")
@@ -46,9 +52,13 @@ def _read_text(filename: str) -> str:
     if not os.path.exists(filename):
         raise FileNotFoundError(f"No such spectrum file: {filename}")
     try:
-        text = read_bytes(filename, MAX_SPECTRUM_BYTES).decode()
-    except (OSError, UnicodeDecodeError, UnsafeDocumentError) as exc:
+        data = read_bytes(filename, MAX_SPECTRUM_BYTES)
+    except (OSError, UnsafeDocumentError) as exc:
         raise SpectrumError(f"Cannot read {filename}: {exc}") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:  # a Latin-1 header ("µ", "°") from older beamline software; every byte decodes
+        text = data.decode("latin-1")
     if not text.strip():
         raise SpectrumError(f"Empty file: {filename}")
     return text
@@ -88,28 +98,202 @@ def read_xmu(filename: str, feff_inp: str | None = None) -> XAS:
     return _make_xas(rows[:, 0], rows[:, 3], structure, element, edge, "XANES", index)
 
 
-def read_two_column(filename: str, element: str = "Si", edge: str = "K") -> XAS:
-    """Read a text/CSV file of energy (eV) and intensity columns; header and ``#`` lines are skipped."""
+class SpectrumNote(UserWarning):
+    """Something a reader did to the data that the user should know (units converted, mu computed)."""
+
+
+def _note(message: str) -> None:
+    warnings.warn(message, SpectrumNote, stacklevel=3)
+
+
+#: Column names as beamlines and XAS programs write them (lower case, units stripped) -> role. Columns with
+#: other names (index, time, reference channels such as ``irefer``/``murefer``) are ignored.
+COLUMN_ROLES: dict[str, tuple[str, ...]] = {
+    "energy": ("energy", "e", "en", "ener", "ev", "energyev", "enc", "mono", "monoenergy", "energie", "énergie"),
+    "relative energy": ("e-e0", "e_e0", "erel", "e_rel", "relative_energy", "de"),
+    "i0": ("i0", "io", "izero", "i_0", "mon", "monitor"),
+    "it": ("it", "i1", "itrans", "i_t", "trans", "itr"),
+    "if": ("if", "ifl", "ifluor", "fluor", "fl", "ff", "pips", "ipips", "sdd", "fy", "tfy", "pfy"),
+    "mu": ("mu", "xmu", "mu_e", "mut", "mutrans", "mu_trans", "muf", "mufluor", "mu_fluor", "norm", "flat",
+           "normtrans", "normfluor", "nmu", "normalized", "absorption", "abs", "intensity", "tey"),
+}
+_ROLE_OF = {alias: role for role, aliases in COLUMN_ROLES.items() for alias in aliases}
+_UNIT_RE = re.compile(r"^[(\[]?(k?ev)[)\]]?$", re.IGNORECASE)
+_DECIMAL_COMMA_RE = re.compile(r"^[-+]?\d+(,\d+)?([eE][-+]?\d+)?$")
+_NUMERIC_START_RE = re.compile(r"^\s*[-+]?(\d|\.\d)")
+
+
+def _column_name(token: str) -> tuple[str, str | None]:
+    """``"Energy(eV)"`` -> ``("energy", "ev")``: a header token's name and unit, lower case."""
+    token = token.strip().lower()
+    unit = None
+    match = re.match(r"^(.*?)\s*[(\[/]\s*(k?ev|[^)\]]*)\s*[)\]]?$", token)
+    if match and match.group(1):
+        token, unit = match.group(1), match.group(2) or None
+    for suffix in ("_kev", "_ev"):
+        if token.endswith(suffix) and len(token) > len(suffix):
+            token, unit = token[: -len(suffix)], suffix[1:]
+    return token.strip(), unit
+
+
+def _header_names(line: str, n_columns: int) -> list[tuple[str, str | None]] | None:
+    """Column names (and units) of a header line, if it names exactly ``n_columns`` columns."""
+    text = line.lstrip("#!%; \t")
+    for splitter in (r"[,;\t]+", r"\s+"):
+        tokens = [t for t in re.split(splitter, text.strip()) if t]
+        merged: list[str] = []
+        for t in tokens:  # "energy (eV)" split at the space: the unit joins its column
+            if merged and _UNIT_RE.match(t) and not _UNIT_RE.match(merged[-1]):
+                merged[-1] += f"({_UNIT_RE.match(t).group(1)})"
+            else:
+                merged.append(t)
+        if len(merged) == n_columns:
+            return [_column_name(t) for t in merged]
+    return None
+
+
+def _split_numbers(line: str, decimal_comma: bool) -> list[float]:
+    if decimal_comma:
+        return [float(t.replace(",", ".")) for t in re.split(r"[;\s]+", line.strip()) if t]
+    return [float(t) for t in re.split(r"[,;\s]+", line.strip()) if t]
+
+
+def _uses_decimal_comma(line: str) -> bool:
+    """``1838,5  0,041`` or ``1838,5;0,041``: commas as decimal marks (never with a dot in the line)."""
+    tokens = [t for t in re.split(r"[;\s]+", line.strip()) if t]
+    return "." not in line and "," in line and len(tokens) >= 2 and all(_DECIMAL_COMMA_RE.match(t) for t in tokens)
+
+
+def energies_in_ev(energy: np.ndarray, unit: str | None = None, where: str = "spectrum") -> np.ndarray:
+    """Energies in eV: keV (declared or recognised) converted with a note; relative energies refused.
+
+    Args:
+        energy: energies as read.
+        unit: the unit the file declares (``"ev"``/``"kev"``), if any.
+        where: the file, for messages.
+
+    Raises:
+        SpectrumError: for energies relative to the edge (E - E0), which the models cannot place.
+    """
+    energy = np.asarray(energy, float)
+    if energy.size == 0:
+        return energy
+    lo, hi = float(np.min(energy)), float(np.max(energy))
+    if unit == "kev" or (unit is None and 0.1 <= np.median(energy) <= 40.0 and hi - lo < 5.0):
+        # every K edge from B to Sb lies at 0.1-40 keV, and no XANES scan spans 5 keV
+        _note(f"{where}: energies {lo:g}-{hi:g} read as keV ({'declared' if unit else 'recognised'}) "
+              "and converted to eV")
+        return energy * 1000.0
+    if lo < 0 or hi < 100.0:
+        raise SpectrumError(
+            f"{where}: energies run from {lo:g} to {hi:g} eV: they look relative to the edge (E - E0), and the "
+            "model needs absolute energies (the Si K edge is at ~1839 eV); add the edge energy to the energy column")
+    return energy
+
+
+def _pick_mu(names: list[str], columns: np.ndarray, where: str) -> tuple[np.ndarray, str]:
+    """Mu from named columns: a mu column, else ln(I0/It) (transmission), else If/I0 (fluorescence)."""
+    roles = [_ROLE_OF.get(n) for n in names]
+
+    def col(role: str) -> np.ndarray | None:
+        return columns[:, roles.index(role)] if role in roles else None
+
+    i0, it, fl, mu = col("i0"), col("it"), col("if"), col("mu")
+    if mu is not None:
+        return mu, f"column {names[roles.index('mu')]!r}"
+    if i0 is not None and it is not None:
+        if (i0 <= 0).any() or (it <= 0).any():
+            raise SpectrumError(f"{where}: transmission needs positive I0 and It; found zero or negative counts")
+        return np.log(i0 / it), "transmission, mu = ln(I0/It)"
+    if i0 is not None and fl is not None:
+        if (i0 <= 0).any():
+            raise SpectrumError(f"{where}: fluorescence needs positive I0; found zero or negative counts")
+        return fl / i0, "fluorescence, mu = If/I0"
+    raise SpectrumError(
+        f"{where}: no column gives mu (columns: {', '.join(names)}); expected one of mu/xmu/norm/flat, or i0 with "
+        "it (transmission) or if (fluorescence): name them in the header or with columns=, e.g. 'energy,i0,it'")
+
+
+def read_columns(filename: str, columns: Sequence[str] | None = None, element: str = "Si", edge: str = "K") -> XAS:
+    """Read a text spectrum whose columns a header names (or ``columns`` does), XDI files included.
+
+    Two unnamed columns are energy and mu. Named columns (see :data:`COLUMN_ROLES`): a mu column is used as
+    is; otherwise mu is computed from I0 and It (transmission, ``ln(I0/It)``) or from I0 and If (fluorescence,
+    ``If/I0``), with a :class:`SpectrumNote`. Energies in keV are converted (note); decimal commas and Latin-1
+    files are read.
+
+    Args:
+        filename: the file.
+        columns: a name per column (e.g. ``["index", "energy", "mu"]``), overriding the header.
+        element: absorbing element when the file does not say (XDI's ``Element.symbol`` does).
+        edge: absorption edge when the file does not say (XDI's ``Element.edge``).
+    """
     text = _read_text(filename)
-    data = []
+    xdi: dict[str, str] = {}
+    header: list[str] = []
+    rows: list[list[float]] = []
+    decimal_comma = None
     for n, line in enumerate(text.splitlines(), 1):
-        line = line.split("#")[0].strip()
-        if not line:
+        stripped = line.strip()
+        if not stripped:
             continue
-        parts = re.split(r"[,;\s]+", line)
+        if stripped[0] in "#!%" or (not rows and not _NUMERIC_START_RE.match(stripped)):
+            if rows and stripped[0] not in "#!%":
+                raise SpectrumError(f"Unparseable line {n} of {filename}: {stripped[:60]!r}")
+            if not rows:
+                header.append(stripped)
+                field = re.match(r"^#\s*([\w.]+)\s*:\s*(.*)$", stripped)
+                if field:
+                    xdi[field.group(1).lower()] = field.group(2).strip()
+            continue
+        if decimal_comma is None:
+            decimal_comma = _uses_decimal_comma(stripped)
         try:
-            values = [float(p) for p in parts if p]
+            values = _split_numbers(stripped, decimal_comma)
         except ValueError:
-            if data:  # text after numbers: not a header
-                raise SpectrumError(f"Unparseable line {n} of {filename}: {line[:60]!r}") from None
-            continue
-        if len(values) < 2:
-            raise SpectrumError(f"Line {n} of {filename} has {len(values)} column(s); need energy and intensity")
-        data.append(values[:2])
-    if not data:
+            raise SpectrumError(f"Unparseable line {n} of {filename}: {stripped[:60]!r}") from None
+        if rows and len(values) != len(rows[0]):
+            raise SpectrumError(f"Line {n} of {filename} has {len(values)} columns, earlier lines {len(rows[0])}")
+        rows.append(values)
+    if not rows:
         raise SpectrumError(f"No numeric data in {filename}")
-    arr = np.array(data)
-    return _make_xas(arr[:, 0], arr[:, 1], None, element, edge)
+    data = np.array(rows)
+    n_cols = data.shape[1]
+    if n_cols < 2:
+        raise SpectrumError(f"{filename} has {n_cols} column; need energy and intensity")
+    named: list[tuple[str, str | None]] | None
+    if columns is not None:
+        if len(columns) != n_cols:
+            raise SpectrumError(f"{filename} has {n_cols} columns but {len(columns)} names were given: "
+                                f"{', '.join(columns)}")
+        named = [_column_name(c) for c in columns]
+    elif any(k.startswith("column.") for k in xdi):  # XDI: "# Column.1: energy eV"
+        named = []
+        for i in range(1, n_cols + 1):
+            name, *unit = xdi.get(f"column.{i}", f"column{i}").split()
+            named.append((name.lower(), unit[0].lower() if unit else None))
+    else:
+        named = next((names for line in reversed(header) if (names := _header_names(line, n_cols))), None)
+    element = xdi.get("element.symbol", element)
+    edge = xdi.get("element.edge", edge)
+    if named is None:
+        if n_cols > 2:
+            raise SpectrumError(f"{filename} has {n_cols} columns and no header naming them: give the names, "
+                                "e.g. columns='energy,i0,it' (--columns on the command line)")
+        named = [("energy", None), ("mu", None)]
+    names = [name for name, _ in named]
+    roles = [_ROLE_OF.get(name) for name in names]
+    if "energy" not in roles and "relative energy" in roles:
+        raise SpectrumError(f"{filename}: the energy column {names[roles.index('relative energy')]!r} is relative to "
+                            "the edge (E - E0); the model needs absolute energies (the Si K edge is at ~1839 eV)")
+    if "energy" not in roles:
+        raise SpectrumError(f"{filename}: no energy column among {', '.join(names)} (expected energy/e/ev, ...)")
+    k = roles.index("energy")
+    energy = energies_in_ev(data[:, k], named[k][1], where=filename)
+    mu, how = _pick_mu(names, data, filename)
+    if how.startswith(("transmission", "fluorescence")):
+        _note(f"{filename}: {how}")
+    return _make_xas(energy, mu, None, element, edge)
 
 
 def from_task_doc(doc: dict[str, Any]) -> XAS:
@@ -172,12 +356,86 @@ def read_json(filename: str) -> XAS:
     raise SpectrumError(f"{filename} is neither a pymatgen XAS JSON nor an atomate FEFF task document")
 
 
-def read_spectrum(filename: str) -> XAS:
-    """Read any supported spectrum file, choosing the reader from its name and content."""
+_ATHENA_LINE_RE = re.compile(r"^\s*([$@])(\w+)\s*=\s*(.*?);\s*$")
+_PERL_STRING_RE = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
+def read_athena(filename: str, element: str = "Si", edge: str = "K") -> list[tuple[str, XAS]]:
+    """Read every mu(E) group of an Athena project file (``.prj``, gzipped or not) as ``(label, XAS)``.
+
+    The file is Perl data; only its quoted strings are read (never evaluated). A calibration shift stored by
+    Athena (``bkg_eshift``) is applied, with a :class:`SpectrumNote`. Groups of other data types (chi(k), ...)
+    are skipped with a note.
+    """
+    text = _read_text(filename)
+    if not text.lstrip().startswith("# Athena project file"):
+        raise SpectrumError(f"{filename} is not an Athena project file (no '# Athena project file' header)")
+    groups: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        match = _ATHENA_LINE_RE.match(line)
+        if not match:
+            continue
+        sigil, name, value = match.groups()
+        strings = _PERL_STRING_RE.findall(value)
+        if sigil == "$" and name == "old_group":
+            groups.append({"group": strings[0] if strings else f"group{len(groups) + 1}"})
+        elif sigil == "@" and groups and name in ("args", "x", "y"):
+            groups[-1][name] = strings
+    out = []
+    for g in groups:
+        args = dict(zip(g.get("args", [])[::2], g.get("args", [])[1::2]))
+        label = args.get("label") or g["group"]
+        where = f"{filename} [{label}]"
+        datatype = args.get("datatype", "xmu").lower()
+        if datatype not in ("xmu", "xanes") or args.get("is_chi") == "1":
+            _note(f"{where}: datatype {datatype!r} is not mu(E); skipped")
+            continue
+        try:
+            energy = np.array(g.get("x", []), float)
+            mu = np.array(g.get("y", []), float)
+            shift = float(args.get("bkg_eshift", 0) or 0)
+        except ValueError as exc:
+            raise SpectrumError(f"{where}: non-numeric data ({exc})") from exc
+        if shift:
+            _note(f"{where}: Athena's calibration shift bkg_eshift = {shift:+g} eV applied")
+        try:
+            out.append((label, _make_xas(energies_in_ev(energy, "ev", where) + shift, mu, None, element, edge)))
+        except SpectrumError as exc:
+            raise SpectrumError(f"{where}: {exc}") from exc
+    if not out:
+        raise SpectrumError(f"{filename}: no mu(E) group in this Athena project")
+    return out
+
+
+def read_spectra(filename: str, columns: Sequence[str] | None = None) -> list[tuple[str, XAS]]:
+    """Every spectrum of a file as ``(name, XAS)``: one for most formats, one per group of an Athena project."""
+    if _is_athena(filename):
+        return [(f"{filename}:{label}", xas) for label, xas in read_athena(filename)]
+    return [(filename, read_spectrum(filename, columns))]
+
+
+def _is_athena(filename: str) -> bool:
+    name = os.path.basename(filename).lower().removesuffix(".gz")
+    return name.endswith(".prj") or _read_text(filename)[:200].lstrip().startswith("# Athena project file")
+
+
+def read_spectrum(filename: str, columns: Sequence[str] | None = None) -> XAS:
+    """Read any supported spectrum file, choosing the reader from its name and content.
+
+    Args:
+        filename: FEFF ``xmu.dat``, XDI, column text/CSV, Athena project (one group), XAS or task JSON.
+        columns: names of the columns of a text file whose header does not name them (see :func:`read_columns`).
+    """
     name = os.path.basename(filename).lower().removesuffix(".gz")
     if name.endswith(".json"):
         return read_json(filename)
+    if _is_athena(filename):
+        spectra = read_athena(filename)
+        if len(spectra) > 1:
+            raise SpectrumError(f"{filename} holds {len(spectra)} spectra ({', '.join(lab for lab, _ in spectra)}); "
+                                "read them with read_spectra (the command line classifies each)")
+        return spectra[0][1]
     head = _read_text(filename)[:4000]
-    if name.startswith("xmu") or name.endswith("xmu.dat") or _XMU_COLUMNS_RE.search(head):
+    if columns is None and (name.startswith("xmu") or name.endswith("xmu.dat") or _XMU_COLUMNS_RE.search(head)):
         return read_xmu(filename)
-    return read_two_column(filename)
+    return read_columns(filename, columns)

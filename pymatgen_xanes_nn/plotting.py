@@ -22,14 +22,30 @@ def pyplot():
 
 
 def plot_preprocessed(
-    xas: XAS, vector: np.ndarray, pre: Preprocessing, filename: str, title: str = "", shift: float = 0.0
+    xas: XAS, vector: np.ndarray | None, pre: Preprocessing, filename: str, title: str = "", shift: float = 0.0,
+    e0: float | None = None,
 ) -> None:
-    """Plot a raw spectrum and its preprocessed model input side by side and save a PNG."""
+    """Plot a raw spectrum and its preprocessed model input side by side and save a PNG.
+
+    Args:
+        xas: the spectrum as read.
+        vector: its model input, or None when preprocessing refused it (the raw panel is still drawn).
+        pre: the preprocessing.
+        filename: PNG to write.
+        title: plot title.
+        shift: calibration shift in eV added to the energies.
+        e0: edge energy in eV, marked on the raw panel with the model window.
+    """
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax1.plot(xas.x + shift, xas.y, lw=1.2)
+    ax1.axvspan(pre.e_min, pre.e_max, color="0.9", zorder=0, label="model window")
+    if e0 is not None:
+        ax1.axvline(e0, color="C3", lw=1.0, ls="--", label=f"e0 {e0:.1f} eV")
+    ax1.legend(fontsize=7)
     ax1.set(xlabel="Energy (eV)", ylabel="mu (raw)", title=f"raw {title}".strip())
-    ax2.plot(pre.grid, vector, lw=1.2, color="C1")
+    if vector is not None:
+        ax2.plot(pre.grid, vector, lw=1.2, color="C1")
     ax2.set(
         xlabel="Energy (eV)",
         ylabel=f"mu ({pre.normalization})",

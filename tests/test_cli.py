@@ -38,6 +38,39 @@ def test_predict_json(toy_model_file, tmp_path, capsys):
     assert "1 points" in results[1]["error"] or "need at least" in results[1]["error"]
 
 
+def test_show_prints_what_it_can_of_a_spectrum_outside_the_window(tmp_path, capsys):
+    import numpy as np
+
+    from .conftest import synthetic_edge
+
+    e, mu = synthetic_edge(e0=1950.0, lo=1930.0, hi=2000.0)  # edge 100 eV above the model window
+    (tmp_path / "far.dat").write_text("# energy mu\n" + "".join(f"{a} {b}\n" for a, b in zip(e, mu)))
+    png = tmp_path / "far.png"
+    assert main(["show", str(tmp_path / "far.dat"), "--png", str(png)]) == 1
+    captured = capsys.readouterr()
+    assert re.search(r"300 points, range 1930\.00-2000\.00 eV, e0 195\d\.\d\d eV", captured.out)
+    assert "outside the model's window" in captured.err and png.stat().st_size > 10_000
+    assert np.isfinite(float(re.search(r"e0 (\S+) eV", captured.out).group(1)))
+
+
+def test_predict_reads_measured_columns(toy_model_file, tmp_path, capsys):
+    import numpy as np
+
+    from .conftest import synthetic_edge
+
+    e, mu = synthetic_edge()
+    i0 = np.full_like(e, 1e5)
+    (tmp_path / "t.dat").write_text("".join(f"{a} {b} {c}\n" for a, b, c in zip(e, i0, i0 * np.exp(-mu))))
+    assert main(["predict", str(tmp_path / "t.dat"), "--model", toy_model_file, "--json"]) == 1  # columns unnamed
+    assert "no header naming them" in json.loads(capsys.readouterr().out)[0]["error"]
+    assert main(["predict", str(tmp_path / "t.dat"), "--model", toy_model_file, "--json",
+                 "--columns", "energy,i0,it"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    assert result["notes"] == [f"{tmp_path / 't.dat'}: transmission, mu = ln(I0/It)"] and result["label"]
+    with pytest.raises(SystemExit):
+        main(["predict", str(tmp_path / "t.dat"), "--columns", "energy"])
+
+
 def test_predict_text(toy_model_file, capsys):
     assert main(["predict", test_file("feff", "Si_diamond", "xmu.dat"), "--model", toy_model_file]) == 0
     assert "confidence" in capsys.readouterr().out

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 from pymatgen.analysis.xas.spectrum import XAS
 
-from pymatgen_xanes_nn.io import from_task_doc, read_json, read_spectrum, read_two_column, read_xmu
+from pymatgen_xanes_nn.io import (
+    SpectrumNote,
+    from_task_doc,
+    read_athena,
+    read_columns,
+    read_json,
+    read_spectra,
+    read_spectrum,
+    read_xmu,
+)
 from pymatgen_xanes_nn.preprocessing import SpectrumError
 
 from .conftest import synthetic_edge
@@ -51,11 +60,14 @@ def test_corrupt_xmu(diamond_xmu, tmp_path):
 def test_two_column_csv_and_text(tmp_path):
     e, mu = synthetic_edge()
     (tmp_path / "s.csv").write_text("energy_eV,mu\n" + "\n".join(f"{a},{b}" for a, b in zip(e, mu)))
-    (tmp_path / "s.txt").write_text("# measured\n" + "\n".join(f"{a}  {b}  0.1" for a, b in zip(e, mu)))
-    for name in ("s.csv", "s.txt"):
-        xas = read_spectrum(str(tmp_path / name))
+    (tmp_path / "s.txt").write_text("# measured\n" + "\n".join(f"{a}  {b}" for a, b in zip(e, mu)))
+    (tmp_path / "s3.txt").write_text("# measured\n" + "\n".join(f"{a}  {b}  0.1" for a, b in zip(e, mu)))
+    for name, columns in (("s.csv", None), ("s.txt", None), ("s3.txt", ["energy", "mu", "err"])):
+        xas = read_spectrum(str(tmp_path / name), columns=columns)
         np.testing.assert_allclose(xas.x, e)
         np.testing.assert_allclose(xas.y, mu)
+    with pytest.raises(SpectrumError, match="no header naming them"):  # the third column could be anything
+        read_spectrum(str(tmp_path / "s3.txt"))
 
 
 @pytest.mark.parametrize(
@@ -66,12 +78,17 @@ def test_two_column_csv_and_text(tmp_path):
         ("energy,mu\nfoo,bar\n", "No numeric data"),
         ("1840,1\n1841,2\nthis is not data\n", "Unparseable line"),
         ("1840\n1841\n", "1 column"),
+        ("1840 1 2\n1841 2 3\n", "no header naming them"),
+        ("# energy i0 itrans\n1840 1 0\n1841 2 1\n", "positive I0 and It"),
+        ("# energy i0 iref\n1840 1 2\n1841 2 3\n", "no column gives mu"),
+        ("# angle i0 mu\n1840 1 2\n1841 2 3\n", "no energy column"),
+        ("1840 1\n1841 2 3\n", "has 3 columns, earlier lines 2"),
     ],
 )
 def test_two_column_bad(tmp_path, content, match):
     (tmp_path / "bad.csv").write_text(content)
     with pytest.raises(SpectrumError, match=match):
-        read_two_column(str(tmp_path / "bad.csv"))
+        read_columns(str(tmp_path / "bad.csv"))
 
 
 def test_two_column_nan(tmp_path):
@@ -79,7 +96,7 @@ def test_two_column_nan(tmp_path):
     mu[10] = np.nan
     (tmp_path / "nan.csv").write_text("\n".join(f"{a},{b}" for a, b in zip(e, mu)))
     with pytest.raises(SpectrumError, match="NaN"):
-        read_two_column(str(tmp_path / "nan.csv"))
+        read_columns(str(tmp_path / "nan.csv"))
 
 
 def test_xas_json_roundtrip(diamond_xas, tmp_path):
@@ -165,3 +182,120 @@ def test_feff_is_reproducible_between_fixture_and_task_document():
     assert xas.structure.composition.reduced_formula == "SiO2"
     doc = read_json(test_file("tasks", "amcsd-789-s0.json.gz"), PYMATGEN_CLASSES)
     np.testing.assert_array_equal(np.loadtxt(test_file("feff", "SiO2_alpha_quartz", "xmu.dat")), doc["spectrum"])
+
+
+def _write(path, header: str, rows, encoding: str = "utf-8") -> str:
+    path.write_bytes((header + "".join(" ".join(f"{v:.6f}" for v in r) + "\n" for r in rows)).encode(encoding))
+    return str(path)
+
+
+def _read_with_notes(filename: str, **kwargs):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpectrumNote)
+        xas = read_spectrum(filename, **kwargs)
+    return xas, [str(w.message) for w in caught if issubclass(w.category, SpectrumNote)]
+
+
+def test_measured_channels_become_mu(tmp_path):
+    """Transmission ln(I0/It) and fluorescence If/I0 from named columns; unnamed extra columns are ignored."""
+    e, mu = synthetic_edge()
+    i0 = 1e5 * (1 + 0.1 * np.sin(e / 7))
+    trans = _write(tmp_path / "t.dat", "# energy i0 itrans irefer\n", zip(e, i0, i0 * np.exp(-mu), i0 / 3))
+    xas, notes = _read_with_notes(trans)
+    np.testing.assert_allclose(xas.y, mu, atol=1e-5)  # not I0, the first column after energy
+    assert any("transmission" in n for n in notes)
+    fluo = _write(tmp_path / "f.dat", "# Energy (eV)  I0  IFluor\n", zip(e, i0, i0 * mu / 100))
+    xas, notes = _read_with_notes(fluo)
+    np.testing.assert_allclose(xas.y, mu / 100, rtol=1e-4)
+    assert any("fluorescence" in n for n in notes)
+    index = _write(tmp_path / "i.dat", "# index energy mu\n", zip(range(len(e)), e, mu))
+    np.testing.assert_allclose(read_spectrum(index).x, e, atol=1e-6)  # the index is not the energy
+    bare = _write(tmp_path / "b.dat", "", zip(e, i0, i0 * np.exp(-mu)))
+    xas = read_spectrum(bare, columns=["energy", "i0", "it"])
+    np.testing.assert_allclose(xas.y, mu, atol=1e-5)
+    with pytest.raises(SpectrumError, match="3 columns but 2 names"):
+        read_spectrum(bare, columns=["energy", "mu"])
+
+
+def test_energy_units(tmp_path):
+    e, mu = synthetic_edge()
+    for header in ("# E(keV) mu\n", "# energy mu\n", ""):  # declared, recognised by value, no header at all
+        xas, notes = _read_with_notes(_write(tmp_path / "k.dat", header, zip(e / 1000, mu)))
+        np.testing.assert_allclose(xas.x, e, atol=1e-3)
+        assert any("keV" in n for n in notes)
+    xas, notes = _read_with_notes(_write(tmp_path / "ev.dat", "# energy mu\n", zip(e, mu)))
+    assert not notes and xas.x[0] == pytest.approx(e[0])
+    for header in ("# E-E0 mu\n", "# energy mu\n"):  # named relative, or recognised by its negative energies
+        with pytest.raises(SpectrumError, match="relative to the edge"):
+            read_spectrum(_write(tmp_path / "rel.dat", header, zip(e - 1846.0, mu)))
+
+
+def test_decimal_commas_and_latin1(tmp_path):
+    e, mu = synthetic_edge()
+    body = "".join(f"{a:.4f};{b:.6f}\n".replace(".", ",") for a, b in zip(e, mu))
+    (tmp_path / "c.csv").write_text("Energie;Absorption\n" + body)
+    np.testing.assert_allclose(read_spectrum(str(tmp_path / "c.csv")).x, e, atol=1e-4)
+    (tmp_path / "c2.txt").write_text(body.replace(";", "  "))
+    np.testing.assert_allclose(read_spectrum(str(tmp_path / "c2.txt")).y, mu, atol=1e-6)
+    latin = _write(tmp_path / "l.dat", "# quartz, \u00b5(E) at 25\u00b0C\n# energy mu\n", zip(e, mu), "latin-1")
+    with pytest.raises(UnicodeDecodeError):
+        open(latin, encoding="utf-8").read()  # really not UTF-8
+    np.testing.assert_allclose(read_spectrum(latin).y, mu, atol=1e-6)
+
+
+def test_xdi(tmp_path):
+    """An XDI file as the XDI specification writes it: names and units from Column.N, element and edge read."""
+    e, mu = synthetic_edge()
+    i0 = 1e5 * np.ones_like(e)
+    header = ("# XDI/1.0 GSE/1.0\n# Column.1: energy keV\n# Column.2: i0\n# Column.3: itrans\n"
+              "# Element.symbol: Si\n# Element.edge: K\n# Mono.d_spacing: 3.13551\n# ///\n# quartz\n#----\n"
+              "# energy i0 itrans\n")
+    xas, notes = _read_with_notes(_write(tmp_path / "q.xdi", header, zip(e / 1000, i0, i0 * np.exp(-mu))))
+    np.testing.assert_allclose(xas.x, e, atol=1e-3)
+    np.testing.assert_allclose(xas.y, mu, atol=1e-5)
+    assert xas.absorbing_element.symbol == "Si" and any("declared" in n for n in notes)
+    other = _write(tmp_path / "fe.xdi", header.replace("Si", "Fe"), zip(e / 1000, i0, i0 * np.exp(-mu)))
+    assert read_spectrum(other).absorbing_element.symbol == "Fe"  # the classifier then refuses it by name
+
+
+def _athena(groups) -> str:
+    out = ["# Athena project file -- Demeter version 0.9.26", "# written by the test", "", "@journal = ();", ""]
+    for label, args, x, y in groups:
+        out += [f"$old_group = '{label[:4]}';",
+                "@args = (" + ",".join(f"'{v}'" for kv in args.items() for v in kv) + ");",
+                "@x = (" + ",".join(f"'{v}'" for v in x) + ");",
+                "@y = (" + ",".join(f"'{v}'" for v in y) + ");", "[record] # ", ""]
+    return "\n".join([*out, "1;", ""])
+
+
+def test_athena_project(tmp_path):
+    e, mu = synthetic_edge()
+    text = _athena([("quartz", {"label": "quartz", "datatype": "xmu", "bkg_eshift": "1.5"}, e, mu),
+                    ("chi", {"label": "chi", "datatype": "chi"}, e, mu),
+                    ("second", {"label": "second", "datatype": "xmu"}, e, 2 * mu)])
+    with gzip.open(tmp_path / "p.prj", "wt") as f:  # Athena gzips its projects
+        f.write(text)
+    spectra = read_spectra(str(tmp_path / "p.prj"))
+    assert [name.split(":")[-1] for name, _ in spectra] == ["quartz", "second"]  # chi(k) skipped
+    np.testing.assert_allclose(spectra[0][1].x, e + 1.5)  # Athena's calibration shift applied
+    np.testing.assert_allclose(spectra[1][1].y, 2 * mu)
+    with pytest.raises(SpectrumError, match="holds 2 spectra"):
+        read_spectrum(str(tmp_path / "p.prj"))
+    (tmp_path / "x.prj").write_text("not athena")
+    with pytest.raises(SpectrumError, match="not an Athena project"):
+        read_athena(str(tmp_path / "x.prj"))
+
+
+def test_athena_project_is_data_not_code(tmp_path):
+    """Perl in a project file is never run: strings are read, nothing is evaluated."""
+    e, mu = synthetic_edge()
+    sentinel = tmp_path / "pwned"
+    text = _athena([("q", {"label": "q"}, e, mu)]).replace(
+        "@journal = ();", f"@journal = (system('touch {sentinel}'));\n$x = `touch {sentinel}`;")
+    text = text.replace("@y = (", f"@y = (__import__('os').system('touch {sentinel}'),", 1)
+    (tmp_path / "evil.prj").write_text(text)
+    with pytest.raises(SpectrumError, match="non-numeric"):
+        read_spectra(str(tmp_path / "evil.prj"))
+    assert not sentinel.exists()
