@@ -357,7 +357,21 @@ def read_json(filename: str) -> XAS:
 
 
 _ATHENA_LINE_RE = re.compile(r"^\s*([$@])(\w+)\s*=\s*(.*?);\s*$")
-_PERL_STRING_RE = re.compile(r"'((?:[^'\\]|\\.)*)'")
+_PERL_TOKEN_RE = re.compile(r"'((?:[^'\\]|\\.)*)'|(\[)|(\])|([^,\s\[\]()]+)")
+
+
+def _perl_list(text: str) -> list:
+    """The items of a Perl list literal ``('a', 'b', ['c'], 3)`` as strings and nested lists (never evaluated)."""
+    stack: list[list] = [[]]
+    for quoted, opening, closing, bare in _PERL_TOKEN_RE.findall(text.strip().removeprefix("(").removesuffix(")")):
+        if opening:
+            stack.append([])
+        elif closing and len(stack) > 1:
+            inner = stack.pop()
+            stack[-1].append(inner)
+        elif not closing:
+            stack[-1].append(quoted if not bare else bare)
+    return stack[0]
 
 
 def read_athena(filename: str, element: str = "Si", edge: str = "K") -> list[tuple[str, XAS]]:
@@ -376,17 +390,17 @@ def read_athena(filename: str, element: str = "Si", edge: str = "K") -> list[tup
         if not match:
             continue
         sigil, name, value = match.groups()
-        strings = _PERL_STRING_RE.findall(value)
+        items = _perl_list(value)
         if sigil == "$" and name == "old_group":
-            groups.append({"group": strings[0] if strings else f"group{len(groups) + 1}"})
+            groups.append({"group": str(items[0]) if items else f"group{len(groups) + 1}"})
         elif sigil == "@" and groups and name in ("args", "x", "y"):
-            groups[-1][name] = strings
+            groups[-1][name] = items
     out = []
     for g in groups:
-        args = dict(zip(g.get("args", [])[::2], g.get("args", [])[1::2]))
-        label = args.get("label") or g["group"]
+        args = {k: v for k, v in zip(g.get("args", [])[::2], g.get("args", [])[1::2]) if isinstance(k, str)}
+        label = str(args.get("label") or g["group"])
         where = f"{filename} [{label}]"
-        datatype = args.get("datatype", "xmu").lower()
+        datatype = str(args.get("datatype", "xmu")).lower()
         if datatype not in ("xmu", "xanes") or args.get("is_chi") == "1":
             _note(f"{where}: datatype {datatype!r} is not mu(E); skipped")
             continue
@@ -394,7 +408,7 @@ def read_athena(filename: str, element: str = "Si", edge: str = "K") -> list[tup
             energy = np.array(g.get("x", []), float)
             mu = np.array(g.get("y", []), float)
             shift = float(args.get("bkg_eshift", 0) or 0)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise SpectrumError(f"{where}: non-numeric data ({exc})") from exc
         if shift:
             _note(f"{where}: Athena's calibration shift bkg_eshift = {shift:+g} eV applied")

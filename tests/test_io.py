@@ -299,3 +299,35 @@ def test_athena_project_is_data_not_code(tmp_path):
     with pytest.raises(SpectrumError, match="non-numeric"):
         read_spectra(str(tmp_path / "evil.prj"))
     assert not sentinel.exists()
+
+
+def test_files_written_and_read_by_larch():
+    """Fixtures checked against xraylarch 2026.3.1 (test_files/measured/README.md): its Athena writer made the
+    project; its XDI reader reads the XDI file to the same arrays (larch writes no XDI)."""
+    from .conftest import test_file
+
+    quartz = np.loadtxt(test_file("..", "pymatgen_xanes_nn", "data", "examples", "SiO2_quartz.csv"),
+                        delimiter=",", skiprows=2)
+    spectra = read_spectra(test_file("measured", "quartz_larch.prj"))
+    assert [name.split(":")[-1] for name, _ in spectra] == ["quartz", "quartz_half"]
+    np.testing.assert_allclose(spectra[0][1].x, quartz[:, 0])
+    np.testing.assert_allclose(spectra[0][1].y, quartz[:, 1])
+    np.testing.assert_allclose(spectra[1][1].y, 0.5 * quartz[:, 1])
+    xas = read_spectrum(test_file("measured", "quartz_transmission.xdi"))
+    np.testing.assert_allclose(xas.x, quartz[:, 0])
+    np.testing.assert_allclose(xas.y, quartz[:, 1] + 0.4, atol=1e-6)  # ln(I0/It), not I0
+    assert xas.absorbing_element.symbol == "Si" and xas.edge == "K"
+
+
+def test_transmission_quartz_is_classified_as_quartz():
+    """The issue's case: read as I0, the quartz transmission file came out Mg-O-Si; as mu it is O-Si."""
+    from pymatgen_xanes_nn.classifier import XANESClassifier
+
+    from .conftest import test_file
+
+    clf = XANESClassifier.from_pretrained("si_k_chemsys")
+    reference = clf.classify(read_spectrum(test_file("..", "pymatgen_xanes_nn", "data", "examples",
+                                                     "SiO2_quartz.csv")))
+    measured = clf.classify(read_spectrum(test_file("measured", "quartz_transmission.xdi")))
+    assert measured["label"] == reference["label"] == "O-Si"
+    assert measured["probabilities"]["O-Si"] == pytest.approx(reference["probabilities"]["O-Si"], abs=0.02)
