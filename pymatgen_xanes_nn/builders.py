@@ -24,7 +24,7 @@ from maggma.builders import MapBuilder
 from maggma.core import Builder
 from maggma.stores import JSONStore, MemoryStore
 
-from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, find_e0, resample_uniform
+from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, check_xas
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -213,8 +213,8 @@ class SpectrumBuilder(CheckedMapBuilder):
         if item.get("state") == "failed":
             raise ValueError(f"FEFF calculation failed: {item.get('error', 'no error recorded')}")
         xas = from_task_doc(item)
-        vector = self._pre.transform(xas)
-        fine_e, fine_mu = resample_uniform(np.asarray(xas.x, float), np.asarray(xas.y, float))
+        xas = check_xas(xas)  # the right element and edge before anything is computed
+        vector, edge = self._pre.transform_with_edge(xas.x, xas.y)
         meta = item.get("metadata") or {}
         doc = {k: meta.get(k) for k in PROVENANCE_FIELDS}
         if doc["chemsys"] is None and xas.structure is not None:
@@ -223,7 +223,8 @@ class SpectrumBuilder(CheckedMapBuilder):
             {
                 "absorbing_atom": item.get("absorbing_atom"),
                 "spectrum": [round(float(v), 6) for v in vector],
-                "e0": find_e0(fine_e, fine_mu),
+                "e0": edge.e0,
+                "edge_step": edge.step,
                 "energy_range": [float(xas.x[0]), float(xas.x[-1])],
                 "preprocessing": self._pre.as_dict(),
                 "preprocessing_version": self._pre.version,

@@ -42,7 +42,7 @@ def _read_files(files: Sequence[str], columns: Sequence[str] | None):
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.plotting import plot_preprocessed
-    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError, find_e0, resample_uniform
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
 
     pre = DEFAULT_PREPROCESSING
     failed = 0
@@ -54,8 +54,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             print(f"{name}: error: {error}", file=sys.stderr)
             continue
         # what one needs to see most when the spectrum does not fit the model: printed before any check
-        fine_e, fine_mu = resample_uniform(xas.x + args.shift, xas.y)
-        e0 = find_e0(fine_e, fine_mu)
+        e0 = pre.edge(xas.x, xas.y, shift=args.shift, smooth=args.smooth).e0
         print(
             f"{name}: {xas.absorbing_element} {xas.edge}-edge {xas.spectrum_type}, {len(xas.x)} points, "
             f"range {xas.x[0] + args.shift:.2f}-{xas.x[-1] + args.shift:.2f} eV, e0 {e0:.2f} eV "

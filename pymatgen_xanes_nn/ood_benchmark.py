@@ -93,7 +93,7 @@ def apply_fault(energy: np.ndarray, mu: np.ndarray, kind: str, low: float, high:
     e, m = np.asarray(energy, float), np.asarray(mu, float)
     amount = rng.uniform(low, high)
     if kind == "saturate":  # thick-sample fluorescence: mu / (mu + step) flattens the white line
-        step = abs(edge_step(m)) or 1.0
+        step = abs(edge_step(e, m)) or 1.0
         return e, m / (m + amount * step)
     if kind == "truncate":
         end = preprocessing.e_min + amount * (preprocessing.e_max - preprocessing.e_min)
@@ -112,12 +112,12 @@ def apply_fault(energy: np.ndarray, mu: np.ndarray, kind: str, low: float, high:
 
 def other_edges(docs: Sequence[dict]) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
     """Other elements' K-edge spectra (task documents) moved so that their e0 sits at :data:`SI_K_E0`."""
-    from pymatgen_xanes_nn.preprocessing import find_e0, resample_uniform
+    from pymatgen_xanes_nn.preprocessing import find_edge, resample_uniform
 
     out, kinds = [], []
     for d in docs:
         e, m = np.asarray(d["spectrum"], float)[:, [0, 3]].T
-        e0 = find_e0(*resample_uniform(e, m))
+        e0 = find_edge(*resample_uniform(e, m)).e0
         out.append((e - e0 + SI_K_E0, m))
         kinds.append(d["metadata"]["absorbing_element"])
     return out, kinds

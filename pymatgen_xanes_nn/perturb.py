@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pymatgen_xanes_nn.preprocessing import FINE_STEP, resample_uniform
+from pymatgen_xanes_nn.preprocessing import FINE_STEP, find_edge, resample_uniform
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -28,18 +28,17 @@ def broaden(energy: np.ndarray, mu: np.ndarray, fwhm_ev: float) -> tuple[np.ndar
     return fine_e, gaussian_filter1d(fine_mu, fwhm_ev * FWHM_TO_SIGMA / FINE_STEP, mode="nearest")
 
 
-def edge_step(mu: np.ndarray) -> float:
-    """Rough edge-step height: mean of the last 10% minus mean of the first 5% of points."""
-    n = len(mu)
-    return float(np.mean(mu[-max(n // 10, 1) :]) - np.mean(mu[: max(n // 20, 1)]))
+def edge_step(energy: np.ndarray, mu: np.ndarray) -> float:
+    """The edge step as preprocessing measures it (:func:`~pymatgen_xanes_nn.preprocessing.find_edge`)."""
+    return find_edge(*resample_uniform(np.asarray(energy, float), np.asarray(mu, float))).step
 
 
 def add_noise(
     energy: np.ndarray, mu: np.ndarray, snr: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Add white Gaussian noise with standard deviation ``edge step / snr``."""
+    """Add white Gaussian noise with standard deviation ``edge step / snr`` (the step normalization divides by)."""
     mu = np.asarray(mu, float)
-    return np.asarray(energy, float), mu + rng.normal(0.0, abs(edge_step(mu)) / snr, mu.shape)
+    return np.asarray(energy, float), mu + rng.normal(0.0, abs(edge_step(energy, mu)) / snr, mu.shape)
 
 
 def random_perturbation(

@@ -9,7 +9,9 @@ Steps of :meth:`Preprocessing.transform`:
     2. apply an optional energy ``shift`` (eV) to calibrate a measured spectrum;
     3. optionally smooth (Savitzky-Golay, window in eV) on a uniform 0.05 eV resampling;
     4. find e0 as the maximum of the first derivative (as emmet and larch do);
-    5. normalize (edge step: pre-edge 0, post-edge 1; or max; or area; or none);
+    5. normalize (edge step: pre-edge 0, post-edge 1; pre_edge: the same with Athena / larch's pre-edge line and
+       post-edge polynomial; or max; or area; or none) - :func:`find_edge` is the one place e0 and the edge step
+       are computed;
     6. optionally align e0 to a reference energy;
     7. interpolate onto the grid; outside the measured range the first/last normalized value is
        held constant (the FEFF pre-edge is ~0 and the post-edge ~flat), so no NaN ever reaches a
@@ -34,7 +36,7 @@ ABSORBING_ELEMENT = "Si"
 EDGE = "K"
 #: Spectrum types that contain the near-edge region.
 ACCEPTED_SPECTRUM_TYPES = ("XANES", "XAFS")
-NORMALIZATIONS = ("edge_step", "max", "area", "none")
+NORMALIZATIONS = ("edge_step", "pre_edge", "max", "area", "none")
 ALIGNMENTS = ("absolute", "e0")
 #: Fewest points a spectrum may have.
 MIN_POINTS = 10
@@ -63,8 +65,9 @@ class Preprocessing(MSONable):
         e_min: lower end of the grid in eV.
         e_max: upper end of the grid in eV.
         n_points: number of grid points (the seed uses 500).
-        normalization: ``"edge_step"`` (pre-edge 0, post-edge 1), ``"max"`` (peak 1),
-            ``"area"`` (unit mean over the grid) or ``"none"``.
+        normalization: ``"edge_step"`` (pre-edge mean 0, post-edge mean 1), ``"pre_edge"`` (Athena / larch:
+            pre-edge line subtracted, divided by the step between it and the post-edge polynomial at e0),
+            ``"max"`` (peak 1), ``"area"`` (unit mean over the grid) or ``"none"``.
         alignment: ``"absolute"`` keeps FEFF's absolute energies (the seed's choice);
             ``"e0"`` moves every spectrum so its e0 sits at ``e0_reference`` (robust to shifts,
             but discards the chemical shift).
@@ -156,13 +159,26 @@ class Preprocessing(MSONable):
         self, energy, mu, shift: float = 0.0, smooth: float | None = None
     ) -> np.ndarray:
         """Like :meth:`transform`, for raw arrays (energies in eV, absorption in any unit)."""
+        return self.transform_with_edge(energy, mu, shift, smooth)[0]
+
+    def edge(self, energy, mu, shift: float = 0.0, smooth: float | None = None) -> Edge:
+        """The :class:`Edge` (e0, pre-edge line, step) this preprocessing finds in raw arrays; no window checks."""
+        fine_e, fine_mu = self._fine(energy, mu, shift, smooth)
+        return find_edge(fine_e, fine_mu, self.post_edge, pre_line=self.normalization == "pre_edge")
+
+    def _fine(self, energy, mu, shift: float, smooth: float | None) -> tuple[np.ndarray, np.ndarray]:
         energy, mu = validate_arrays(energy, mu)
-        energy = energy + float(shift)
-        fine_e, fine_mu = resample_uniform(energy, mu)
-        if smooth:
-            fine_mu = savgol_smooth(fine_mu, smooth)
-        e0 = find_e0(fine_e, fine_mu)
-        norm = self._normalize(fine_e, fine_mu, e0)
+        fine_e, fine_mu = resample_uniform(energy + float(shift), mu)
+        return fine_e, (savgol_smooth(fine_mu, smooth) if smooth else fine_mu)
+
+    def transform_with_edge(
+        self, energy, mu, shift: float = 0.0, smooth: float | None = None
+    ) -> tuple[np.ndarray, Edge]:
+        """The model input of raw arrays and the :class:`Edge` it was normalized with (e0 before alignment)."""
+        fine_e, fine_mu = self._fine(energy, mu, shift, smooth)
+        edge = find_edge(fine_e, fine_mu, self.post_edge, pre_line=self.normalization == "pre_edge")
+        norm = self._normalize(fine_e, fine_mu, edge)
+        e0 = edge.e0
         if self.alignment == "e0":
             fine_e = fine_e - e0 + self.e0_reference
             e0 = self.e0_reference
@@ -182,9 +198,9 @@ class Preprocessing(MSONable):
         from scipy.interpolate import interp1d
 
         f = interp1d(fine_e, norm, bounds_error=False, fill_value=(norm[0], norm[-1]), assume_sorted=True)
-        return f(grid)
+        return f(grid), edge
 
-    def _normalize(self, energy: np.ndarray, mu: np.ndarray, e0: float) -> np.ndarray:
+    def _normalize(self, energy: np.ndarray, mu: np.ndarray, edge: Edge) -> np.ndarray:
         if self.normalization == "none":
             return mu
         if self.normalization == "max":
@@ -197,17 +213,78 @@ class Preprocessing(MSONable):
             if area <= 0:
                 raise SpectrumError("Spectrum is flat: cannot normalize")
             return (mu - mu.min()) / area
-        pre_mask = energy < e0 - 5.0
-        pre = float(np.mean(mu[pre_mask])) if pre_mask.sum() >= 3 else float(mu[0])
-        post_mask = (energy >= e0 + self.post_edge[0]) & (energy <= e0 + self.post_edge[1])
-        if post_mask.sum() >= 3:
-            post = float(np.mean(mu[post_mask]))
-        else:  # short spectrum: the last 10% of its points
-            post = float(np.mean(mu[-max(3, len(mu) // 10) :]))
-        step = post - pre
-        if step <= 0:
-            raise SpectrumError(f"No absorption edge: post-edge mean {post:.3g} <= pre-edge mean {pre:.3g}")
-        return (mu - pre) / step
+        if edge.step <= 0:
+            raise SpectrumError(f"No absorption edge: the post-edge lies {edge.step:.3g} below the pre-edge at e0")
+        return edge.normalize(energy, mu)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """The absorption edge of one spectrum.
+
+    Args:
+        e0: edge energy in eV (maximum of the first derivative).
+        pre_offset: the pre-edge line at e0 (absorption units).
+        pre_slope: its slope per eV (0 for the ``edge_step`` normalization).
+        step: edge step: post-edge curve minus pre-edge line at e0.
+    """
+
+    e0: float
+    pre_offset: float
+    pre_slope: float
+    step: float
+
+    def pre_line(self, energy: np.ndarray) -> np.ndarray:
+        """The pre-edge line at ``energy`` (eV)."""
+        return self.pre_offset + self.pre_slope * (np.asarray(energy, float) - self.e0)
+
+    def normalize(self, energy: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """``(mu - pre-edge line) / step``: 0 before the edge, ~1 after it."""
+        return (np.asarray(mu, float) - self.pre_line(energy)) / self.step
+
+
+#: The pre-edge region ends this far below e0 (eV), as in larch's ``pre_edge`` (pre2 = -5 eV for XANES scans).
+PRE_EDGE_GAP = 5.0
+#: A pre-edge line needs at least this span (eV) of pre-edge data; shorter pre-edges (FEFF's ~8 eV) use the mean.
+MIN_PRE_LINE_SPAN = 10.0
+
+
+def post_edge_degree(span: float) -> int:
+    """Larch's rule for the post-edge polynomial degree (``nnorm``) over a post-edge region of ``span`` eV."""
+    return 2 if span > 350.0 else 1 if span > 50.0 else 0
+
+
+def find_edge(energy: np.ndarray, mu: np.ndarray, post_edge: tuple[float, float] = (25.0, 45.0),
+              pre_line: bool = False) -> Edge:
+    """e0, pre-edge and edge step of a spectrum on a uniform grid (the one place they are computed).
+
+    Args:
+        energy: uniform energies in eV (:func:`resample_uniform`).
+        mu: absorption on them.
+        post_edge: (start, end) in eV above e0 of the post-edge region; when the spectrum ends before it, the
+            last 10% of its points stand in.
+        pre_line: fit a line to the pre-edge (``e < e0 - 5 eV``) when it spans >= 10 eV and a post-edge polynomial
+            of larch's degree to mu minus that line (Athena / larch ``pre_edge``); otherwise both are means
+            (``edge_step``).
+    """
+    e0 = find_e0(energy, mu)
+    pre = energy < e0 - PRE_EDGE_GAP
+    slope = 0.0
+    if pre_line and pre.sum() >= 3 and np.ptp(energy[pre]) >= MIN_PRE_LINE_SPAN:
+        slope, offset = (float(c) for c in np.polyfit(energy[pre] - e0, mu[pre], 1))
+    else:
+        offset = float(np.mean(mu[pre])) if pre.sum() >= 3 else float(mu[0])
+    post = (energy >= e0 + post_edge[0]) & (energy <= e0 + post_edge[1])
+    if post.sum() < 3:  # short spectrum: the last 10% of its points
+        post = np.zeros(len(mu), bool)
+        post[-max(3, len(mu) // 10):] = True
+    # the post-edge curve is fitted to mu minus the pre-edge line: over a XANES scan's short post-edge (degree 0)
+    # a background slope would otherwise bias the step by slope x (distance of the post-edge from e0)
+    above = mu[post] - slope * (energy[post] - e0)
+    degree = post_edge_degree(float(np.ptp(energy[post]))) if pre_line else 0
+    post_at_e0 = float(np.polyval(np.polyfit(energy[post] - e0, above, degree), 0.0)) if degree else float(
+        np.mean(above))
+    return Edge(e0=e0, pre_offset=offset, pre_slope=slope, step=post_at_e0 - offset)
 
 
 def xas_from_dict(d: dict, where: str = "XAS document") -> XAS:

@@ -185,3 +185,40 @@ def test_fuzz_never_nan(e0, width, scale, offset, n, noise, shift, lo, hi, seed)
             continue
         assert vec.shape == (pre.n_points,)
         assert np.isfinite(vec).all()
+
+
+def test_pre_edge_normalization_removes_a_sloped_background():
+    """Athena / larch convention: a pre-edge line under a long pre-edge, where the edge-step mean is biased."""
+    from pymatgen_xanes_nn.preprocessing import Preprocessing, find_edge, resample_uniform
+
+    e, clean = synthetic_edge(lo=1790.0, hi=1895.0, n=600)
+    measured = 0.3 * clean + 2.0 - 0.004 * (e - 1846.0)  # transmission background falling with energy
+    athena = Preprocessing(normalization="pre_edge")
+    want = DEFAULT_PREPROCESSING.transform_arrays(e, clean)
+    athena_error = np.abs(athena.transform_arrays(e, measured) - want).max()
+    assert athena_error < 0.07  # what is left is the arctan's own tail, which the line partly follows
+    assert np.abs(DEFAULT_PREPROCESSING.transform_arrays(e, measured) - want).max() > 4 * athena_error
+    edge = find_edge(*resample_uniform(e, measured), pre_line=True)
+    clean_step = find_edge(*resample_uniform(e, clean)).step
+    assert edge.pre_slope == pytest.approx(-0.004, rel=0.1) and edge.step == pytest.approx(0.3 * clean_step, rel=0.06)
+    # FEFF's short pre-edge (~8 eV before e0 - 5 eV) gets no line: both agree on the shipped kind of spectrum
+    e, mu = synthetic_edge(lo=1838.0)
+    np.testing.assert_allclose(athena.transform_arrays(e, mu), DEFAULT_PREPROCESSING.transform_arrays(e, mu))
+
+
+def test_noise_is_relative_to_the_normalized_step():
+    from pymatgen_xanes_nn.perturb import add_noise, edge_step
+    from pymatgen_xanes_nn.preprocessing import find_edge, resample_uniform
+
+    e, mu = synthetic_edge(n=4000)
+    mu = 5.0 * mu + 3.0
+    assert edge_step(e, mu) == pytest.approx(find_edge(*resample_uniform(e, mu)).step)
+    _, noisy = add_noise(e, mu, 20.0, np.random.default_rng(0))
+    assert np.std(noisy - mu) == pytest.approx(edge_step(e, mu) / 20.0, rel=0.05)
+
+
+def test_transform_reports_the_edge_it_used(diamond_xas):
+    vec, edge = DEFAULT_PREPROCESSING.transform_with_edge(diamond_xas.x, diamond_xas.y, shift=1.5)
+    np.testing.assert_array_equal(vec, DEFAULT_PREPROCESSING.transform_arrays(diamond_xas.x, diamond_xas.y, 1.5))
+    assert edge.e0 == DEFAULT_PREPROCESSING.edge(diamond_xas.x, diamond_xas.y, shift=1.5).e0
+    assert edge.e0 - DEFAULT_PREPROCESSING.edge(diamond_xas.x, diamond_xas.y).e0 == pytest.approx(1.5, abs=0.06)
