@@ -582,6 +582,39 @@ class XANESClassifier(MSONable):
         """True where a model-input row is unlike the training data (combined p-value below ``ood.alpha``)."""
         return self.ood_pvalue(self.ood_scores(x)) < self.ood["alpha"]
 
+    def with_ood_scores(self, scores: Sequence[str], alpha: float | None = None, reason: str = "") -> XANESClassifier:
+        """The same model flagging with another combination of its calibrated OOD scores (no retraining).
+
+        Every score's out-of-fold calibration is stored in the model, so the combination (and its level) can be
+        chosen after training, e.g. by the OOD benchmark; the change is recorded in ``metadata["ood_changes"]``.
+        The in-sample flag rate recorded at training was for the old combination and is removed.
+
+        Args:
+            scores: names from :data:`pymatgen_xanes_nn.trust.OOD_SCORES`.
+            alpha: the flag's level (default: unchanged).
+            reason: why, for the record (e.g. the benchmark that chose it).
+        """
+        from pymatgen_xanes_nn.trust import OOD_SCORES
+
+        scores = list(scores)
+        missing = [k for k in scores if k not in OOD_SCORES or k not in self.ood.get("calibration", {})]
+        if missing or not scores:
+            raise ValueError(f"Model {self.name!r} has no calibration for OOD scores {missing or scores}; "
+                             f"it has {sorted(self.ood.get('calibration', {}))}")
+        alpha = self.ood["alpha"] if alpha is None else alpha
+        if not _is_positive_number(alpha) or alpha >= 1:
+            raise ValueError(f"OOD level alpha must be in (0, 1), got {alpha!r}")
+        d = self.as_dict()
+        d["ood"] = {**d["ood"], "scores": scores, "alpha": float(alpha)}
+        metadata = copy.deepcopy(self.metadata)
+        metadata.setdefault("metrics", {}).get("out_of_fold", {}).pop("ood_rate_in_sample", None)
+        metadata.setdefault("ood_changes", []).append(
+            {"date": now_iso(), "from": {"scores": list(self.ood["scores"]), "alpha": self.ood["alpha"]},
+             "to": {"scores": scores, "alpha": float(alpha)}, "reason": reason})
+        d["metadata"] = metadata
+        d["checksum"] = model_checksum(d)
+        return type(self).from_dict(d)
+
     # ------------------------------------------------------------------ training
     @classmethod
     def fit(

@@ -111,3 +111,23 @@ def test_evidence_finds_the_spectrum_itself(tmp_path):
         assert ev[0]["formula"] == d["metadata"]["formula"] and len(ev) == 3
     np.testing.assert_allclose(reference_vectors([docs[1]["task_id"]], filename=path)[0], x[1], atol=1e-3)
     assert nearest_reference(x, Preprocessing(normalization="max"), filename=path) is None
+
+
+def test_model_can_flag_with_another_score_combination(toy_model_file, tmp_path):
+    from pymatgen_xanes_nn.classifier import XANESClassifier
+    from pymatgen_xanes_nn.trust import combined_pvalue
+
+    clf = XANESClassifier.from_file(toy_model_file)
+    knn = clf.with_ood_scores(["knn"], alpha=0.01, reason="test")
+    assert knn.ood["scores"] == ["knn"] and knn.ood["alpha"] == 0.01 and clf.ood["scores"] != ["knn"]
+    assert knn.metadata["ood_changes"][-1]["from"]["scores"] == list(clf.ood["scores"])
+    x = np.random.default_rng(0).random((5, clf.preprocessing.n_points)).astype(np.float32)
+    scores = clf.ood_scores(x)
+    np.testing.assert_allclose(knn.ood_pvalue(scores), combined_pvalue({"knn": clf.ood["calibration"]["knn"]},
+                                                                       {"knn": scores["knn"]}))
+    knn.to(str(tmp_path / "m.json.gz"))  # a valid model file: checksum recomputed, loads again
+    assert XANESClassifier.from_file(str(tmp_path / "m.json.gz")).ood["scores"] == ["knn"]
+    with pytest.raises(ValueError, match="no calibration"):
+        clf.with_ood_scores(["telepathy"])
+    with pytest.raises(ValueError, match="alpha"):
+        clf.with_ood_scores(["knn"], alpha=1.5)
