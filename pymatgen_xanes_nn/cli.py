@@ -385,6 +385,17 @@ def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.ood_benchmark import run_ood_benchmark
     from pymatgen_xanes_nn.training import dataset_for_scheme
 
+    if args.combinations_from:  # analysis of a finished run: every combination of up to 3 scores
+        from pymatgen_xanes_nn.ood_benchmark import combination_table
+
+        table = combination_table(args.combinations_from)
+        with open(args.output, "w") as f:
+            json.dump(table, f, indent=1)
+        for combo, row in sorted(table.items(), key=lambda kv: -kv[1]["mean"])[:10]:
+            print(f"{combo:<44} mean AUROC {row['mean']:.3f}  " + "  ".join(
+                f"{k.split(': ')[-1]} {v:.3f}" for k, v in row.items() if k != "mean" and not k.startswith("loeo")))
+        print(f"wrote {args.output}")
+        return 0
     pre = _preprocessing(args)
     docs = _load_docs(args)
     spectra, classes = dataset_for_scheme(args.scheme, docs, pre)
@@ -636,6 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--other-edges", type=_dataset_or_none, default=data_path(OTHER_EDGES_FILE),
                    help="task documents of other elements' K edges, far OOD ('none': skip)")
     p.add_argument("--scores", default=None, help="also save every score of every spectrum here (.npz)")
+    p.add_argument("--combinations-from", type=_existing_file, default=None, metavar="NPZ",
+                   help="no run: AUROC of every combination of up to 3 scores from a saved --scores file")
     p.add_argument("--leave-out", nargs="+", default=list(LEAVE_OUT), metavar="ENV",
                    help="environments left out of training in turn (environment scheme)")
     p.add_argument("--output", type=_writable_path, default="ood_benchmark.json")

@@ -359,3 +359,56 @@ def run_ood_benchmark(
     if scores_file:
         np.savez_compressed(scores_file, **dump)
     return results
+
+
+def combination_table(scores_file: str, max_size: int = 3) -> dict[str, dict[str, float]]:
+    """AUROC of every combination of up to ``max_size`` scores on each set, from a saved ``--scores`` file.
+
+    The p-values are rebuilt as in the benchmark (cross-conformal over folds; in the leave-one-environment-out
+    runs one half of the held-out known materials calibrates the other), so a combination is judged exactly as
+    the shipped flag would use it. Refused spectra count as caught.
+
+    Returns:
+        ``{"+".join(combination): {set name: AUROC, ..., "mean": mean over the sets}}``.
+    """
+    from itertools import combinations
+
+    saved = np.load(scores_file)
+    keys = [k.split("|") for k in saved.files]
+    folds = sorted({k[0] for k in keys if k[0].startswith("fold")})
+    kinds = sorted({k[1] for k in keys if k[0].startswith("fold") and k[1] != "inside"})
+    loeo = sorted({k[0] for k in keys if k[0].startswith("loeo")})
+    table = {}
+    for size in range(1, max_size + 1):
+        for combo in combinations(OOD_SCORES, size):
+            def p(calib_of, scores_of, combo=combo):
+                return combined_pvalue({c: np.sort(calib_of(c)) for c in combo}, {c: scores_of(c) for c in combo})
+
+            inside, outside = [], {k: [] for k in kinds}
+            for f in folds:
+                def calib(c, f=f):
+                    return np.concatenate([saved[f"{g}|inside|{c}"] for g in folds if g != f])
+
+                inside.append(p(calib, lambda c, f=f: saved[f"{f}|inside|{c}"]))
+                for kind in kinds:
+                    if f"{f}|{kind}|{combo[0]}" not in saved.files:
+                        continue
+                    refused = int(saved[f"{f}|{kind}|n_refused"][0])
+                    outside[kind].append(np.concatenate([p(calib, lambda c, f=f, kind=kind: saved[f"{f}|{kind}|{c}"]),
+                                                         np.zeros(refused)]))
+            row = {kind: auroc(-np.concatenate(inside), -np.concatenate(v)) for kind, v in outside.items() if v}
+            near_in, near_out = [], []
+            for name in loeo:
+                half = saved[f"{name}|inside|half"]
+                def calib(c, name=name, half=half):
+                    return saved[f"{name}|inside|{c}"][half == 1]
+
+                near_in.append(p(calib, lambda c, name=name, half=half: saved[f"{name}|inside|{c}"][half == 0]))
+                near_out.append(p(calib, lambda c, name=name: saved[f"{name}|out|{c}"]))
+                row[name] = auroc(-near_in[-1], -near_out[-1])
+            if loeo:
+                row["near: left-out environment"] = auroc(-np.concatenate(near_in), -np.concatenate(near_out))
+            sets = [k for k in row if not k.startswith("loeo")]
+            row["mean"] = float(np.mean([row[k] for k in sets]))
+            table["+".join(combo)] = row
+    return table

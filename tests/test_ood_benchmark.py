@@ -10,6 +10,7 @@ from pymatgen_xanes_nn.ood_benchmark import (
     FAULTS,
     SI_K_E0,
     apply_fault,
+    combination_table,
     far_spectra,
     other_edges,
     run_ood_benchmark,
@@ -70,6 +71,12 @@ def test_benchmark_on_a_tiny_problem(tmp_path):
     assert all(v["auroc"] == 1.0 for v in res["sets"]["fault: truncated 50-80%"]["scores"].values())
     saved = np.load(tmp_path / "scores.npz")
     assert {"fold0|inside|knn", "fold1|far: other K edges|energy", "loeo SiN4|out|knn"} <= set(saved.files)
+    # the offline analysis rebuilds the benchmark's own combined p-values from the saved scores
+    table = combination_table(str(tmp_path / "scores.npz"))
+    assert len(table) == 6 + 15 + 20
+    shipped = "+".join(k for k in OOD_SCORES if k in TrainingConfig().ood_scores)
+    for kind in ("far: non-spectra", "fault: shift 3-5 eV", "near: left-out environment"):
+        assert table[shipped][kind] == pytest.approx(res["sets"][kind]["scores"]["combined"]["auroc"])
     assert {f"fault: {name}" for name in FAULTS} <= set(res["sets"]) | {
         f"fault: {n}" for n, k in res["held_out"]["faults_refused_by_input_checks"].items() if k}
     for r in res["sets"].values():
