@@ -228,6 +228,7 @@ class SpectrumBuilder(CheckedMapBuilder):
                 "energy_range": [float(xas.x[0]), float(xas.x[-1])],
                 "preprocessing": self._pre.as_dict(),
                 "preprocessing_version": self._pre.version,
+                "preprocessing_fingerprint": self._pre.fingerprint,
             }
         )
         doc["structure_id"] = doc["structure_id"] or item.get("task_id")
@@ -302,9 +303,10 @@ class MaterialSpectrumBuilder(Builder):
             self.materials.last_updated_field: max(self.spectra._lu_func[0](d[lu]) for d in item),
         }
         try:
-            versions = {d["preprocessing_version"] for d in item}
-            if len(versions) > 1:
-                raise ValueError(f"Site spectra of {first['structure_id']} use preprocessing versions {versions}")
+            prints = {d.get("preprocessing_fingerprint") for d in item}
+            if len(prints) > 1:
+                raise ValueError(f"Site spectra of {first['structure_id']} were preprocessed differently "
+                                 f"(fingerprints {sorted(map(str, prints))}): rebuild the spectra")
             weights = np.array([d.get("multiplicity") or 1 for d in item], float)
             if not (np.isfinite(weights).all() and (weights > 0).all()):
                 raise ValueError(f"site multiplicities must be positive numbers, got {weights.tolist()}")
@@ -313,7 +315,8 @@ class MaterialSpectrumBuilder(Builder):
             if not np.isfinite(avg).all():
                 raise ValueError("the averaged spectrum is not finite")
             out.update({k: first.get(k) for k in ("formula", "chemsys", "group_id", "source", "source_id",
-                                                   "mineral", "preprocessing", "preprocessing_version")})
+                                                   "mineral", "preprocessing", "preprocessing_version",
+                                                   "preprocessing_fingerprint")})
             out.update({
                 "spectrum": [round(float(v), 6) for v in avg],
                 "site_weights": {d["task_id"]: float(w) for d, w in zip(item, weights)},
@@ -354,8 +357,8 @@ class ClassificationBuilder(CheckedMapBuilder):
         self.model = model
         self.exhaustive = exhaustive
         self._clf = None
-        kwargs.setdefault("projection", ["spectrum", "preprocessing_version", "chemsys", "structure_id",
-                                         "environment", "state"])
+        kwargs.setdefault("projection", ["spectrum", "preprocessing", "preprocessing_fingerprint", "chemsys",
+                                         "structure_id", "environment", "state"])
         kwargs.setdefault("query", {"state": "successful"})
         super().__init__(source=spectra, target=classifications, **kwargs)
 
@@ -392,9 +395,14 @@ class ClassificationBuilder(CheckedMapBuilder):
     def unary_function(self, item: dict) -> dict[str, Any]:
         """Classify one preprocessed spectrum."""
         clf = self.classifier
-        if item.get("preprocessing_version") != clf.preprocessing.version:
-            raise ValueError(f"Spectrum preprocessing {item.get('preprocessing_version')} != model's "
-                             f"{clf.preprocessing.version}: rebuild the spectra")
+        if item.get("preprocessing_fingerprint") != clf.preprocessing.fingerprint:
+            # any parameter, not only the version: a grid or alignment the model was not trained on is refused
+            diff = clf.preprocessing.differences(item.get("preprocessing") or {})
+            raise ValueError(
+                f"Spectrum preprocessed with fingerprint {item.get('preprocessing_fingerprint')}, the model "
+                f"expects {clf.preprocessing.fingerprint} (model vs spectrum: "
+                f"{', '.join(f'{k} {a!r} vs {b!r}' for k, (a, b) in diff.items()) or 'unknown'}): "
+                "rebuild the spectra with the model's preprocessing")
         result = clf.classify(np.asarray(item["spectrum"], np.float32))
         result.update({k: item.get(k) for k in ("structure_id", "chemsys", "environment")})
         return result

@@ -135,6 +135,22 @@ class Preprocessing(MSONable):
         return cls(**kwargs)
 
     @property
+    def fingerprint(self) -> str:
+        """16 hex digits of the SHA-256 of every parameter: equal fingerprints, identical model inputs."""
+        import hashlib
+        import json
+
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def differences(self, other: Preprocessing | dict) -> dict[str, tuple]:
+        """``{field: (self's value, other's value)}`` for every parameter that differs."""
+        theirs = other if isinstance(other, dict) else asdict(other)
+        mine = asdict(self)
+        return {k: (v, theirs.get(k)) for k, v in mine.items()
+                if (list(v) if isinstance(v, tuple) else v) != (list(theirs[k]) if isinstance(theirs.get(k), tuple)
+                                                                else theirs.get(k))}
+
+    @property
     def grid(self) -> np.ndarray:
         """The model's energy grid in eV."""
         return np.linspace(self.e_min, self.e_max, self.n_points)

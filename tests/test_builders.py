@@ -201,11 +201,11 @@ def test_material_builder_records_failures(stores):
     tasks, s = stores
     SpectrumBuilder(tasks, s["spectra"]).run()
     doc = s["spectra"].query_one({"task_id": "mbd-56-s1"})
-    doc["preprocessing_version"] = "0.9"
+    doc["preprocessing_fingerprint"] = "0123456789abcdef"
     s["spectra"].update([doc])
     MaterialSpectrumBuilder(s["spectra"], s["materials"]).run()
     mat = s["materials"].query_one({"structure_id": "mbd-56"})
-    assert mat["state"] == "failed" and "preprocessing versions" in mat["error"]
+    assert mat["state"] == "failed" and "preprocessed differently" in mat["error"]
     assert s["materials"].query_one({"structure_id": "amcsd-789"})["state"] == "successful"
 
 
@@ -225,3 +225,19 @@ def test_fast_incremental_mode(stores, toy_model_file):
     assert [d["task_id"] for d in fast.get_items()] == ["fresh"]
     assert not hasattr(s["spectra"], "__dict__") or "newer_in" not in vars(s["spectra"])  # patch undone
     assert {d["task_id"] for d in full.get_items()} == {"fresh", "old-stamp"}
+
+
+def test_spectra_preprocessed_otherwise_are_refused_by_name(stores, toy_model_file):
+    """alignment="e0" keeps the version string "1.0": the fingerprint, not the version, tells them apart."""
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing
+
+    tasks, s = stores
+    aligned = Preprocessing(alignment="e0")
+    assert aligned.version == DEFAULT_PREPROCESSING.version and aligned.fingerprint != DEFAULT_PREPROCESSING.fingerprint
+    SpectrumBuilder(tasks, s["spectra"], preprocessing=aligned).run()
+    doc = s["spectra"].query_one({"task_id": "amcsd-789-s0"})
+    assert doc["preprocessing_fingerprint"] == aligned.fingerprint and doc["edge_step"] > 0
+    ClassificationBuilder(s["spectra"], s["cls"], model=toy_model_file).run()
+    failed = s["cls"].query_one({"task_id": "amcsd-789-s0"})
+    assert failed["state"] == "failed"
+    assert "alignment 'absolute' vs 'e0'" in failed["error"] and "rebuild the spectra" in failed["error"]
