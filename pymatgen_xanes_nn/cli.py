@@ -147,6 +147,29 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_load_tasks(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.builders import ConfigurationError, check_mongo, mongo_store
+    from pymatgen_xanes_nn.dataset import load_tasks
+
+    try:
+        check_mongo(args.uri)
+    except ConfigurationError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    store = mongo_store(args.uri, args.collection, args.database)
+    store.connect()
+    try:
+        n = 0
+        for filename in args.datasets:
+            docs = load_tasks(filename, include_failed=True)
+            store.update(docs, key="task_id")  # upsert: loading twice changes nothing
+            n += len(docs)
+        print(f"{n} task documents -> {args.database}.{args.collection} ({store._collection.count_documents({})} "
+              "in the collection); now: XANES_NN_MONGO_URI=... mrun builders/xanes.py")
+    finally:
+        store.close()
+    return 0
+
+
 def _cmd_pack(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.dataset import merge_into_dataset
 
@@ -729,6 +752,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=os.path.join("docs", "results"))
     p.add_argument("--output", default=os.path.join("docs", "RESULTS.md"))
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("load-tasks", help="load the shipped FEFF task documents into your MongoDB (upsert by task_id)")
+    p.add_argument("uri", help="MongoDB URI, e.g. mongodb://localhost:27017")
+    p.add_argument("--database", default="feff")
+    p.add_argument("--collection", default="tasks")
+    p.add_argument("--datasets", nargs="+", type=_existing_file, default=[data_path(TASKS_FILE)],
+                   help="packed task documents (default: the shipped dataset)")
+    p.set_defaults(func=_cmd_load_tasks)
 
     p = sub.add_parser("pack", help="merge folders of finished task documents into the dataset file")
     p.add_argument("directories", nargs="+")

@@ -83,3 +83,23 @@ def test_mrun_embedded_default(tmp_path, toy_model_file):
     res = _mrun(["builders/xanes.py"], env, ROOT)  # mrun loads builder files below the working directory
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "out" / "xanes_classifications.json").exists()
+
+
+def test_load_tasks_into_a_server(server, tmp_path, capsys):
+    from pymatgen_xanes_nn.cli import main
+
+    docs = task_docs()
+    pack_tasks(docs, str(tmp_path / "tasks.json.gz"))
+    args = ["load-tasks", server, "--database", "t_load", "--datasets", str(tmp_path / "tasks.json.gz")]
+    client = pymongo.MongoClient(server)
+    client.drop_database("t_load")
+    try:
+        assert main(args) == 0 and main(args) == 0  # twice: an upsert, no duplicates
+        coll = client["t_load"]["tasks"]
+        assert coll.count_documents({}) == len(docs)
+        assert sorted(coll.distinct("task_id")) == sorted(d["task_id"] for d in docs)
+        assert f"{len(docs)} in the collection" in capsys.readouterr().out
+    finally:
+        client.drop_database("t_load")
+    with pytest.raises(SystemExit, match="did not answer"):
+        main(["load-tasks", "mongodb://127.0.0.1:1/?directConnection=true"])
