@@ -14,6 +14,7 @@ with the error and the build goes on; ``retry_failed=True`` retries those.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from datetime import datetime, timezone
@@ -30,6 +31,26 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from maggma.core import Store
+
+class QuietRun:
+    """``run()`` as maggma's serial ``Builder.run``, without its logging side effects.
+
+    maggma's ``run`` sets the root logger to DEBUG and adds a handler on every call: a test session or a script
+    that runs builders a few times then prints each pymongo heartbeat many times over. Here only the builder's
+    own logger gets the level, and no handler is added (``mrun`` configures logging itself).
+    """
+
+    def run(self, log_level: int = logging.WARNING) -> None:
+        """Run the builder serially in this process."""
+        from maggma.utils import grouper
+
+        self.logger.setLevel(log_level)
+        self.connect()
+        for chunk in grouper(self.get_items(), self.chunk_size):
+            processed = [self.process_item(item) for item in chunk]
+            self.update_targets([item for item in processed if item is not None])
+        self.finalize()
+
 
 #: Task-document metadata copied into every spectrum document (provenance).
 PROVENANCE_FIELDS = (
@@ -62,7 +83,7 @@ def _sort_keys(keys) -> list:
     return sorted(keys, key=lambda k: (isinstance(k, str), k))
 
 
-class CheckedMapBuilder(MapBuilder):
+class CheckedMapBuilder(QuietRun, MapBuilder):
     """A ``MapBuilder`` whose incremental selection survives any source document.
 
     maggma's selection reads every source ``last_updated`` and stops the whole build on one document
@@ -236,7 +257,7 @@ class SpectrumBuilder(CheckedMapBuilder):
         return doc
 
 
-class MaterialSpectrumBuilder(Builder):
+class MaterialSpectrumBuilder(QuietRun, Builder):
     """Site spectra -> the multiplicity-weighted average spectrum of each material (``structure_id``).
 
     As emmet's ``site_weighted_spectrum``: comparable to a measured spectrum of the whole material.

@@ -241,3 +241,13 @@ def test_spectra_preprocessed_otherwise_are_refused_by_name(stores, toy_model_fi
     failed = s["cls"].query_one({"task_id": "amcsd-789-s0"})
     assert failed["state"] == "failed"
     assert "alignment 'absolute' vs 'e0'" in failed["error"] and "rebuild the spectra" in failed["error"]
+
+
+def test_running_builders_leaves_the_root_logger_alone(stores, toy_model_file):
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    for _ in range(2):
+        _run(_pipeline(stores, toy_model_file))
+    assert root.handlers == handlers and root.level == level  # maggma's run() adds a DEBUG handler per call
