@@ -465,3 +465,39 @@ def test_show_goes_on_after_a_bad_file(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 1 and "cut.xmu.dat.gz" in captured.err and "truncated or corrupt" in captured.err
     assert "SiO2_quartz.csv: Si K-edge" in captured.out
+
+
+def test_embedded_output_files_are_read_as_data(tmp_path):
+    """maggma's JSONStore hands a last_updated dict to monty's decoder, which imports the module it names."""
+    import json
+    import sys
+
+    from pymatgen_xanes_nn.builders import file_store
+    from pymatgen_xanes_nn.jsonio import UnsafeDocumentError
+
+    (tmp_path / "evil_lu_module.py").write_text("import pathlib; pathlib.Path(__file__).with_suffix('.ran').touch()\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        (tmp_path / "xanes_spectra.json").write_text(json.dumps([{"task_id": "a", "last_updated": {
+            "@module": "evil_lu_module", "@class": "X", "string": "2020-01-01"}}]))
+        with pytest.raises(UnsafeDocumentError, match="evil_lu_module"):
+            file_store(str(tmp_path), "xanes_spectra", "task_id").connect()
+        assert not (tmp_path / "evil_lu_module.ran").exists() and "evil_lu_module" not in sys.modules
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_embedded_store_connect_does_not_rewrite_its_file(tmp_path):
+    import os
+
+    from pymatgen_xanes_nn.builders import file_store
+
+    store = file_store(str(tmp_path), "xanes_spectra", "task_id")
+    store.connect()
+    store.update([{"task_id": "a", "x": 1}, {"task_id": "b", "x": 2}, {"task_id": "a", "x": 3}])
+    path = tmp_path / "xanes_spectra.json"
+    before = os.stat(path).st_mtime_ns
+    again = file_store(str(tmp_path), "xanes_spectra", "task_id")
+    again.connect()
+    assert os.stat(path).st_mtime_ns == before  # an unchanged rerun writes nothing
+    assert sorted((d["task_id"], d["x"]) for d in again.query()) == [("a", 3), ("b", 2)]  # upsert: last wins
