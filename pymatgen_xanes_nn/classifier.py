@@ -611,6 +611,9 @@ class XANESClassifier(MSONable):
         metadata.setdefault("ood_changes", []).append(
             {"date": now_iso(), "from": {"scores": list(self.ood["scores"]), "alpha": self.ood["alpha"]},
              "to": {"scores": scores, "alpha": float(alpha)}, "reason": reason})
+        # classifications change with the flag: a new version makes the builders reclassify
+        base = str(metadata.get("model_version", f"{self.name}-{self.version}")).split("+ood-")[0]
+        metadata["model_version"] = f"{base}+ood-{'-'.join(scores)}-{alpha:g}"
         d["metadata"] = metadata
         d["checksum"] = model_checksum(d)
         return type(self).from_dict(d)

@@ -370,6 +370,7 @@ def _ood_section(results_dir: str) -> list[str]:
                   f"{100 * res['config']['conformal_level']:.0f}% prediction sets cover {100 * h['coverage']:.1f}% "
                   f"with {h['mean_set_size']:.2f} labels on average; \"don't know\" (OOD, empty set or more than 3 "
                   f"labels) on {100 * h['dont_know_correct']:.1f}% of correct and {wrong} of wrong predictions.", ""]
+        lines += _combination_lines(results_dir, scheme, res["combined_scores"])
         q = res.get("quality")
         if q:
             lines += ["Input quality (accuracy of the held-out spectra that preprocessing still accepts):", "",
@@ -383,6 +384,29 @@ def _ood_section(results_dir: str) -> list[str]:
                                                     f"{100 * r['accuracy_of_scored']:.0f}%"
                                                     for r in q["points"].values()) + " |", ""]
     return lines
+
+
+def _combination_lines(results_dir: str, scheme: str, shipped: list[str]) -> list[str]:
+    """The best combinations of OOD scores (``ood-benchmark --combinations-from``) and the one this run used."""
+    from pymatgen_xanes_nn.trust import OOD_SCORES
+
+    path = os.path.join(results_dir, f"ood_combinations_{scheme}.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        table = json.load(f)
+    sets = [k for k in next(iter(table.values())) if k != "mean" and not k.startswith("loeo")]
+    ranked = sorted(table, key=lambda c: -table[c]["mean"])
+    used = "+".join(k for k in OOD_SCORES if k in shipped)
+    rows = ranked[:5] + ([used] if used in table and used not in ranked[:5] else [])
+    lines = ["", f"Combinations of up to 3 scores (`xanes-nn ood-benchmark --combinations-from` on this run's saved "
+             f"scores, {len(table)} combinations; rank by the mean AUROC over the sets):", "",
+             "| rank | scores | mean | " + " | ".join(k.split(": ")[-1] for k in sets) + " |",
+             "|---:|---|---:|" + "---:|" * len(sets)]
+    for c in rows:
+        lines.append(f"| {ranked.index(c) + 1} | {c}{' (this run)' if c == used else ''} | {table[c]['mean']:.3f} | "
+                     + " | ".join(f"{table[c][k]:.3f}" for k in sets) + " |")
+    return [*lines, ""]
 
 
 def render_results(results_dir: str) -> str:

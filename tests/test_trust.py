@@ -118,15 +118,18 @@ def test_model_can_flag_with_another_score_combination(toy_model_file, tmp_path)
     from pymatgen_xanes_nn.trust import combined_pvalue
 
     clf = XANESClassifier.from_file(toy_model_file)
-    knn = clf.with_ood_scores(["knn"], alpha=0.01, reason="test")
-    assert knn.ood["scores"] == ["knn"] and knn.ood["alpha"] == 0.01 and clf.ood["scores"] != ["knn"]
+    pair = ["reconstruction", "energy"]
+    knn = clf.with_ood_scores(pair, alpha=0.01, reason="test")
+    assert knn.ood["scores"] == pair and knn.ood["alpha"] == 0.01 and clf.ood["scores"] != pair
     assert knn.metadata["ood_changes"][-1]["from"]["scores"] == list(clf.ood["scores"])
+    assert knn.model_version != clf.model_version  # builders reclassify with the new flag
+    assert knn.with_ood_scores(pair, alpha=0.01).model_version == knn.model_version
     x = np.random.default_rng(0).random((5, clf.preprocessing.n_points)).astype(np.float32)
     scores = clf.ood_scores(x)
-    np.testing.assert_allclose(knn.ood_pvalue(scores), combined_pvalue({"knn": clf.ood["calibration"]["knn"]},
-                                                                       {"knn": scores["knn"]}))
+    np.testing.assert_allclose(knn.ood_pvalue(scores), combined_pvalue({k: clf.ood["calibration"][k] for k in pair},
+                                                                       {k: scores[k] for k in pair}))
     knn.to(str(tmp_path / "m.json.gz"))  # a valid model file: checksum recomputed, loads again
-    assert XANESClassifier.from_file(str(tmp_path / "m.json.gz")).ood["scores"] == ["knn"]
+    assert XANESClassifier.from_file(str(tmp_path / "m.json.gz")).ood["scores"] == pair
     with pytest.raises(ValueError, match="no calibration"):
         clf.with_ood_scores(["telepathy"])
     with pytest.raises(ValueError, match="alpha"):
