@@ -582,19 +582,24 @@ class XANESClassifier(MSONable):
         """True where a model-input row is unlike the training data (combined p-value below ``ood.alpha``)."""
         return self.ood_pvalue(self.ood_scores(x)) < self.ood["alpha"]
 
-    def with_ood_scores(self, scores: Sequence[str], alpha: float | None = None, reason: str = "") -> XANESClassifier:
+    def with_ood_scores(self, scores: Sequence[str], alpha: float | None = None, reason: str = "",
+                        x_outside: np.ndarray | None = None,
+                        outside_labels: Sequence[str] | None = None) -> XANESClassifier:
         """The same model flagging with another combination of its calibrated OOD scores (no retraining).
 
         Every score's out-of-fold calibration is stored in the model, so the combination (and its level) can be
         chosen after training, e.g. by the OOD benchmark; the change is recorded in ``metadata["ood_changes"]``.
-        The in-sample flag rate recorded at training was for the old combination and is removed.
+        The in-sample flag rate recorded at training was for the old combination and is removed; the flag rate on
+        spectra outside the classes is recomputed when they are given, else removed too.
 
         Args:
             scores: names from :data:`pymatgen_xanes_nn.trust.OOD_SCORES`.
             alpha: the flag's level (default: unchanged).
             reason: why, for the record (e.g. the benchmark that chose it).
+            x_outside: model inputs of spectra outside the classes (as given to training).
+            outside_labels: their kinds, for per-kind rates.
         """
-        from pymatgen_xanes_nn.trust import OOD_SCORES
+        from pymatgen_xanes_nn.trust import OOD_SCORES, flag_rates
 
         scores = list(scores)
         missing = [k for k in scores if k not in OOD_SCORES or k not in self.ood.get("calibration", {})]
@@ -611,12 +616,20 @@ class XANESClassifier(MSONable):
         metadata.setdefault("ood_changes", []).append(
             {"date": now_iso(), "from": {"scores": list(self.ood["scores"]), "alpha": self.ood["alpha"]},
              "to": {"scores": scores, "alpha": float(alpha)}, "reason": reason})
+        metadata["metrics"].pop("outside_classes", None)
         # classifications change with the flag: a new version makes the builders reclassify
         base = str(metadata.get("model_version", f"{self.name}-{self.version}")).split("+ood-")[0]
         metadata["model_version"] = f"{base}+ood-{'-'.join(scores)}-{alpha:g}"
         d["metadata"] = metadata
         d["checksum"] = model_checksum(d)
-        return type(self).from_dict(d)
+        new = type(self).from_dict(d)
+        if x_outside is not None and len(x_outside):
+            metadata["metrics"]["outside_classes"] = flag_rates(new.ood_flags(np.asarray(x_outside, np.float32)),
+                                                                outside_labels)
+            d["metadata"] = metadata
+            d["checksum"] = model_checksum(d)
+            new = type(self).from_dict(d)
+        return new
 
     # ------------------------------------------------------------------ training
     @classmethod

@@ -271,7 +271,7 @@ def train(
     """
     from pymatgen_xanes_nn.classifier import MODEL_FORMAT, hash_vectors, library_versions, now_iso
     from pymatgen_xanes_nn.metrics import classification_metrics
-    from pymatgen_xanes_nn.trust import combined_pvalue, fit_conformal, prediction_sets
+    from pymatgen_xanes_nn.trust import combined_pvalue, fit_conformal, flag_rates, prediction_sets
 
     config = (config or TrainingConfig()).replace(**options)
     x = np.asarray(x, dtype=np.float32)
@@ -341,16 +341,7 @@ def train(
         clf.conformal = fit_conformal(clf._proba_matrix(codes), y, len(classes), config.conformal_level)
     clf.ood["alpha"] = config.ood_alpha
     if x_outside is not None and len(x_outside):
-        x_out = np.asarray(x_outside, np.float32)
-        flags = clf.ood_flags(x_out)
-        metrics["outside_classes"] = {"n": int(len(x_out)), "ood_rate": float(np.mean(flags))}
-        if outside_labels is not None:
-            kinds = np.asarray(list(outside_labels))
-            if len(kinds) != len(x_out):
-                raise ValueError(f"{len(x_out)} outside spectra but {len(kinds)} outside labels")
-            metrics["outside_classes"]["by_label"] = {
-                k: {"n": int(np.sum(kinds == k)), "ood_rate": float(np.mean(flags[kinds == k]))}
-                for k in sorted(set(kinds), key=lambda k: (-np.sum(kinds == k), k))}
+        metrics["outside_classes"] = flag_rates(clf.ood_flags(np.asarray(x_outside, np.float32)), outside_labels)
     data_hash = hash_vectors(x, labels)
     clf.metadata = {
         "model_version": f"{config.name}-{data_hash[:10]}-s{config.seed}",

@@ -76,6 +76,19 @@ class KNNIndex:
         return 1.0 - self.similarity(x).max(axis=1)
 
 
+def flag_rates(flags: np.ndarray, labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """How often the OOD flag fires: ``{"n", "ood_rate"}`` and, with ``labels``, the same per label (largest first)."""
+    flags = np.asarray(flags, bool)
+    out: dict[str, Any] = {"n": int(len(flags)), "ood_rate": float(np.mean(flags)) if len(flags) else 0.0}
+    if labels is not None:
+        kinds = np.asarray(list(labels))
+        if len(kinds) != len(flags):
+            raise ValueError(f"{len(flags)} outside spectra but {len(kinds)} outside labels")
+        out["by_label"] = {k: {"n": int(np.sum(kinds == k)), "ood_rate": float(np.mean(flags[kinds == k]))}
+                           for k in sorted(set(kinds), key=lambda k: (-np.sum(kinds == k), k))}
+    return out
+
+
 def pvalues(calibration: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Conformal p-values: ``(1 + #{calibration >= s}) / (n + 1)`` for each score ``s``.
 

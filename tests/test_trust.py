@@ -128,6 +128,11 @@ def test_model_can_flag_with_another_score_combination(toy_model_file, tmp_path)
     scores = clf.ood_scores(x)
     np.testing.assert_allclose(knn.ood_pvalue(scores), combined_pvalue({k: clf.ood["calibration"][k] for k in pair},
                                                                        {k: scores[k] for k in pair}))
+    assert "outside_classes" not in knn.metadata["metrics"]  # stale for the new flag
+    outside = x[:4]
+    rated = clf.with_ood_scores(pair, x_outside=outside, outside_labels=["a", "a", "b", "b"])
+    assert rated.metadata["metrics"]["outside_classes"]["ood_rate"] == pytest.approx(rated.ood_flags(outside).mean())
+    assert rated.metadata["metrics"]["outside_classes"]["by_label"]["b"]["n"] == 2
     knn.to(str(tmp_path / "m.json.gz"))  # a valid model file: checksum recomputed, loads again
     assert XANESClassifier.from_file(str(tmp_path / "m.json.gz")).ood["scores"] == pair
     with pytest.raises(ValueError, match="no calibration"):
