@@ -613,7 +613,11 @@ def build_parser() -> argparse.ArgumentParser:
     from pymatgen_xanes_nn.simulate import PRESETS
     from pymatgen_xanes_nn.trust import OOD_SCORES
 
-    parser = argparse.ArgumentParser(prog="xanes-nn", description="Si K-edge XANES with neural networks")
+    from pymatgen_xanes_nn import __version__
+
+    parser = argparse.ArgumentParser(prog="xanes-nn", description="Si K-edge XANES with neural networks",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="classify the shipped examples and run the builder pipeline on the shipped data")
@@ -765,6 +769,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directories", nargs="+")
     p.add_argument("--dataset", default=data_path(TASKS_FILE))
     p.set_defaults(func=_cmd_pack)
+    for command in sub.choices.values():  # every command's --help shows its defaults
+        command.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     return parser
 
 

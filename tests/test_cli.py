@@ -152,3 +152,14 @@ def test_readme_commands_match_ci():
 def test_simulate_unknown_task_id(tmp_path):
     with pytest.raises(SystemExit, match="task ids not in the corpus: nowhere-s3"):
         main(["simulate", "--task-ids", "amcsd-789-s0", "nowhere-s3", "--output", str(tmp_path / "tasks")])
+
+
+def test_version_and_defaults_in_help(capsys):
+    from pymatgen_xanes_nn import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"xanes-nn {__version__}"
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "(default: si_k_chemsys)" in capsys.readouterr().out.replace("\n", " ")
