@@ -608,12 +608,11 @@ def _writable_path(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
+    from pymatgen_xanes_nn import __version__
     from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, OTHER_EDGES_FILE, TASKS_FILE, data_path
     from pymatgen_xanes_nn.ood_benchmark import LEAVE_OUT
     from pymatgen_xanes_nn.simulate import PRESETS
     from pymatgen_xanes_nn.trust import OOD_SCORES
-
-    from pymatgen_xanes_nn import __version__
 
     parser = argparse.ArgumentParser(prog="xanes-nn", description="Si K-edge XANES with neural networks",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
