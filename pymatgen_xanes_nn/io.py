@@ -423,14 +423,15 @@ def read_athena(filename: str, element: str = "Si", edge: str = "K") -> list[tup
 
 def read_spectra(filename: str, columns: Sequence[str] | None = None) -> list[tuple[str, XAS]]:
     """Every spectrum of a file as ``(name, XAS)``: one for most formats, one per group of an Athena project."""
-    if _is_athena(filename):
+    name = os.path.basename(filename).lower().removesuffix(".gz")
+    if not name.endswith(".json") and _is_athena(name, _read_text(filename)):
         return [(f"{filename}:{label}", xas) for label, xas in read_athena(filename)]
     return [(filename, read_spectrum(filename, columns))]
 
 
-def _is_athena(filename: str) -> bool:
-    name = os.path.basename(filename).lower().removesuffix(".gz")
-    return name.endswith(".prj") or _read_text(filename)[:200].lstrip().startswith("# Athena project file")
+def _is_athena(name: str, text: str) -> bool:
+    """An Athena project, by its (lower-case, unzipped) file name or its first line."""
+    return name.endswith(".prj") or text[:200].lstrip().startswith("# Athena project file")
 
 
 def read_spectrum(filename: str, columns: Sequence[str] | None = None) -> XAS:
@@ -443,13 +444,13 @@ def read_spectrum(filename: str, columns: Sequence[str] | None = None) -> XAS:
     name = os.path.basename(filename).lower().removesuffix(".gz")
     if name.endswith(".json"):
         return read_json(filename)
-    if _is_athena(filename):
+    head = _read_text(filename)[:4000]  # read once for every content check below
+    if _is_athena(name, head):
         spectra = read_athena(filename)
         if len(spectra) > 1:
             raise SpectrumError(f"{filename} holds {len(spectra)} spectra ({', '.join(lab for lab, _ in spectra)}); "
                                 "read them with read_spectra (the command line classifies each)")
         return spectra[0][1]
-    head = _read_text(filename)[:4000]
     if columns is None and (name.startswith("xmu") or name.endswith("xmu.dat") or _XMU_COLUMNS_RE.search(head)):
         return read_xmu(filename)
     return read_columns(filename, columns)
