@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from maggma.builders import MapBuilder
+from maggma.builders import GroupBuilder, MapBuilder
 from maggma.core import Builder
-from maggma.stores import JSONStore, MemoryStore
 
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, check_xas
+from pymatgen_xanes_nn.stores import DEFAULT_MONGO_TIMEOUT_MS, JSONFileStore, PackedTaskStore, mongo_store
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
 
     from maggma.core import Store
 
@@ -226,6 +224,7 @@ class SpectrumBuilder(CheckedMapBuilder):
         kwargs.setdefault("projection", ["spectrum", "absorbing_atom", "structure", "edge", "spectrum_type",
                                          "metadata", "state", "error"])
         super().__init__(source=tasks, target=spectra, **kwargs)
+        self.kwargs = kwargs  # query and projection included, so a chunk sent to a worker keeps them
 
     def unary_function(self, item: dict) -> dict[str, Any]:
         """Preprocess one task document; raises on bad input (MapBuilder records it as failed)."""
@@ -233,10 +232,11 @@ class SpectrumBuilder(CheckedMapBuilder):
 
         if item.get("state") == "failed":
             raise ValueError(f"FEFF calculation failed: {item.get('error', 'no error recorded')}")
-        xas = from_task_doc(item)
+        meta = item.get("metadata") or {}
+        # the Structure object is only needed for a chemical system the metadata does not name
+        xas = from_task_doc(item, with_structure=not meta.get("chemsys"))
         xas = check_xas(xas)  # the right element and edge before anything is computed
         vector, edge = self._pre.transform_with_edge(xas.x, xas.y)
-        meta = item.get("metadata") or {}
         doc = {k: meta.get(k) for k in PROVENANCE_FIELDS}
         if doc["chemsys"] is None and xas.structure is not None:
             doc["chemsys"] = xas.structure.composition.chemical_system
@@ -257,104 +257,100 @@ class SpectrumBuilder(CheckedMapBuilder):
         return doc
 
 
-class MaterialSpectrumBuilder(QuietRun, Builder):
+class MaterialSpectrumBuilder(QuietRun, GroupBuilder):
     """Site spectra -> the multiplicity-weighted average spectrum of each material (``structure_id``).
 
     As emmet's ``site_weighted_spectrum``: comparable to a measured spectrum of the whole material.
-    A material is rebuilt when any of its site spectra is newer than its document.
+    A maggma ``GroupBuilder`` grouping successful site spectra by ``structure_id``; a material is rebuilt
+    when any of its site spectra is newer than its document (every material compared, not only the
+    documents newer than the newest material as maggma's default selection does).
 
     Args:
         spectra: source store (output of :class:`SpectrumBuilder`).
         materials: target store (key ``structure_id``).
         retry_failed: rebuild materials whose document failed.
-        **kwargs: passed to ``Builder`` (``chunk_size``).
+        **kwargs: passed to ``GroupBuilder`` (``query``, ``chunk_size``, ...).
     """
+
+    #: Site-spectrum fields a material document is made from.
+    PROJECTION = ("structure_id", "task_id", "spectrum", "multiplicity", "formula", "chemsys", "group_id", "source",
+                  "source_id", "mineral", "preprocessing", "preprocessing_version", "preprocessing_fingerprint")
 
     def __init__(self, spectra: Store, materials: Store, retry_failed: bool = False, **kwargs):
         self.spectra = spectra
         self.materials = materials
-        self.retry_failed = retry_failed
-        self.kwargs = kwargs
-        super().__init__(sources=[spectra], targets=[materials], **kwargs)
+        kwargs.setdefault("query", {"state": "successful"})
+        kwargs.setdefault("projection", list(self.PROJECTION))
+        super().__init__(source=spectra, target=materials, grouping_keys=["structure_id"], retry_failed=retry_failed,
+                         **kwargs)
+        self.kwargs = kwargs  # query and projection included, so a chunk sent to a worker keeps them
 
     def ensure_indexes(self) -> None:
         """Index the fields the incremental query uses."""
-        for field in ("structure_id", self.spectra.last_updated_field):
+        for field in ("structure_id", self.spectra.key, self.spectra.last_updated_field):
             self.spectra.ensure_index(field)
         for field in ("structure_id", self.materials.last_updated_field, "state"):
             self.materials.ensure_index(field)
 
-    def _structures_to_build(self) -> list[str]:
-        lu = self.spectra.last_updated_field
+    def get_ids_to_process(self) -> list:
+        """Site-spectrum keys of every material with a site spectrum newer than its document (or none)."""
+        lu, key = self.spectra.last_updated_field, self.spectra.key
         newest: dict[str, datetime] = {}
-        for d in self.spectra.query(criteria={"state": "successful"}, properties=["structure_id", lu]):
-            t = self.spectra._lu_func[0](d[lu])
-            if d["structure_id"] not in newest or t > newest[d["structure_id"]]:
-                newest[d["structure_id"]] = t
-        built = {
-            d["structure_id"]: (self.materials._lu_func[0](d[self.materials.last_updated_field]), d.get("state"))
-            for d in self.materials.query(properties=["structure_id", self.materials.last_updated_field, "state"])
-        }
-        todo = []
-        for sid, t in newest.items():
-            if sid not in built or built[sid][0] < t or (self.retry_failed and built[sid][1] == "failed"):
-                todo.append(sid)
-        return sorted(todo)
+        members: dict[str, list] = {}
+        for d in self.spectra.query(criteria=self.query, properties=["structure_id", key, lu]):
+            sid, t = d.get("structure_id"), self.spectra._lu_func[0](d[lu])
+            members.setdefault(sid, []).append(d[key])
+            newest[sid] = max(t, newest.get(sid, t))
+        tlu = self.materials.last_updated_field
+        built = {d["structure_id"]: (self.materials._lu_func[0](d[tlu]), d.get("state"))
+                 for d in self.materials.query(properties=["structure_id", tlu, "state"])}
+        todo = [sid for sid, t in newest.items() if sid not in built or built[sid][0] < t
+                or (self.retry_failed and built[sid][1] == "failed")]
+        return [k for sid in sorted(todo, key=str) for k in members[sid]]
 
-    def get_items(self) -> Iterator[list[dict]]:
-        """Yield the site-spectrum documents of each material that needs (re)building."""
+    def prechunk(self, number_splits: int):
+        """Split the materials to build into ``number_splits`` queries, each keeping this builder's query.
+
+        (maggma's ``GroupBuilder.prechunk`` zips the grouping keys with task ids and so splits nothing.)
+        """
+        from math import ceil
+
         self.ensure_indexes()
-        todo = self._structures_to_build()
-        self.total = len(todo)
-        self.logger.info(f"Building {len(todo)} material spectra")
-        for start in range(0, len(todo), self.chunk_size):
-            chunk = todo[start : start + self.chunk_size]
-            groups: dict[str, list[dict]] = {sid: [] for sid in chunk}
-            for d in self.spectra.query(criteria={"structure_id": {"$in": chunk}, "state": "successful"}):
-                groups[d["structure_id"]].append(d)
-            yield from groups.values()
+        sids = sorted({g[0] for g in self.get_groups_from_keys(self.get_ids_to_process())}, key=str)
+        n = max(1, ceil(len(sids) / max(number_splits, 1)))
+        for start in range(0, len(sids), n):
+            yield {"query": {"$and": [self.query, {"structure_id": {"$in": sids[start : start + n]}}]}}
+
+    def unary_function(self, items: list[dict]) -> dict[str, Any]:
+        """Average the site spectra weighted by multiplicity; raises on inconsistent or bad input."""
+        first = items[0]
+        prints = {d.get("preprocessing_fingerprint") for d in items}
+        if len(prints) > 1:
+            raise ValueError(f"Site spectra of {first['structure_id']} were preprocessed differently "
+                             f"(fingerprints {sorted(map(str, prints))}): rebuild the spectra")
+        weights = np.array([d.get("multiplicity") or 1 for d in items], float)
+        if not (np.isfinite(weights).all() and (weights > 0).all()):
+            raise ValueError(f"site multiplicities must be positive numbers, got {weights.tolist()}")
+        spectra = np.array([d["spectrum"] for d in items], float)
+        avg = weights @ spectra / weights.sum()
+        if not np.isfinite(avg).all():
+            raise ValueError("the averaged spectrum is not finite")
+        doc = {k: first.get(k) for k in ("structure_id", "formula", "chemsys", "group_id", "source", "source_id",
+                                         "mineral", "preprocessing", "preprocessing_version",
+                                         "preprocessing_fingerprint")}
+        doc.update({
+            "spectrum": [round(float(v), 6) for v in avg],
+            "site_weights": {d[self.spectra.key]: float(w) for d, w in zip(items, weights)},
+            "n_sites": len(items),
+        })
+        return doc
 
     def process_item(self, item: list[dict]) -> dict[str, Any]:
-        """Average the site spectra weighted by multiplicity (a failed document on bad input)."""
-        first = item[0]
-        lu = self.spectra.last_updated_field
-        out: dict[str, Any] = {
-            "structure_id": first["structure_id"],
-            "task_ids": sorted(d["task_id"] for d in item),
-            self.materials.last_updated_field: max(self.spectra._lu_func[0](d[lu]) for d in item),
-        }
-        try:
-            prints = {d.get("preprocessing_fingerprint") for d in item}
-            if len(prints) > 1:
-                raise ValueError(f"Site spectra of {first['structure_id']} were preprocessed differently "
-                                 f"(fingerprints {sorted(map(str, prints))}): rebuild the spectra")
-            weights = np.array([d.get("multiplicity") or 1 for d in item], float)
-            if not (np.isfinite(weights).all() and (weights > 0).all()):
-                raise ValueError(f"site multiplicities must be positive numbers, got {weights.tolist()}")
-            spectra = np.array([d["spectrum"] for d in item], float)
-            avg = weights @ spectra / weights.sum()
-            if not np.isfinite(avg).all():
-                raise ValueError("the averaged spectrum is not finite")
-            out.update({k: first.get(k) for k in ("formula", "chemsys", "group_id", "source", "source_id",
-                                                   "mineral", "preprocessing", "preprocessing_version",
-                                                   "preprocessing_fingerprint")})
-            out.update({
-                "spectrum": [round(float(v), 6) for v in avg],
-                "site_weights": {d["task_id"]: float(w) for d, w in zip(item, weights)},
-                "n_sites": len(item),
-                "state": "successful",
-            })
-        except Exception as exc:  # recorded, never fatal
-            out.update({"state": "failed", "error": f"{type(exc).__name__}: {exc}"})
-        return out
-
-    def update_targets(self, items: list[dict]) -> None:
-        """Upsert material documents by ``structure_id``."""
-        for d in items:
-            d.pop("_id", None)
-            d["_bt"] = datetime.now(timezone.utc)
-        if items:
-            self.materials.update(items, key="structure_id")
+        """``GroupBuilder.process_item``, keyed by the material (a failed document too) with sorted site keys."""
+        doc = super().process_item(item)
+        doc["structure_id"] = item[0]["structure_id"]
+        doc[f"{self.spectra.key}s"] = sorted(doc[f"{self.spectra.key}s"], key=str)
+        return doc
 
 
 class ClassificationBuilder(CheckedMapBuilder):
@@ -382,6 +378,7 @@ class ClassificationBuilder(CheckedMapBuilder):
                                          "structure_id", "environment", "state"])
         kwargs.setdefault("query", {"state": "successful"})
         super().__init__(source=spectra, target=classifications, **kwargs)
+        self.kwargs = kwargs  # query and projection included, so a chunk sent to a worker keeps them
 
     @property
     def classifier(self):
@@ -430,141 +427,6 @@ class ClassificationBuilder(CheckedMapBuilder):
 
 
 # ---------------------------------------------------------------------------- stores and pipelines
-#: Class markers our own output documents hold (read as data, never imported).
-OUTPUT_CLASSES = frozenset({("pymatgen_xanes_nn.preprocessing", "Preprocessing")})
-
-
-class BulkUpsert:
-    """Upsert by a single key field as one delete and one ``insert_many`` (for mongomock-backed stores).
-
-    maggma's ``update`` sends one ``ReplaceOne`` per document; mongomock answers each by scanning the whole
-    collection, so loading the shipped 1,013 tasks took ~16 s of the embedded default's 22-35 s. The result is the
-    same set of documents (the last of duplicates wins, as with ordered replaces).
-    """
-
-    def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
-        """Insert or replace ``docs`` by ``key`` (default: the store's key)."""
-        from monty.json import jsanitize
-
-        key = key or self.key
-        docs = docs if isinstance(docs, list) else [docs]
-        if not isinstance(key, str) or not docs or getattr(self, "validator", None):
-            super().update(docs, key)  # compound keys and validators: maggma's own way
-            return
-        latest: dict[Any, dict] = {}
-        for d in docs:
-            d = jsanitize(d, allow_bson=True, recursive_msonable=True)
-            d.pop("_id", None)
-            latest[d[key]] = d
-        self._collection.delete_many({key: {"$in": list(latest)}})
-        self._collection.insert_many(list(latest.values()))
-
-
-class EmbeddedMemoryStore(BulkUpsert, MemoryStore):
-    """A ``MemoryStore`` that survives ``close()`` and loads in bulk.
-
-    maggma closes every store when a builder finishes; a closed mongomock client cannot be
-    reopened, so a store shared by two builders of one ``mrun`` (the target of one, the source of
-    the next) would be lost. Here ``close`` keeps the data until the process ends.
-    """
-
-    def close(self) -> None:
-        """Keep the in-memory collection open."""
-
-
-class SafeJSONStore(BulkUpsert, JSONStore):
-    """A writable ``JSONStore`` that reads its file as data, loads it in bulk and replaces it atomically.
-
-    Unlike maggma's ``JSONStore`` it does not rewrite the file when it connects (an unchanged rerun writes
-    nothing), never decodes a ``{"@module": ...}`` in it (maggma's reader passes ``last_updated`` dicts to
-    monty's decoder, which imports the module named there), and survives ``close()``; every update is on disk.
-    """
-
-    def connect(self, force_reset: bool = False) -> None:
-        """Load the file into an in-memory collection (once, unless ``force_reset``)."""
-        from maggma.stores.mongolike import mongomock  # the in-memory MongoDB maggma itself uses
-
-        if self._coll is not None and not force_reset:
-            return
-        self._coll = mongomock.MongoClient().db[self.name]
-        for path in self.paths:
-            if not self.read_only and not os.path.exists(path):
-                with open(path, "w") as f:
-                    f.write("[]")
-            objects = self.read_json_file(path)
-            if objects:
-                latest = {d[self.key]: d for d in objects if isinstance(d, dict) and self.key in d}
-                self._coll.insert_many(list(latest.values()))
-
-    def read_json_file(self, path) -> list:
-        """The documents of one JSON file, as data (datetimes restored, nothing imported)."""
-        from maggma.utils import to_dt
-
-        from pymatgen_xanes_nn.jsonio import read_json
-
-        objects = read_json(str(path), OUTPUT_CLASSES)
-        objects = objects if isinstance(objects, list) else [objects]
-        for d in objects:
-            if isinstance(d, dict) and isinstance(d.get(self.last_updated_field), str):
-                d[self.last_updated_field] = to_dt(d[self.last_updated_field])
-        return objects
-
-    def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
-        """Upsert in memory, then write the file."""
-        super().update(docs, key)
-        if not self.read_only:
-            self.update_json_file()
-
-    def close(self) -> None:
-        """Keep the in-memory collection open; the file is written on every update."""
-
-    def update_json_file(self) -> None:
-        """Write to a temporary file, then rename it over the old one."""
-        path = self.paths[0]
-        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # two runs at once never share a temp file
-        self.paths[0] = tmp
-        try:
-            super().update_json_file()
-        finally:
-            self.paths[0] = path
-        os.replace(tmp, path)
-
-
-def shipped_task_store(filename: str | None = None) -> MemoryStore:
-    """An in-memory store holding packed FEFF task documents (default: the shipped dataset)."""
-    from pymatgen_xanes_nn.dataset import load_tasks
-
-    store = EmbeddedMemoryStore(collection_name="tasks", key="task_id")
-    store.connect()
-    docs = load_tasks(filename, include_failed=True)
-    if docs:
-        store.update(docs)
-    return store
-
-
-def file_store(directory: str, name: str, key: str) -> SafeJSONStore:
-    """A writable JSON-file store ``directory/name.json`` (created if missing)."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"{name}.json")
-    if not os.path.exists(path):
-        with open(path, "w") as f:
-            f.write("[]")
-    return SafeJSONStore(path, read_only=False, key=key)
-
-
-#: Milliseconds to wait for MongoDB before an error (pymongo's default of 30 s hides a typo for half a minute).
-DEFAULT_MONGO_TIMEOUT_MS = 1500
-
-
-def mongo_store(uri: str, collection: str, database: str, key: str = "task_id",
-                timeout_ms: int = DEFAULT_MONGO_TIMEOUT_MS) -> Store:
-    """A maggma ``MongoStore`` from a URI (round-trips through ``as_dict``, so ``mrun -n`` workers get it)."""
-    from maggma.stores import MongoStore
-
-    return MongoStore.from_uri(uri, collection, database=database, key=key,
-                               mongoclient_kwargs={"serverSelectionTimeoutMS": timeout_ms})
-
-
 def check_mongo(uri: str, timeout_ms: int = DEFAULT_MONGO_TIMEOUT_MS) -> None:
     """Ping MongoDB at ``uri``.
 
@@ -690,10 +552,11 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
             raise ConfigurationError(f"XANES_NN_OUTPUT={directory!r}: cannot create it ({exc})") from exc
         if not os.access(directory, os.W_OK):
             raise ConfigurationError(f"XANES_NN_OUTPUT={directory!r}: not writable")
+        tasks = PackedTaskStore(tasks_file, index_dir=directory)
         try:
-            tasks = shipped_task_store(tasks_file)
+            tasks.connect()
         except ValueError as exc:  # a truncated or corrupt file names itself
             raise ConfigurationError(f"XANES_NN_TASKS_FILE: {exc}") from exc
-        out = {n: file_store(directory, f"xanes_{n}", k) for n, k in names.items()}
+        out = {n: JSONFileStore(os.path.join(directory, f"xanes_{n}.json"), key=k) for n, k in names.items()}
     return pipeline(tasks, out["spectra"], out["materials"], out["classifications"],
                     out["material_classifications"], model=model, exhaustive=exhaustive, **kwargs)

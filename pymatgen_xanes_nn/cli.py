@@ -129,7 +129,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.limit:
         jobs = jobs[: args.limit]
     if args.store_uri:
-        from pymatgen_xanes_nn.builders import mongo_store
+        from pymatgen_xanes_nn.stores import mongo_store
 
         sink = StoreSink(mongo_store(args.store_uri, args.collection, args.database))
     else:
@@ -148,8 +148,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_load_tasks(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.builders import ConfigurationError, check_mongo, mongo_store
+    from pymatgen_xanes_nn.builders import ConfigurationError, check_mongo
     from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.stores import mongo_store
 
     try:
         check_mongo(args.uri)
@@ -303,7 +304,7 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
     from pymatgen_xanes_nn.dataset import load_tasks
 
     if getattr(args, "store_uri", None):
-        from pymatgen_xanes_nn.builders import mongo_store
+        from pymatgen_xanes_nn.stores import mongo_store
 
         store = mongo_store(args.store_uri, args.collection, args.database)
         store.connect()

@@ -35,6 +35,7 @@ PYMATGEN_CLASSES = frozenset({
     ("pymatgen.core.composition", "Composition"),
     ("pymatgen.analysis.xas.spectrum", "XAS"),
     ("pymatgen.io.feff.inputs", "Tags"),  # atomate's input_parameters
+    ("numpy", "array"),  # monty's encoding of XAS.x / XAS.y (dumpfn): decoded as np.array(data, dtype)
     ("datetime", "datetime"),
 })
 
@@ -53,6 +54,61 @@ def _restore_datetime(d: dict) -> Any:
     return d
 
 
+def _numeric_depth(items: list) -> int | None:
+    """Nesting depth of a rectangular list of numbers (checked at C speed by numpy), else None."""
+    import numpy as np
+
+    try:
+        return np.asarray(items, dtype=float).ndim
+    except (TypeError, ValueError):
+        return None
+
+
+_DATETIME = ("datetime", "datetime")
+
+
+def _scan(obj: Any, allowed: frozenset | None, where: str, restore: bool) -> Any:
+    """One pass over decoded JSON: depth limit, class markers (unless ``allowed`` is None), datetimes.
+
+    Only containers are visited one by one; a long list of numbers (spectrum rows, coordinates) is checked
+    by numpy at once. With ``restore``, monty's datetime dicts are replaced in place by datetimes.
+    """
+
+    def check(d: dict) -> bool:  # True: a datetime marker to restore
+        pair = (d.get("@module"), d.get("@class"))
+        if allowed is not None and (not all(isinstance(v, str) for v in pair) or pair not in allowed):
+            raise UnsafeDocumentError(
+                f"{where}: refuses to load class {pair[1]!r} from module {pair[0]!r}; "
+                "files are read as data and may not choose code to import"
+            )
+        return restore and pair == _DATETIME
+
+    if isinstance(obj, dict) and ("@module" in obj or "@class" in obj) and check(obj):
+        return _restore_datetime(obj)
+    stack = [(obj, 0)]
+    while stack:
+        item, level = stack.pop()
+        if level > MAX_DEPTH:
+            raise UnsafeDocumentError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            pairs = item.items()
+        elif len(item) > 8 and (depth := _numeric_depth(item)) is not None:  # no dict inside
+            if level + depth > MAX_DEPTH:
+                raise UnsafeDocumentError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+            continue
+        else:
+            pairs = enumerate(item)
+        for k, v in pairs:
+            if isinstance(v, dict):
+                if ("@module" in v or "@class" in v) and check(v):
+                    item[k] = _restore_datetime(v)  # replaces a value, never adds a key: safe while iterating
+                    continue
+                stack.append((v, level + 1))
+            elif isinstance(v, list):
+                stack.append((v, level + 1))
+    return obj
+
+
 def check_classes(obj: Any, allowed: frozenset = frozenset(), where: str = "document") -> None:
     """Raise :class:`UnsafeDocumentError` if ``obj`` names a class outside ``allowed`` or nests too deep.
 
@@ -61,32 +117,31 @@ def check_classes(obj: Any, allowed: frozenset = frozenset(), where: str = "docu
         allowed: permitted ``(module, class)`` pairs.
         where: what the document is, for the message (e.g. a file name).
     """
-    stack = [(obj, 0)]
-    while stack:
-        item, level = stack.pop()
-        if level > MAX_DEPTH:
-            raise UnsafeDocumentError(f"{where}: nested deeper than {MAX_DEPTH} levels")
-        if isinstance(item, dict):
-            if "@module" in item or "@class" in item:
-                pair = (item.get("@module"), item.get("@class"))
-                if not all(isinstance(v, str) for v in pair) or pair not in allowed:
-                    raise UnsafeDocumentError(
-                        f"{where}: refuses to load class {pair[1]!r} from module {pair[0]!r}; "
-                        "files are read as data and may not choose code to import"
-                    )
-            stack.extend((v, level + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, level + 1) for v in item)
+    _scan(obj, frozenset(allowed), where, restore=False)
 
 
-def loads(text: str | bytes, where: str = "document") -> Any:
-    """Parse JSON text as plain data (datetimes restored); errors name ``where``."""
+def loads(text: str | bytes, where: str = "document", allowed: frozenset | None = None) -> Any:
+    """Parse JSON text as plain data (datetimes restored); errors name ``where``.
+
+    Args:
+        text: JSON.
+        where: what the text is, for messages.
+        allowed: if given, the ``(module, class)`` markers permitted (others raise :class:`UnsafeDocumentError`).
+    """
+    import orjson
+
     try:
-        return json.loads(text, object_hook=_restore_datetime)
-    except RecursionError:
-        raise UnsafeDocumentError(f"{where}: JSON nested too deeply to parse") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UnsafeDocumentError(f"{where}: not valid JSON ({exc})") from exc
+        obj = orjson.loads(text)  # ~2x the standard library's speed on the 30 MB dataset
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise UnsafeDocumentError(f"{where}: JSON nested too deeply to parse") from None
+        try:  # NaN, Infinity, a byte-order mark: what Python's json writes or accepts
+            obj = json.loads(text)
+        except RecursionError:
+            raise UnsafeDocumentError(f"{where}: JSON nested too deeply to parse") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc2:
+            raise UnsafeDocumentError(f"{where}: not valid JSON ({exc2})") from exc2
+    return _scan(obj, None if allowed is None else frozenset(allowed) | {_DATETIME}, where, restore=True)
 
 
 def read_bytes(filename: str, max_bytes: int = MAX_BYTES) -> bytes:
@@ -113,9 +168,7 @@ def read_bytes(filename: str, max_bytes: int = MAX_BYTES) -> bytes:
 
 def read_json(filename: str, allowed: frozenset = frozenset()) -> Any:
     """Read a JSON file (gzipped or not) as plain data, refusing class markers outside ``allowed``."""
-    obj = loads(read_bytes(filename), where=filename)
-    check_classes(obj, allowed | {("datetime", "datetime")}, where=filename)
-    return obj
+    return loads(read_bytes(filename), where=filename, allowed=allowed)
 
 
 def write_json(obj: Any, filename: str) -> None:

@@ -9,14 +9,12 @@ import pytest
 
 from pymatgen_xanes_nn.builders import (
     ClassificationBuilder,
-    EmbeddedMemoryStore,
     MaterialSpectrumBuilder,
-    SafeJSONStore,
     SpectrumBuilder,
-    file_store,
     pipeline,
     pipeline_from_env,
 )
+from pymatgen_xanes_nn.stores import DictStore, JSONFileStore
 
 from .conftest import task_docs
 
@@ -49,13 +47,13 @@ def stores():
     now = datetime.now(timezone.utc)
     for d in docs:
         d["last_updated"] = now
-    tasks = EmbeddedMemoryStore(key="task_id")
+    tasks = DictStore(key="task_id")
     tasks.connect()
     tasks.update(docs + _bad_docs(docs[0]))
     out = {}
     for name, key in [("spectra", "task_id"), ("materials", "structure_id"), ("cls", "task_id"),
                       ("mcls", "structure_id")]:
-        out[name] = EmbeddedMemoryStore(collection_name=name, key=key)
+        out[name] = DictStore(collection_name=name, key=key)
         out[name].connect()
     return tasks, out
 
@@ -171,26 +169,21 @@ def test_builders_are_msonable(stores, toy_model_file):
 
 
 def test_safe_json_store_roundtrip(tmp_path):
-    store = file_store(str(tmp_path), "things", "task_id")
+    store = JSONFileStore(str(tmp_path / "things.json"), key="task_id")
     store.connect()
     store.update([{"task_id": "a", "x": 1, "last_updated": datetime.now(timezone.utc)}])
-    assert not (tmp_path / "things.json.tmp").exists()
-    reread = SafeJSONStore(str(tmp_path / "things.json"), read_only=False, key="task_id")
+    assert [p.name for p in tmp_path.iterdir()] == ["things.json"]  # no temporary file left
+    reread = JSONFileStore(str(tmp_path / "things.json"), key="task_id")
     reread.connect()
     assert reread.query_one({"task_id": "a"})["x"] == 1
 
 
-def test_embedded_default_pipeline(tmp_path, toy_model_file, monkeypatch):
-    import pymatgen_xanes_nn.builders as builders_mod
+def test_embedded_default_pipeline(tmp_path, toy_model_file):
+    from pymatgen_xanes_nn.dataset import pack_tasks
 
-    def few_tasks(filename=None):
-        store = EmbeddedMemoryStore(collection_name="tasks", key="task_id")
-        store.connect()
-        store.update(task_docs())
-        return store
-
-    monkeypatch.setattr(builders_mod, "shipped_task_store", few_tasks)
-    env = {"XANES_NN_OUTPUT": str(tmp_path / "out"), "XANES_NN_MODEL": toy_model_file}
+    pack_tasks(task_docs(), str(tmp_path / "tasks.json.gz"))
+    env = {"XANES_NN_OUTPUT": str(tmp_path / "out"), "XANES_NN_MODEL": toy_model_file,
+           "XANES_NN_TASKS_FILE": str(tmp_path / "tasks.json.gz")}
     _run(pipeline_from_env(env))
     written = json.loads((tmp_path / "out" / "xanes_classifications.json").read_text())
     assert len(written) == len(task_docs()) and all(d["state"] == "successful" for d in written)
@@ -223,7 +216,6 @@ def test_fast_incremental_mode(stores, toy_model_file):
     old["task_id"], old["last_updated"] = "old-stamp", datetime(2000, 1, 1, tzinfo=timezone.utc)
     tasks.update([fresh, old])
     assert [d["task_id"] for d in fast.get_items()] == ["fresh"]
-    assert not hasattr(s["spectra"], "__dict__") or "newer_in" not in vars(s["spectra"])  # patch undone
     assert {d["task_id"] for d in full.get_items()} == {"fresh", "old-stamp"}
 
 

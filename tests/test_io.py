@@ -110,6 +110,15 @@ def test_xas_json_roundtrip(diamond_xas, tmp_path):
     np.testing.assert_allclose(read_spectrum(str(tmp_path / "xas.json.gz")).x, diamond_xas.x)
 
 
+def test_xas_written_by_monty_dumpfn_is_read(diamond_xas, tmp_path):
+    """dumpfn encodes XAS.x / XAS.y as {"@module": "numpy", "@class": "array"}: that is data, not code."""
+    from monty.serialization import dumpfn
+
+    dumpfn(diamond_xas, str(tmp_path / "xas.json"))
+    assert '"@module": "numpy"' in (tmp_path / "xas.json").read_text()
+    np.testing.assert_allclose(read_spectrum(str(tmp_path / "xas.json")).y, diamond_xas.y)
+
+
 def test_json_bad(tmp_path):
     (tmp_path / "a.json").write_text("{not json")
     with pytest.raises(SpectrumError, match="Unparseable JSON"):

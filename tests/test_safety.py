@@ -203,18 +203,18 @@ def test_fuzzed_model_fields_never_crash_loading(toy_model, junk):
 
 # ---------------------------------------------------------------------------- builders never stop
 def _task_store(docs):
-    from pymatgen_xanes_nn.builders import EmbeddedMemoryStore
+    from pymatgen_xanes_nn.stores import DictStore
 
-    store = EmbeddedMemoryStore(collection_name=f"t{id(docs)}", key="task_id")
+    store = DictStore(collection_name=f"t{id(docs)}", key="task_id")
     store.connect()
-    store._collection.insert_many(docs)  # raw inserts: maggma's update() would refuse the worst of them
+    store.load(docs)  # raw inserts: an upsert would refuse the worst of them
     return store
 
 
 def _empty(name, key):
-    from pymatgen_xanes_nn.builders import EmbeddedMemoryStore
+    from pymatgen_xanes_nn.stores import DictStore
 
-    store = EmbeddedMemoryStore(collection_name=name, key=key)
+    store = DictStore(collection_name=name, key=key)
     store.connect()
     return store
 
@@ -265,7 +265,7 @@ def test_malformed_task_documents_never_stop_the_spectrum_build():
     from pymongo.errors import DuplicateKeyError
 
     with pytest.raises(DuplicateKeyError):
-        spectra._collection.insert_one({"task_id": "dup-1"})
+        spectra.load([{"task_id": "dup-1"}])
 
 
 def test_repaired_document_is_rebuilt():
@@ -274,7 +274,9 @@ def test_repaired_document_is_rebuilt():
     good, bad = _malformed_tasks()
     tasks, spectra = _task_store(good + bad), _empty("spectra2", "task_id")
     SpectrumBuilder(tasks, spectra).run()
-    tasks._collection.update_one({"task_id": "lu-yesterday"}, {"$set": {"last_updated": "2001-01-01T00:00:00"}})
+    repaired = tasks.query_one({"task_id": "lu-yesterday"})
+    repaired["last_updated"] = "2001-01-01T00:00:00"
+    tasks.update([repaired])
     SpectrumBuilder(tasks, spectra).run()
     assert spectra.query_one({"task_id": "lu-yesterday"})["state"] == "successful"
 
@@ -289,8 +291,8 @@ def test_fast_mode_never_skips_undated_documents():
     SpectrumBuilder(tasks, spectra).run()
     late = copy.deepcopy(good[0])
     late["task_id"] = "no-date"
-    del late["last_updated"], late["_id"]
-    tasks._collection.insert_one(late)
+    del late["last_updated"]
+    tasks.load([late])
     fast = SpectrumBuilder(tasks, spectra, exhaustive=False)
     assert [d["task_id"] for d in fast.get_items()] == ["no-date"]
 
@@ -433,13 +435,13 @@ def test_truncated_tasks_file_is_a_configuration_error(tmp_path):
 def test_two_writers_of_one_json_store_never_share_a_temp_file(tmp_path):
     import threading
 
-    from pymatgen_xanes_nn.builders import file_store
+    from pymatgen_xanes_nn.stores import JSONFileStore
 
     errors = []
 
     def write(tag):
         try:
-            store = file_store(str(tmp_path), "xanes_spectra", "task_id")
+            store = JSONFileStore(str(tmp_path / "xanes_spectra.json"), key="task_id")
             store.connect()
             for i in range(30):
                 store.update([{"task_id": f"{tag}-{i}", "x": i}])
@@ -472,8 +474,8 @@ def test_embedded_output_files_are_read_as_data(tmp_path):
     import json
     import sys
 
-    from pymatgen_xanes_nn.builders import file_store
     from pymatgen_xanes_nn.jsonio import UnsafeDocumentError
+    from pymatgen_xanes_nn.stores import JSONFileStore
 
     (tmp_path / "evil_lu_module.py").write_text("import pathlib; pathlib.Path(__file__).with_suffix('.ran').touch()\n")
     sys.path.insert(0, str(tmp_path))
@@ -481,7 +483,7 @@ def test_embedded_output_files_are_read_as_data(tmp_path):
         (tmp_path / "xanes_spectra.json").write_text(json.dumps([{"task_id": "a", "last_updated": {
             "@module": "evil_lu_module", "@class": "X", "string": "2020-01-01"}}]))
         with pytest.raises(UnsafeDocumentError, match="evil_lu_module"):
-            file_store(str(tmp_path), "xanes_spectra", "task_id").connect()
+            JSONFileStore(str(tmp_path / "xanes_spectra.json"), key="task_id").connect()
         assert not (tmp_path / "evil_lu_module.ran").exists() and "evil_lu_module" not in sys.modules
     finally:
         sys.path.remove(str(tmp_path))
@@ -490,14 +492,14 @@ def test_embedded_output_files_are_read_as_data(tmp_path):
 def test_embedded_store_connect_does_not_rewrite_its_file(tmp_path):
     import os
 
-    from pymatgen_xanes_nn.builders import file_store
+    from pymatgen_xanes_nn.stores import JSONFileStore
 
-    store = file_store(str(tmp_path), "xanes_spectra", "task_id")
+    store = JSONFileStore(str(tmp_path / "xanes_spectra.json"), key="task_id")
     store.connect()
     store.update([{"task_id": "a", "x": 1}, {"task_id": "b", "x": 2}, {"task_id": "a", "x": 3}])
     path = tmp_path / "xanes_spectra.json"
     before = os.stat(path).st_mtime_ns
-    again = file_store(str(tmp_path), "xanes_spectra", "task_id")
+    again = JSONFileStore(str(tmp_path / "xanes_spectra.json"), key="task_id")
     again.connect()
     assert os.stat(path).st_mtime_ns == before  # an unchanged rerun writes nothing
     assert sorted((d["task_id"], d["x"]) for d in again.query()) == [("a", 3), ("b", 2)]  # upsert: last wins
