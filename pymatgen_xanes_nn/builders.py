@@ -23,6 +23,7 @@ import numpy as np
 from maggma.builders import GroupBuilder, MapBuilder
 from maggma.core import Builder
 
+from pymatgen_xanes_nn.documents import ClassificationDoc, MaterialSpectrumDoc, SpectrumDoc, validated
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, check_xas
 from pymatgen_xanes_nn.stores import DEFAULT_MONGO_TIMEOUT_MS, JSONFileStore, PackedTaskStore, mongo_store
 
@@ -254,7 +255,8 @@ class SpectrumBuilder(CheckedMapBuilder):
         )
         doc["structure_id"] = doc["structure_id"] or item.get("task_id")
         doc["multiplicity"] = int(doc["multiplicity"] or 1)
-        return doc
+        doc["task_id"] = item[self.source.key]
+        return validated(SpectrumDoc, doc)
 
 
 class MaterialSpectrumBuilder(QuietRun, GroupBuilder):
@@ -339,17 +341,17 @@ class MaterialSpectrumBuilder(QuietRun, GroupBuilder):
                                          "mineral", "preprocessing", "preprocessing_version",
                                          "preprocessing_fingerprint")}
         doc.update({
+            "task_ids": sorted((d[self.spectra.key] for d in items), key=str),
             "spectrum": [round(float(v), 6) for v in avg],
-            "site_weights": {d[self.spectra.key]: float(w) for d, w in zip(items, weights)},
+            "site_weights": {str(d[self.spectra.key]): float(w) for d, w in zip(items, weights)},  # BSON: str keys
             "n_sites": len(items),
         })
-        return doc
+        return validated(MaterialSpectrumDoc, doc)
 
     def process_item(self, item: list[dict]) -> dict[str, Any]:
-        """``GroupBuilder.process_item``, keyed by the material (a failed document too) with sorted site keys."""
+        """``GroupBuilder.process_item``, keyed by the material (a failed document too)."""
         doc = super().process_item(item)
         doc["structure_id"] = item[0]["structure_id"]
-        doc[f"{self.spectra.key}s"] = sorted(doc[f"{self.spectra.key}s"], key=str)
         return doc
 
 
@@ -423,7 +425,9 @@ class ClassificationBuilder(CheckedMapBuilder):
                 "rebuild the spectra with the model's preprocessing")
         result = clf.classify(np.asarray(item["spectrum"], np.float32))
         result.update({k: item.get(k) for k in ("structure_id", "chemsys", "environment")})
-        return result
+        if self.source.key == "task_id":
+            result["task_id"] = item["task_id"]
+        return validated(ClassificationDoc, result)
 
 
 # ---------------------------------------------------------------------------- stores and pipelines
@@ -492,7 +496,12 @@ ENV_VARS = {
     "XANES_NN_EXHAUSTIVE": "'1' (default) compares every document; '0': only documents newer than the newest "
                            "built one, plus undated ones (fast)",
     "XANES_NN_MONGO_TIMEOUT_MS": "how long to wait for MongoDB to answer before failing (default 1500)",
+    "XANES_NN_STAGES": "comma-separated stages to build, in pipeline order (default all: "
+                       "spectra,materials,classifications,material_classifications); maggma's distributed "
+                       "manager serves one stage per run",
 }
+#: The pipeline's stages, in run order; each is named after the collection it writes.
+STAGES = ("spectra", "materials", "classifications", "material_classifications")
 #: The values ``XANES_NN_EXHAUSTIVE`` accepts, and what they mean.
 BOOLEAN_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
@@ -526,6 +535,9 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
         raise ConfigurationError(f"Unknown setting(s) {', '.join(unknown)}; known: {', '.join(ENV_VARS)}")
     # every check before any work: a wrong setting fails in about a second, not after a build
     exhaustive = parse_bool("XANES_NN_EXHAUSTIVE", env.get("XANES_NN_EXHAUSTIVE", "1"))
+    stages = [s.strip() for s in env.get("XANES_NN_STAGES", ",".join(STAGES)).split(",") if s.strip()]
+    if not stages or any(s not in STAGES for s in stages):
+        raise ConfigurationError(f"XANES_NN_STAGES={env.get('XANES_NN_STAGES')!r}: use some of {', '.join(STAGES)}")
     model = env.get("XANES_NN_MODEL", "si_k_chemsys")
     check_model(model)
     uri = env.get("XANES_NN_MONGO_URI")
@@ -558,5 +570,6 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
         except ValueError as exc:  # a truncated or corrupt file names itself
             raise ConfigurationError(f"XANES_NN_TASKS_FILE: {exc}") from exc
         out = {n: JSONFileStore(os.path.join(directory, f"xanes_{n}.json"), key=k) for n, k in names.items()}
-    return pipeline(tasks, out["spectra"], out["materials"], out["classifications"],
-                    out["material_classifications"], model=model, exhaustive=exhaustive, **kwargs)
+    builders = pipeline(tasks, out["spectra"], out["materials"], out["classifications"],
+                        out["material_classifications"], model=model, exhaustive=exhaustive, **kwargs)
+    return [b for stage, b in zip(STAGES, builders) if stage in stages]

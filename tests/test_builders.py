@@ -243,3 +243,33 @@ def test_running_builders_leaves_the_root_logger_alone(stores, toy_model_file):
     for _ in range(2):
         _run(_pipeline(stores, toy_model_file))
     assert root.handlers == handlers and root.level == level  # maggma's run() adds a DEBUG handler per call
+
+
+def test_readme_documents_every_output_field():
+    import os
+
+    from pymatgen_xanes_nn.documents import schema_markdown
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    assert schema_markdown() in readme  # regenerate the README section when a model changes
+
+
+def test_output_documents_are_validated(stores, toy_model_file):
+    from pydantic import ValidationError
+
+    from pymatgen_xanes_nn.documents import DOCUMENTS, SpectrumDoc, validated
+
+    _run(_pipeline(stores, toy_model_file))
+    _, s = stores
+    bookkeeping = {"_id", "last_updated", "state", "_bt", "_process_time"}
+    for stage, store in zip(("spectra", "materials", "classifications", "material_classifications"),
+                            (s["spectra"], s["materials"], s["cls"], s["mcls"])):
+        doc = store.query_one({"state": "successful"})
+        model = DOCUMENTS[stage]
+        assert set(doc) - bookkeeping <= set(model.model_fields), stage
+        model.model_validate({k: v for k, v in doc.items() if k not in bookkeeping})
+    spectrum = {k: v for k, v in s["spectra"].query_one({"state": "successful"}).items() if k not in bookkeeping}
+    with pytest.raises(ValidationError, match="e0"):
+        validated(SpectrumDoc, dict(spectrum, e0="high"))
+    with pytest.raises(ValidationError, match="colour"):
+        validated(SpectrumDoc, dict(spectrum, colour="blue"))  # an undocumented field never slips in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,9 +12,9 @@ import pymongo
 import pytest
 from maggma.stores import MongoStore
 
-from pymatgen_xanes_nn.builders import pipeline
+from pymatgen_xanes_nn.builders import STAGES, pipeline
 from pymatgen_xanes_nn.dataset import pack_tasks
-from pymatgen_xanes_nn.server import mongo_server
+from pymatgen_xanes_nn.server import free_port, mongo_server
 
 from .conftest import task_docs
 
@@ -73,6 +74,50 @@ def test_mrun_against_server(server, db, toy_model_file, workers, tmp_path):
     out = pymongo.MongoClient(server)[f"{db}_out"]
     assert out["xanes_classifications"].count_documents({"state": "successful"}) == len(task_docs())
     assert out["xanes_material_classifications"].count_documents({}) == 3
+
+
+def _collections(client, database: str) -> dict:
+    """What a build wrote: per collection, key -> (state, label, task_ids)."""
+    keys = {"spectra": "task_id", "materials": "structure_id", "classifications": "task_id",
+            "material_classifications": "structure_id"}
+    return {stage: {d[key]: (d.get("state"), d.get("label"), d.get("task_ids"))
+                    for d in client[database][f"xanes_{stage}"].find()} for stage, key in keys.items()}
+
+
+def test_distributed_mode_matches_a_serial_run(server, db, toy_model_file):
+    """maggma's manager and two workers over ZMQ, one stage per manager run, build what a serial run builds."""
+    base = {"XANES_NN_MONGO_URI": server, "XANES_NN_TASKS_DB": db, "XANES_NN_MODEL": toy_model_file,
+            "MAGGMA_MANAGER_TIMEOUT": "120"}
+    res = _mrun(["builders/xanes.py"], {**base, "XANES_NN_DB": f"{db}_out"}, ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    client = pymongo.MongoClient(server)
+    dist = f"{db}_dist"
+    client.drop_database(dist)
+    try:
+        for stage in STAGES:
+            # maggma's manager sends EXIT to every worker once a builder's chunks are out: one stage per run
+            port = str(free_port())
+            env = dict(os.environ, **base, XANES_NN_DB=dist, XANES_NN_STAGES=stage)
+            url = ["--url", "tcp://127.0.0.1", "-p", port]
+            procs = [subprocess.Popen([MRUN, "-N", "3", "-w", "2", *url, "builders/xanes.py"], cwd=ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
+            procs += [subprocess.Popen([MRUN, *url, "builders/xanes.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+            try:
+                outputs = [p.communicate(timeout=300)[0] for p in procs]
+            finally:
+                for p in procs:
+                    p.kill()
+            assert [p.returncode for p in procs] == [0, 0, 0], f"{stage}: {outputs[0][-2000:]}"
+            assert "At least one worker has stopped" not in outputs[0]
+            chunks = re.findall(r"Completed chunks for \w+: 100%.*?\| (\d+)/\1", outputs[0])
+            assert chunks and int(chunks[-1]) >= 2, outputs[0][-2000:]  # the work was split
+        serial, distributed = _collections(client, f"{db}_out"), _collections(client, dist)
+        assert all(serial[stage] for stage in STAGES)
+        assert distributed == serial
+        assert len(serial["material_classifications"]) == 3
+    finally:
+        client.drop_database(dist)
 
 
 def test_mrun_embedded_default(tmp_path, toy_model_file):

@@ -63,7 +63,7 @@ def both():
 
 
 def _ids(docs) -> list:
-    return sorted((str(d["task_id"]) for d in docs))
+    return sorted(str(d["task_id"]) for d in docs)
 
 
 @pytest.mark.parametrize("criteria", QUERIES, ids=[json.dumps(q, default=str)[:40] for q in QUERIES])
