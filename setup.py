@@ -15,6 +15,9 @@ EXTRAS = {
     "test": ["pytest>=8", "hypothesis>=6.100"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+# the relaxation study's ML potential (CHGNet ships its weights; PyTorch is ~3 GB): only `xanes-nn relax-study`
+# needs it, so it stays out of "all"
+EXTRAS["relax"] = ["chgnet>=0.4"]
 
 setup(
     name="pymatgen-xanes-nn",

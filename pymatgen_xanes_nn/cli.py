@@ -192,6 +192,24 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_relax_study(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, read_json
+    from pymatgen_xanes_nn.relax_study import run_study
+
+    docs = load_tasks(args.tasks)
+    if args.tasks_dir:
+        docs += [d for _, d in iter_directory(args.tasks_dir, PYMATGEN_CLASSES)]
+    unrelaxed: dict[str, dict] = {}
+    for d in sorted(docs, key=lambda d: d["task_id"]):
+        if d.get("state") != "failed":
+            unrelaxed.setdefault(d["metadata"]["structure_id"], d)
+    results = run_study(read_json(args.derived_corpus, PYMATGEN_CLASSES), unrelaxed, args.output, n=args.n,
+                        scratch=args.scratch, n_workers=args.workers)
+    print(json.dumps(results["summary"], indent=1))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     import glob
     import time
@@ -737,6 +755,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="feff_study.json")
     p.add_argument("--scratch", default=None)
     p.set_defaults(func=_cmd_feff_study)
+
+    p = sub.add_parser("relax-study", help="relax derived structures with CHGNet and compare FEFF spectra "
+                                            "(needs pip install '.[relax]'; resumable)")
+    p.add_argument("--n", type=_int_at_least(1), default=30, help="structures to study")
+    p.add_argument("--tasks", default=data_path(DERIVED_TASKS_FILE), help="packed derived task documents")
+    p.add_argument("--tasks-dir", default=None, help="also a folder of finished derived task documents")
+    p.add_argument("--derived-corpus", default=data_path("derived_corpus.json.gz"))
+    p.add_argument("--output", default=os.path.join("docs", "relax_study.json"))
+    p.add_argument("--scratch", default=None)
+    p.add_argument("--workers", type=_int_at_least(1), default=os.cpu_count() or 1)
+    p.set_defaults(func=_cmd_relax_study)
 
     p = sub.add_parser("card", help="write the dataset card (markdown) from the packed dataset")
     p.add_argument("--dataset", default=data_path(TASKS_FILE))

@@ -1,0 +1,159 @@
+"""The relaxation study: does relaxing a substitution-derived structure change its Si K-edge FEFF spectrum?
+
+Derived structures (:mod:`~pymatgen_xanes_nn.derive`) are the parent's framework with ions swapped and the
+volume scaled by pymatgen's predictor, not relaxed. Here a sample of them is relaxed (cell and positions) with
+CHGNet, a universal ML potential whose weights ship inside its PyPI package, the same site is recomputed with
+the ``dataset`` FEFF preset, and the two spectra are compared with the FEFF settings study's metrics. The
+decision rule is the FEFF-settings tolerance: if the cosine stays >= 0.99 the derived structures ship
+unrelaxed; otherwise every one is relaxed.
+
+    pip install ".[relax]"   # CHGNet (and PyTorch): only this study needs it
+    xanes-nn relax-study --n 30 --output docs/relax_study.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+#: The cosine a spectrum must keep to call two structures equivalent for FEFF (as in the FEFF settings study).
+COSINE_TOLERANCE = 0.99
+
+
+def pick_structures(derived_corpus: dict, unrelaxed: dict[str, dict], n: int = 30,
+                    max_atoms: int = 40) -> list[tuple[dict, dict]]:
+    """Up to ``n`` derived structures with a finished unrelaxed spectrum, spread over substitutions.
+
+    Args:
+        derived_corpus: the derived corpus (``structures`` records).
+        unrelaxed: successful task documents of derived sites, by structure id (one site each).
+        n: how many.
+        max_atoms: largest cell taken (FEFF and the relaxation stay cheap).
+
+    Returns:
+        ``(record, task document)`` pairs, round-robin over the substitution kinds so each kind is sampled.
+    """
+    by_kind: dict[str, list[tuple[dict, dict]]] = {}
+    for rec in derived_corpus["structures"]:
+        doc = unrelaxed.get(rec["structure_id"])
+        if doc is None or len(rec["structure"]["sites"]) > max_atoms:
+            continue
+        sub = rec.get("substitution") or {}
+        kind = f"{sub.get('route')}: " + ", ".join(f"{a}->{b}" for a, b in sorted((sub.get("map") or {}).items()))
+        by_kind.setdefault(kind, []).append((rec, doc))
+    for items in by_kind.values():
+        items.sort(key=lambda rd: (len(rd[0]["structure"]["sites"]), rd[0]["structure_id"]))
+    picked: list[tuple[dict, dict]] = []
+    while len(picked) < n and any(by_kind.values()):
+        for kind in sorted(by_kind):
+            if by_kind[kind] and len(picked) < n:
+                picked.append(by_kind[kind].pop(0))
+    return picked
+
+
+def relax(structure: dict, fmax: float = 0.1, steps: int = 500) -> tuple[dict, dict[str, Any]]:
+    """Relax cell and positions with CHGNet's bundled weights (FIRE); returns the structure dict and a record.
+
+    The record holds energies (eV/atom), the volume ratio, the largest Cartesian displacement of a site in the
+    relaxed cell (Angstrom), steps taken and CPU seconds.
+    """
+    import chgnet
+    from chgnet.model import StructOptimizer
+    from pymatgen.core import Structure
+
+    before = Structure.from_dict(structure)
+    t = time.process_time()
+    result = StructOptimizer().relax(before, fmax=fmax, steps=steps, relax_cell=True, verbose=False)
+    after: Structure = result["final_structure"]
+    energies = result["trajectory"].energies
+    dfrac = np.array(after.frac_coords) - np.array(before.frac_coords)
+    dfrac -= np.round(dfrac)
+    displacement = np.linalg.norm(after.lattice.get_cartesian_coords(dfrac), axis=1)
+    record = {
+        "chgnet_version": chgnet.__version__,
+        "fmax_ev_per_a": fmax,
+        "steps": len(energies),
+        "energy_before_ev_per_atom": float(energies[0]) / len(before),
+        "energy_after_ev_per_atom": float(energies[-1]) / len(before),
+        "volume_ratio": float(after.volume / before.volume),
+        "max_displacement_a": float(displacement.max()),
+        "cpu_s": time.process_time() - t,
+    }
+    return after.as_dict(), record
+
+
+def run_study(derived_corpus: dict, unrelaxed: dict[str, dict], output: str, n: int = 30,
+              scratch: str | None = None, n_workers: int = 2) -> dict[str, Any]:
+    """Relax, recompute and compare, saving after every step to ``output`` so the study resumes.
+
+    Returns:
+        ``runs`` (per structure: relaxation record and spectrum metrics) and ``summary``.
+    """
+    from pymatgen_xanes_nn.feff_study import compare_spectra
+    from pymatgen_xanes_nn.simulate import SiteJob, get_settings, simulate_site
+
+    results = json.load(open(output)) if os.path.exists(output) else {"runs": {}}
+    results["parameters"] = {"n": n, "feff_settings": "dataset", "cosine_tolerance": COSINE_TOLERANCE}
+
+    def save() -> None:
+        tmp = f"{output}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(results, f)
+        os.replace(tmp, output)
+
+    picked = pick_structures(derived_corpus, unrelaxed, n)
+    for rec, doc in picked:  # relaxations first: each is seconds, FEFF is minutes
+        run = results["runs"].setdefault(rec["structure_id"], {"task_id": doc["task_id"]})
+        if "relaxed_structure" not in run and "error" not in run:
+            try:
+                run["relaxed_structure"], run["relaxation"] = relax(doc["structure"])
+            except Exception as exc:  # a structure CHGNet cannot handle is a result, not a crash
+                run["error"] = f"relaxation: {type(exc).__name__}: {exc}"
+            save()
+    todo = [(sid, run) for sid, run in results["runs"].items() if "relaxed_structure" in run and "metrics" not in run
+            and "error" not in run]
+    settings = get_settings("dataset")
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(item):
+        sid, run = item
+        doc = unrelaxed[sid]
+        job = SiteJob(f"{doc['task_id']}-relaxed", run["relaxed_structure"], doc["absorbing_atom"])
+        new = simulate_site(job, settings, scratch or "/tmp")
+        if new["state"] != "successful":
+            run["error"] = f"FEFF: {new.get('error')}"
+        else:
+            run["metrics"] = compare_spectra(doc["spectrum"], new["spectrum"])
+            run["relaxed_spectrum"] = new["spectrum"]
+        save()
+
+    with ThreadPoolExecutor(n_workers) as pool:
+        list(pool.map(work, todo))
+    results["summary"] = summarize(results)
+    save()
+    return results
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """Cosine statistics over the finished runs and the decision they imply."""
+    done = [r for r in results["runs"].values() if "metrics" in r]
+    if not done:
+        return {"n": 0}
+    cos = np.array([r["metrics"]["cosine"] for r in done])
+    aligned = np.array([r["metrics"]["cosine_aligned"] for r in done])
+    vol = np.array([r["relaxation"]["volume_ratio"] for r in done])
+    disp = np.array([r["relaxation"]["max_displacement_a"] for r in done])
+    return {
+        "n": len(done),
+        "n_failed": sum("error" in r for r in results["runs"].values()),
+        "cosine_min": float(cos.min()), "cosine_median": float(np.median(cos)),
+        "fraction_cosine_ge_tolerance": float(np.mean(cos >= COSINE_TOLERANCE)),
+        "cosine_aligned_min": float(aligned.min()), "cosine_aligned_median": float(np.median(aligned)),
+        "volume_ratio_range": [float(vol.min()), float(vol.max())],
+        "max_displacement_a_median": float(np.median(disp)),
+        "decision": "ship unrelaxed" if cos.min() >= COSINE_TOLERANCE else "relax every derived structure",
+    }

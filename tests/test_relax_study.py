@@ -1,0 +1,56 @@
+"""The relaxation study's selection, plumbing and decision (CHGNet and FEFF replaced by stand-ins)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from pymatgen_xanes_nn import relax_study
+
+from .conftest import task_docs
+
+
+def _corpus_and_docs():
+    docs = [d for d in task_docs() if d.get("state") != "failed"]
+    records, unrelaxed = [], {}
+    for i, d in enumerate(docs):
+        sid = f"drv-{i}"
+        records.append({"structure_id": sid, "structure": d["structure"],
+                        "substitution": {"route": "anion" if i % 2 else "cation", "map": {"O2-": f"X{i % 3}"}}})
+        unrelaxed[sid] = dict(d, task_id=f"{sid}-s0")
+    return {"structures": records}, unrelaxed
+
+
+def test_pick_spreads_over_substitutions_and_skips_big_cells():
+    corpus, unrelaxed = _corpus_and_docs()
+    picked = relax_study.pick_structures(corpus, unrelaxed, n=4)
+    kinds = [(r["substitution"]["route"], r["substitution"]["map"]["O2-"]) for r, _ in picked]
+    assert len(picked) == min(4, len(corpus["structures"])) and len(set(kinds)) == len(kinds)
+    assert relax_study.pick_structures(corpus, unrelaxed, n=4, max_atoms=1) == []
+
+
+@pytest.mark.parametrize("distort, decision", [(False, "ship unrelaxed"), (True, "relax every derived structure")])
+def test_study_decides_by_the_cosine_tolerance(monkeypatch, tmp_path, distort, decision):
+    import pymatgen_xanes_nn.simulate as simulate
+
+    corpus, unrelaxed = _corpus_and_docs()
+    record = {"volume_ratio": 1.02, "max_displacement_a": 0.1}
+    monkeypatch.setattr(relax_study, "relax", lambda structure: (structure, dict(record)))
+
+    def fake_feff(job, settings, scratch, timeout=None):
+        doc = copy.deepcopy(unrelaxed[job.task_id.removesuffix("-s0-relaxed")])
+        if distort:  # a white line that moved by 8 eV: far outside the tolerance
+            rows = np.asarray(doc["spectrum"])
+            rows[:, 3] = np.interp(rows[:, 0] - 8.0, rows[:, 0], rows[:, 3])
+            doc["spectrum"] = rows.tolist()
+        return doc
+
+    monkeypatch.setattr(simulate, "simulate_site", fake_feff)
+    out = str(tmp_path / "study.json")
+    result = relax_study.run_study(corpus, unrelaxed, out, n=3, n_workers=1)
+    assert result["summary"]["n"] == 3 and result["summary"]["decision"] == decision
+    assert (result["summary"]["cosine_min"] >= relax_study.COSINE_TOLERANCE) is not distort
+    again = relax_study.run_study(corpus, unrelaxed, out, n=3, n_workers=1)  # resumes: nothing recomputed
+    assert again["summary"] == result["summary"]
