@@ -3,7 +3,8 @@
     python benchmarks/bench_feff_workers.py [--sites 8] [--settings dataset]
 
 Runs the same ``--sites`` smallest corpus sites with ``n_workers=1`` and ``n_workers=2`` and reports
-the wall times and the speed-up. Run it on an otherwise idle machine.
+the wall times, sites per hour and the speed-up (the baseline: one worker, same sites, same run). Run it
+on an otherwise idle machine: the stamp records the load average.
 Writes ``benchmarks/results/feff_workers.json``.
 """
 
@@ -14,7 +15,7 @@ import os
 import tempfile
 import time
 
-from common import write_results
+from common import stamp, write_results
 
 
 def main() -> None:
@@ -28,7 +29,8 @@ def main() -> None:
 
     jobs = sorted(jobs_from_corpus(load_corpus()), key=lambda j: (len(j.structure["sites"]), j.task_id))
     jobs = jobs[: args.sites]
-    res: dict = {"sites": [j.task_id for j in jobs], "settings": args.settings, "cpus": os.cpu_count()}
+    res: dict = {"stamp": stamp(), "sites": [j.task_id for j in jobs], "settings": args.settings,
+                 "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
             sink = DirectorySink(os.path.join(tmp, f"w{workers}"))
@@ -37,6 +39,8 @@ def main() -> None:
             res[f"wall_s_{workers}_workers"] = time.perf_counter() - t
             res[f"counts_{workers}_workers"] = counts
     res["speedup"] = res["wall_s_1_workers"] / res["wall_s_2_workers"]
+    for workers in (1, 2):
+        res[f"sites_per_hour_{workers}_workers"] = len(jobs) * 3600 / res[f"wall_s_{workers}_workers"]
     write_results("feff_workers", res)
 
 
