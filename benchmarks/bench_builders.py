@@ -144,7 +144,6 @@ def store_choice(model: str) -> dict:
 
 def on_server(n: int, model: str) -> dict:
     import pymongo
-
     from maggma.stores import MongoStore
 
     from pymatgen_xanes_nn.builders import ClassificationBuilder, SpectrumBuilder
