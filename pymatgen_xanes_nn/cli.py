@@ -195,7 +195,7 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
 def _cmd_relax_study(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.dataset import load_tasks
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, read_json
-    from pymatgen_xanes_nn.relax_study import run_study
+    from pymatgen_xanes_nn.relax_study import markdown, run_study
 
     docs = load_tasks(args.tasks)
     if args.tasks_dir:
@@ -206,6 +206,8 @@ def _cmd_relax_study(args: argparse.Namespace) -> int:
             unrelaxed.setdefault(d["metadata"]["structure_id"], d)
     results = run_study(read_json(args.derived_corpus, PYMATGEN_CLASSES), unrelaxed, args.output, n=args.n,
                         scratch=args.scratch, n_workers=args.workers)
+    with open(os.path.join(os.path.dirname(args.output) or ".", "RELAXATION.md"), "w") as f:
+        f.write(markdown(results))
     print(json.dumps(results["summary"], indent=1))
     return 0
 

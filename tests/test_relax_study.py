@@ -55,3 +55,17 @@ def test_study_decides_by_the_cosine_tolerance(monkeypatch, tmp_path, distort, d
     assert (summary["relaxed"]["cosine_min"] >= relax_study.COSINE_TOLERANCE) is not distort
     again = relax_study.run_study(corpus, unrelaxed, out, n=3, n_workers=1)  # resumes: nothing recomputed
     assert again["summary"] == result["summary"]
+
+
+def test_markdown_reports_every_structure_and_the_decision(monkeypatch, tmp_path):
+    import pymatgen_xanes_nn.simulate as simulate
+
+    corpus, unrelaxed = _corpus_and_docs()
+    monkeypatch.setattr(relax_study, "relax", lambda structure, relax_cell=True: (
+        structure, {"volume_ratio": 1.0, "max_displacement_a": 0.0}))
+    monkeypatch.setattr(simulate, "simulate_site", lambda job, *a, **k: copy.deepcopy(
+        unrelaxed[job.task_id.split("-s0-")[0]]))
+    result = relax_study.run_study(corpus, unrelaxed, str(tmp_path / "s.json"), n=2, n_workers=1)
+    text = relax_study.markdown(result)
+    assert "**ship unrelaxed**" in text and all(sid in text for sid in result["runs"])
+    assert "1.0000 (1.0000, +0.0)" in text
