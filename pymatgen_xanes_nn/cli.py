@@ -192,6 +192,15 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_relax_corpus(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.derive import relax_corpus
+    from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
+
+    counts = relax_corpus(read_json(args.derived_corpus, PYMATGEN_CLASSES), args.output, limit=args.limit)
+    print(f"relaxed {counts['relaxed']}, failed {counts['failed']}, already done {counts['done']} -> {args.output}")
+    return 0
+
+
 def _cmd_relax_study(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.dataset import load_tasks
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, read_json
@@ -757,6 +766,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="feff_study.json")
     p.add_argument("--scratch", default=None)
     p.set_defaults(func=_cmd_feff_study)
+
+    p = sub.add_parser("relax-corpus", help="relax every derived structure with CHGNet before FEFF (needs pip "
+                                             "install '.[relax]'; resumable, written every 25 structures)")
+    p.add_argument("--derived-corpus", default=data_path("derived_corpus.json.gz"))
+    p.add_argument("--output", default=data_path("derived_corpus_relaxed.json.gz"))
+    p.add_argument("--limit", type=_int_at_least(1), default=None, help="relax at most this many now")
+    p.set_defaults(func=_cmd_relax_corpus)
 
     p = sub.add_parser("relax-study", help="relax derived structures with CHGNet and compare FEFF spectra "
                                             "(needs pip install '.[relax]'; resumable)")

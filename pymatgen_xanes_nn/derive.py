@@ -444,3 +444,86 @@ def derive(
         "per_class": per_class,
         "shortfall": {c: n for c, n in per_class.items() if n < target_materials},
     }
+
+
+# ---------------------------------------------------------------------------- relaxation (optional extra)
+def relax(structure: dict, fmax: float = 0.1, steps: int = 500, relax_cell: bool = True) -> tuple[dict, dict[str, Any]]:
+    """Relax positions (and the cell, unless ``relax_cell`` is False) with CHGNet's bundled weights (FIRE).
+
+    Returns:
+        The relaxed structure dict and a record: energies (eV/atom), the volume ratio, the largest Cartesian
+        displacement of a site in the relaxed cell (Angstrom), steps taken and CPU seconds.
+    """
+    import time
+
+    import chgnet
+    from chgnet.model import StructOptimizer
+    from pymatgen.core import Structure
+
+    before = Structure.from_dict(structure)
+    t = time.process_time()
+    result = StructOptimizer().relax(before, fmax=fmax, steps=steps, relax_cell=relax_cell, verbose=False)
+    after: Structure = result["final_structure"]
+    energies = result["trajectory"].energies
+    dfrac = np.array(after.frac_coords) - np.array(before.frac_coords)
+    dfrac -= np.round(dfrac)
+    displacement = np.linalg.norm(after.lattice.get_cartesian_coords(dfrac), axis=1)
+    record = {
+        "chgnet_version": chgnet.__version__,
+        "relax_cell": relax_cell,
+        "fmax_ev_per_a": fmax,
+        "steps": len(energies),
+        "energy_before_ev_per_atom": float(energies[0]) / len(before),
+        "energy_after_ev_per_atom": float(energies[-1]) / len(before),
+        "volume_ratio": float(after.volume / before.volume),
+        "max_displacement_a": float(displacement.max()),
+        "cpu_s": time.process_time() - t,
+    }
+    return after.as_dict(), record
+
+
+#: Relaxed structures per write of the relaxed corpus (a killed run loses at most this many relaxations).
+RELAX_CHUNK = 25
+RELAXED_FILE = "derived_corpus_relaxed.json.gz"
+
+
+def relax_corpus(derived: dict, output: str, limit: int | None = None, chunk: int = RELAX_CHUNK) -> dict[str, int]:
+    """Relax every derived structure (cell and positions, CHGNet) into a relaxed derived corpus, resumably.
+
+    The relaxation study (``docs/RELAXATION.md``) found volume-scaled and relaxed structures give FEFF spectra
+    further apart than the 0.99 cosine tolerance, so derived structures are relaxed before FEFF. Each record
+    keeps its id, provenance and substitution; ``structure`` becomes the relaxed one, ``sites`` (unique Si
+    sites, environments) are recomputed on it, and ``relaxation`` records the change. ``output`` is written
+    every ``chunk`` structures and read back on a rerun, so it is the checkpoint to commit.
+
+    Returns:
+        Counts: ``done`` (already in ``output``), ``relaxed``, ``failed`` (kept out, reason logged).
+    """
+    import os
+
+    from pymatgen.core import Structure
+
+    from pymatgen_xanes_nn.corpus import si_sites
+    from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json, write_json
+
+    out = read_json(output, PYMATGEN_CLASSES) if os.path.exists(output) else dict(
+        {k: v for k, v in derived.items() if k != "structures"}, structures=[], failed={})
+    out["relaxation"] = {"method": "CHGNet StructOptimizer (FIRE), cell and positions", "fmax_ev_per_a": 0.1}
+    done = {r["structure_id"] for r in out["structures"]} | set(out.get("failed", {}))
+    counts = {"done": len(done), "relaxed": 0, "failed": 0}
+    todo = [r for r in derived["structures"] if r["structure_id"] not in done][:limit]
+    for i, rec in enumerate(todo, 1):
+        try:
+            relaxed, record = relax(rec["structure"])
+            sites = si_sites(Structure.from_dict(relaxed))
+            if not sites:
+                raise ValueError("no Si site left after relaxation")
+            out["structures"].append(dict(rec, structure=relaxed, sites=sites, relaxation=record))
+            counts["relaxed"] += 1
+        except Exception as exc:  # one structure CHGNet or the site analysis cannot handle never stops the run
+            out.setdefault("failed", {})[rec["structure_id"]] = f"{type(exc).__name__}: {exc}"[:300]
+            logger.warning("%s: relaxation failed: %s", rec["structure_id"], exc)
+            counts["failed"] += 1
+        if i % chunk == 0 or i == len(todo):
+            write_json(out, output)
+    return counts

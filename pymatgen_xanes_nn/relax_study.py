@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 import numpy as np
+
+from pymatgen_xanes_nn.derive import relax
 
 #: The cosine a spectrum must keep to call two structures equivalent for FEFF (as in the FEFF settings study).
 COSINE_TOLERANCE = 0.99
@@ -57,39 +58,6 @@ def pick_structures(derived_corpus: dict, unrelaxed: dict[str, dict], n: int = 3
             if by_kind[kind] and len(picked) < n:
                 picked.append(by_kind[kind].pop(0))
     return picked
-
-
-def relax(structure: dict, fmax: float = 0.1, steps: int = 500, relax_cell: bool = True) -> tuple[dict, dict[str, Any]]:
-    """Relax positions (and the cell, unless ``relax_cell`` is False) with CHGNet's bundled weights (FIRE).
-
-    Returns:
-        The relaxed structure dict and a record: energies (eV/atom), the volume ratio, the largest Cartesian
-        displacement of a site in the relaxed cell (Angstrom), steps taken and CPU seconds.
-    """
-    import chgnet
-    from chgnet.model import StructOptimizer
-    from pymatgen.core import Structure
-
-    before = Structure.from_dict(structure)
-    t = time.process_time()
-    result = StructOptimizer().relax(before, fmax=fmax, steps=steps, relax_cell=relax_cell, verbose=False)
-    after: Structure = result["final_structure"]
-    energies = result["trajectory"].energies
-    dfrac = np.array(after.frac_coords) - np.array(before.frac_coords)
-    dfrac -= np.round(dfrac)
-    displacement = np.linalg.norm(after.lattice.get_cartesian_coords(dfrac), axis=1)
-    record = {
-        "chgnet_version": chgnet.__version__,
-        "relax_cell": relax_cell,
-        "fmax_ev_per_a": fmax,
-        "steps": len(energies),
-        "energy_before_ev_per_atom": float(energies[0]) / len(before),
-        "energy_after_ev_per_atom": float(energies[-1]) / len(before),
-        "volume_ratio": float(after.volume / before.volume),
-        "max_displacement_a": float(displacement.max()),
-        "cpu_s": time.process_time() - t,
-    }
-    return after.as_dict(), record
 
 
 #: The relaxations compared with the volume-scaled structure: cell and positions (the issue's question), and

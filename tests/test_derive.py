@@ -119,3 +119,41 @@ def test_derive_records_provenance_and_the_parents_group():
     assert [r["structure_id"] for r in again["structures"]][: len(recs)] == [r["structure_id"] for r in recs]
     assert len(again["structures"]) == len(recs)
     assert np.isfinite([Structure.from_dict(r["structure"]).volume for r in recs]).all()
+
+
+def test_relax_corpus_resumes_and_recomputes_sites(monkeypatch, tmp_path):
+    """CHGNet replaced by a stand-in that stretches the cell 2%: sites are recomputed, reruns skip done ones."""
+    import copy
+
+    from pymatgen.core import Structure
+
+    import pymatgen_xanes_nn.derive as derive
+    from pymatgen_xanes_nn.corpus import si_sites
+    from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
+
+    from .conftest import diamond_si
+
+    calls = []
+
+    def fake_relax(structure, relax_cell=True):
+        calls.append(1)
+        s = Structure.from_dict(structure)
+        if len(calls) == 2:
+            raise RuntimeError("did not converge")
+        s.scale_lattice(s.volume * 1.02)
+        return s.as_dict(), {"volume_ratio": 1.02}
+
+    monkeypatch.setattr(derive, "relax", fake_relax)
+    base = diamond_si()
+    recs = [{"structure_id": f"drv-{i}", "structure": base.as_dict(), "sites": si_sites(base), "source": "derived"}
+            for i in range(3)]
+    out = str(tmp_path / "relaxed.json.gz")
+    counts = derive.relax_corpus({"version": "1", "structures": copy.deepcopy(recs)}, out, chunk=1)
+    assert counts == {"done": 0, "relaxed": 2, "failed": 1}
+    relaxed = read_json(out, PYMATGEN_CLASSES)
+    assert [r["structure_id"] for r in relaxed["structures"]] == ["drv-0", "drv-2"]
+    assert "did not converge" in relaxed["failed"]["drv-1"]
+    assert relaxed["structures"][0]["relaxation"] == {"volume_ratio": 1.02} and relaxed["structures"][0]["sites"]
+    assert Structure.from_dict(relaxed["structures"][0]["structure"]).volume > base.volume * 1.01
+    again = derive.relax_corpus({"version": "1", "structures": recs}, out)
+    assert again == {"done": 3, "relaxed": 0, "failed": 0} and len(calls) == 3  # nothing relaxed twice
