@@ -768,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_feff_study)
 
     p = sub.add_parser("relax-corpus", help="relax every derived structure with CHGNet before FEFF (needs pip "
-                                             "install '.[relax]'; resumable, written every 25 structures)")
+                                             "install '.[relax]'; resumable, written every 10 structures)")
     p.add_argument("--derived-corpus", default=data_path("derived_corpus.json.gz"))
     p.add_argument("--output", default=data_path("derived_corpus_relaxed.json.gz"))
     p.add_argument("--limit", type=_int_at_least(1), default=None, help="relax at most this many now")

@@ -457,12 +457,11 @@ def relax(structure: dict, fmax: float = 0.1, steps: int = 500, relax_cell: bool
     import time
 
     import chgnet
-    from chgnet.model import StructOptimizer
     from pymatgen.core import Structure
 
     before = Structure.from_dict(structure)
     t = time.process_time()
-    result = StructOptimizer().relax(before, fmax=fmax, steps=steps, relax_cell=relax_cell, verbose=False)
+    result = _optimizer().relax(before, fmax=fmax, steps=steps, relax_cell=relax_cell, verbose=False)
     after: Structure = result["final_structure"]
     energies = result["trajectory"].energies
     dfrac = np.array(after.frac_coords) - np.array(before.frac_coords)
@@ -482,8 +481,16 @@ def relax(structure: dict, fmax: float = 0.1, steps: int = 500, relax_cell: bool
     return after.as_dict(), record
 
 
+@functools.lru_cache(maxsize=1)
+def _optimizer():
+    """CHGNet's relaxer, loaded once per process (loading the bundled weights takes ~1 s)."""
+    from chgnet.model import StructOptimizer
+
+    return StructOptimizer()
+
+
 #: Relaxed structures per write of the relaxed corpus (a killed run loses at most this many relaxations).
-RELAX_CHUNK = 25
+RELAX_CHUNK = 10
 RELAXED_FILE = "derived_corpus_relaxed.json.gz"
 
 
