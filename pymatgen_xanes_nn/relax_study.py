@@ -28,6 +28,8 @@ COSINE_TOLERANCE = 0.99
 def _kind(rec: dict) -> str:
     """A derived structure's substitution, e.g. ``anion: O2- -> N3-``."""
     sub = rec.get("substitution") or {}
+    if sub.get("route") == "anion":  # one anion site swapped, with its charge compensation
+        return "anion: " + ", ".join(str(sub[k]).replace("->", " -> ") for k in ("site", "compensation") if sub.get(k))
     return f"{sub.get('route')}: " + ", ".join(f"{a} -> {b}" for a, b in sorted((sub.get("map") or {}).items()))
 
 
