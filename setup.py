@@ -37,6 +37,10 @@ setup(
         "monty>=2024.1.1",
         "maggma>=0.70",
         "pymongo>=4.0",
+        # imported directly (maggma brings them too): the embedded store's matcher, JSON parsing, output schemas
+        "mongomock-ng>=7.0",
+        "orjson>=3.9",
+        "pydantic>=2.5",
         "matplotlib>=3.7",
         "tqdm>=4.60",
     ],
