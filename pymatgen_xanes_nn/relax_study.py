@@ -86,7 +86,12 @@ def run_study(derived_corpus: dict, unrelaxed: dict[str, dict], output: str, n: 
             json.dump(results, f)
         os.replace(tmp, output)
 
-    picked = pick_structures(derived_corpus, unrelaxed, n)
+    # a resumed study keeps its structures: new spectra in the meantime must not change the sample
+    records = {r["structure_id"]: r for r in derived_corpus["structures"]}
+    picked = [(records[sid], unrelaxed[sid]) for sid in results["runs"] if sid in records and sid in unrelaxed]
+    taken = {rec["structure_id"] for rec, _ in picked}
+    picked += [(rec, doc) for rec, doc in pick_structures(derived_corpus, unrelaxed, n + len(taken))
+               if rec["structure_id"] not in taken][: max(0, n - len(picked))]
     for rec, doc in picked:  # relaxations first: each is seconds, FEFF is minutes
         run = results["runs"].setdefault(rec["structure_id"], {"task_id": doc["task_id"]})
         run.update(formula=rec.get("formula"), substitution=_kind(rec))
@@ -98,6 +103,8 @@ def run_study(derived_corpus: dict, unrelaxed: dict[str, dict], output: str, n: 
                 try:
                     structure, record = relax(doc["structure"], relax_cell=relax_cell)
                     run[variant] = {"structure": structure, "relaxation": record}
+                except ImportError:
+                    raise ImportError("the relaxation study needs CHGNet: pip install '.[relax]'") from None
                 except Exception as exc:  # a structure CHGNet cannot handle is a result, not a crash
                     run[variant] = {"error": f"relaxation: {type(exc).__name__}: {exc}"}
                 save()
