@@ -236,7 +236,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"   model {md.get('model_version', clf.name)}: {md.get('n_train', '?')} training spectra, "
           f"{len(clf.labels)} classes" + (f", out-of-fold accuracy {oof['accuracy']:.2f}" if oof else ""))
     _cmd_predict(argparse.Namespace(files=examples, model=args.model, json=False, latent=False, top=3, shift=0.0,
-                                    smooth=None, png=None))
+                                    smooth=None, png=None, columns=None))
     print(f"\n== 2. Builder pipeline on the shipped dataset (embedded default) -> {args.output}/")
     env = dict(os.environ, XANES_NN_OUTPUT=args.output, XANES_NN_MODEL=args.model)
     env.pop("XANES_NN_MONGO_URI", None)
@@ -246,7 +246,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         target = builder.targets[0]
         n_ok = target.count({"state": "successful"})
         n_failed = target.count({"state": "failed"})
-        name = os.path.basename(target.paths[0]) if hasattr(target, "paths") else target.collection_name
+        name = os.path.basename(target.path) if hasattr(target, "path") else target.collection_name
         print(f"  {type(builder).__name__:<24} -> {name}: {n_ok} documents"
               + (f", {n_failed} failed" if n_failed else ""))
     print(f"  done in {time.time() - t0:.1f} s; rerun it and nothing is rebuilt (incremental)")

@@ -163,3 +163,20 @@ def test_version_and_defaults_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "(default: si_k_chemsys)" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    """The README's first command: examples classified, the four builders run on the shipped dataset."""
+    from pymatgen_xanes_nn.cli import main
+
+    assert main(["demo", "--output", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    from pymatgen_xanes_nn.dataset import data_path
+
+    for example in os.listdir(data_path("examples")):
+        assert example in out  # every shipped example was classified
+    for builder, collection in [("SpectrumBuilder", "xanes_spectra.json"),
+                                ("MaterialSpectrumBuilder", "xanes_materials.json"),
+                                ("ClassificationBuilder", "xanes_classifications.json")]:
+        assert re.search(rf"{builder}\s+-> {collection}: \d+ documents", out), out[-2000:]
+    assert json.loads((tmp_path / "out" / "xanes_classifications.json").read_text())
