@@ -502,8 +502,8 @@ def jobs_from_corpus(corpus: dict, priority_chemsys: Iterable[str] = ()) -> list
     for _, rec in records:
         meta = {k: rec[k] for k in ("structure_id", "source", "source_id", "mineral", "formula", "chemsys", "group_id")}
         meta["ordered_from_disorder"] = rec["ordered_from_disorder"]
-        # provenance of structures made by pymatgen_xanes_nn.derive
-        meta.update({k: rec[k] for k in ("parent_structure_id", "substitution") if k in rec})
+        # provenance of structures made by pymatgen_xanes_nn.derive (and relaxed by derive.relax_corpus)
+        meta.update({k: rec[k] for k in ("parent_structure_id", "substitution", "relaxation") if k in rec})
         for site in rec["sites"]:
             site_meta = dict(meta, **{k: site[k] for k in ("multiplicity", "cn", "neighbors", "environment")})
             jobs.append(

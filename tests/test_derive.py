@@ -157,3 +157,19 @@ def test_relax_corpus_resumes_and_recomputes_sites(monkeypatch, tmp_path):
     assert Structure.from_dict(relaxed["structures"][0]["structure"]).volume > base.volume * 1.01
     again = derive.relax_corpus({"version": "1", "structures": recs}, out)
     assert again == {"done": 3, "relaxed": 0, "failed": 0} and len(calls) == 3  # nothing relaxed twice
+
+
+def test_jobs_of_relaxed_structures_carry_their_provenance():
+    from pymatgen_xanes_nn.corpus import si_sites
+    from pymatgen_xanes_nn.simulate import jobs_from_corpus
+
+    from .conftest import diamond_si
+
+    s = diamond_si()
+    rec = {"structure_id": "drv-x", "source": "derived", "source_id": "x", "mineral": None, "formula": "Si",
+           "chemsys": "Si", "group_id": "g1", "ordered_from_disorder": False, "parent_structure_id": "mbd-1",
+           "substitution": {"route": "prototype"}, "relaxation": {"volume_ratio": 1.02}, "sites": si_sites(s),
+           "structure": s.as_dict()}
+    (job,) = jobs_from_corpus({"structures": [rec]})
+    assert job.metadata["relaxation"] == {"volume_ratio": 1.02} and job.metadata["parent_structure_id"] == "mbd-1"
+    assert job.metadata["group_id"] == "g1"  # the parent's group: grouped splits keep them together
