@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import threading
 import zlib
 from datetime import datetime
 from typing import Any
@@ -175,7 +176,7 @@ def write_json(obj: Any, filename: str) -> None:
     """Write ``obj`` as JSON (gzipped if the name ends in ``.gz``), atomically; datetimes and arrays via monty."""
     from monty.json import MontyEncoder
 
-    tmp = f"{filename}.{os.getpid()}.tmp"
+    tmp = f"{filename}.{os.getpid()}.{threading.get_ident()}.tmp"  # two writers (processes or threads) never share it
     opener = gzip.open if filename.endswith(".gz") else open
     with opener(tmp, "wt") as f:
         json.dump(obj, f, cls=MontyEncoder)

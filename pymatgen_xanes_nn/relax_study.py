@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Any
 
 import numpy as np
 
 from pymatgen_xanes_nn.derive import relax
+from pymatgen_xanes_nn.jsonio import write_json
 
 #: The cosine a spectrum must keep to call two structures equivalent for FEFF (as in the FEFF settings study).
 COSINE_TOLERANCE = 0.99
@@ -80,11 +82,11 @@ def run_study(derived_corpus: dict, unrelaxed: dict[str, dict], output: str, n: 
     results = json.load(open(output)) if os.path.exists(output) else {"runs": {}}
     results["parameters"] = {"n": n, "feff_settings": "dataset", "cosine_tolerance": COSINE_TOLERANCE}
 
-    def save() -> None:
-        tmp = f"{output}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(results, f)
-        os.replace(tmp, output)
+    lock = threading.RLock()
+
+    def save() -> None:  # called from the FEFF worker threads: one writer at a time, atomically
+        with lock:
+            write_json(results, output)
 
     # a resumed study keeps its structures: new spectra in the meantime must not change the sample
     records = {r["structure_id"]: r for r in derived_corpus["structures"]}
@@ -120,12 +122,13 @@ def run_study(derived_corpus: dict, unrelaxed: dict[str, dict], output: str, n: 
         doc, out = unrelaxed[sid], results["runs"][sid][variant]
         job = SiteJob(f"{doc['task_id']}-{variant}", out["structure"], doc["absorbing_atom"])
         new = simulate_site(job, settings, scratch or "/tmp")
-        if new["state"] != "successful":
-            out["error"] = f"FEFF: {new.get('error')}"
-        else:
-            out["metrics"] = compare_spectra(doc["spectrum"], new["spectrum"])
-            out["spectrum"] = new["spectrum"]
-        save()
+        with lock:  # no thread edits the results while another writes them
+            if new["state"] != "successful":
+                out["error"] = f"FEFF: {new.get('error')}"
+            else:
+                out["metrics"] = compare_spectra(doc["spectrum"], new["spectrum"])
+                out["spectrum"] = new["spectrum"]
+            save()
 
     with ThreadPoolExecutor(n_workers) as pool:
         list(pool.map(work, todo))

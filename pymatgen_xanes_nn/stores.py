@@ -87,6 +87,14 @@ def _to_datetime(text: str) -> datetime | str:
             return text  # "yesterday": the builders record such a document as malformed
 
 
+def _replace_file(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, through a temporary file no other process or thread uses."""
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def _hashable(value: Any) -> bool:
     try:
         hash(value)
@@ -424,10 +432,7 @@ class JSONFileStore(DictStore):
 
         with self._lock:
             data = orjson.dumps(list(self._docs.values()), option=orjson.OPT_SERIALIZE_NUMPY)
-        tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, self.path)
+        _replace_file(self.path, data)
 
 
 class PackedTaskStore(DictStore):
@@ -518,10 +523,7 @@ class PackedTaskStore(DictStore):
             index = {"sha256": self._digest(), "file": self._path(),
                      "documents": [{f: d[f] for f in fields if f in d} for d in self._docs.values()]}
             os.makedirs(self.index_dir, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(orjson.dumps(index))
-            os.replace(tmp, path)
+            _replace_file(path, orjson.dumps(index))
 
     def _answered_by_index(self, criteria: dict | None, properties) -> bool:
         if self._loaded or self._index_docs is None or not properties:
