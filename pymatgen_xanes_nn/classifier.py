@@ -6,7 +6,7 @@
 >>> clf.predict_proba(xas)                            # {"Al-O-Si": 0.01, ...}
 
 Prediction is a NumPy forward pass: importing the package and predicting never imports
-TensorFlow. Training (:meth:`XANESClassifier.fit`) imports Keras lazily.
+TensorFlow. Training (:func:`pymatgen_xanes_nn.training.train`) imports Keras lazily.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ MODEL_CLASSES = frozenset({("pymatgen_xanes_nn.classifier", "XANESClassifier"),
 #: Arrays of :attr:`XANESClassifier.ood` (the latent Gaussians and the k-NN index), and the keys the flag needs.
 OOD_ARRAYS = ("class_means", "precision", "background_mean", "background_precision", "knn_basis", "knn_reference")
 OOD_KEYS = (*OOD_ARRAYS, "calibration", "scores", "alpha")
+#: The edge index (:class:`~pymatgen_xanes_nn.trust.EdgeIndex`): needed only by models that use ``edge_offset``.
+EDGE_ARRAYS = ("edge_basis", "edge_reference", "edge_e0")
 _WARNINGS_LOCK = threading.Lock()
 #: Pretrained models shipped in ``pymatgen_xanes_nn/data``, listed once.
 PRETRAINED = {
@@ -223,7 +225,7 @@ class XANESClassifier(MSONable):
         if not isinstance(ood or {}, dict):
             raise InvalidModelError(f"Model {name!r}: ood must be a dict")
         self.ood = dict(ood or {})
-        for key in OOD_ARRAYS:
+        for key in (*OOD_ARRAYS, *EDGE_ARRAYS):
             if key in self.ood:
                 self.ood[key] = _decode_array(self.ood[key], f"ood.{key}")
         if "calibration" in self.ood:
@@ -279,6 +281,8 @@ class XANESClassifier(MSONable):
         scores = self.ood["scores"]
         if not isinstance(scores, list) or not scores or not set(scores) <= set(OOD_SCORES):
             raise InvalidModelError(f"Model {name!r}: ood.scores must name scores among {OOD_SCORES}")
+        if self._edge_index() is None and "edge_offset" in scores:
+            raise InvalidModelError(f"Model {name!r}: ood.scores uses edge_offset but the edge index is missing")
         cal = self.ood["calibration"]
         if not set(scores) <= set(cal) or any(len(cal[k]) < 10 or not np.isfinite(cal[k]).all() for k in cal):
             raise InvalidModelError(f"Model {name!r}: ood.calibration needs >= 10 finite scores for each of {scores}")
@@ -402,7 +406,14 @@ class XANESClassifier(MSONable):
     def vectorize(
         self, spectra, shift: float = 0.0, smooth: float | None = None
     ) -> tuple[np.ndarray, bool]:
-        """Preprocess spectra into the model's input matrix.
+        """Preprocess spectra into the model's input matrix; see :meth:`inputs` (which also measures quality)."""
+        x, single, _ = self.inputs(spectra, shift=shift, smooth=smooth)
+        return x, single
+
+    def inputs(
+        self, spectra, shift: float = 0.0, smooth: float | None = None
+    ) -> tuple[np.ndarray, bool, list[dict[str, float] | None]]:
+        """Preprocess spectra into the model's input matrix and measure their quality.
 
         Args:
             spectra: an ``XAS`` or its dict, a list of them, or raw arrays already on the model's
@@ -411,7 +422,9 @@ class XANESClassifier(MSONable):
             smooth: Savitzky-Golay window in eV for noisy measured spectra.
 
         Returns:
-            ``(matrix of shape (n, n_points), single)`` where ``single`` says one spectrum was given.
+            ``(matrix of shape (n, n_points), single, quality)`` where ``single`` says one spectrum was given and
+            ``quality`` holds each spectrum's :func:`~pymatgen_xanes_nn.trust.quality_measures` (None for rows
+            given on the grid: their raw points are gone).
         """
         n = self.preprocessing.n_points
         if isinstance(spectra, np.ndarray):
@@ -422,23 +435,28 @@ class XANESClassifier(MSONable):
                 raise SpectrumError(f"Raw arrays must be on the model's {n}-point grid, got shape {spectra.shape}")
             if not np.isfinite(arr).all():
                 raise SpectrumError("Input array contains NaN or inf")
-            return arr, single
+            return arr, single, [None] * len(arr)
         single = not isinstance(spectra, (list, tuple))
         items = [spectra] if single else list(spectra)
         if not items:
             raise SpectrumError("No spectra given")
         from pymatgen_xanes_nn.preprocessing import check_xas
-        from pymatgen_xanes_nn.trust import check_quality
+        from pymatgen_xanes_nn.trust import check_quality, quality_measures
 
-        rows = []
+        rows, quality = [], []
+        pre = self.preprocessing
         for i, xas in enumerate(items):
             try:
                 xas = check_xas(xas)
-                check_quality(np.asarray(xas.x, float) + shift, self.preprocessing)
-                rows.append(self.preprocessing.transform_arrays(xas.x, xas.y, shift=shift, smooth=smooth))
+                energy = np.asarray(xas.x, float) + shift
+                check_quality(energy, pre)
+                row, edge = pre.transform_with_edge(xas.x, xas.y, shift=shift, smooth=smooth)
             except SpectrumError as exc:
                 raise SpectrumError(str(exc) if single else f"Spectrum {i}: {exc}") from exc
-        return np.asarray(rows, dtype=np.float32), single
+            rows.append(row)
+            quality.append(quality_measures(energy, np.asarray(xas.y, float), edge.e0, edge.step,
+                                            (pre.e_min, pre.e_max)))
+        return np.asarray(rows, dtype=np.float32), single, quality
 
     # ------------------------------------------------------------------ outputs
     def _encode_matrix(self, x: np.ndarray) -> np.ndarray:
@@ -499,14 +517,15 @@ class XANESClassifier(MSONable):
         Returns:
             Dicts with ``label``, ``probabilities``, ``confidence`` (calibrated top probability),
             ``prediction_set`` (labels kept at ``set_level`` coverage, most probable first), ``ood`` (bool),
-            ``ood_pvalue`` (combined conformal p-value; the flag fires below ``ood_alpha``), ``ood_scores``,
+            ``ood_pvalue`` (combined conformal p-value; the flag fires below ``ood_alpha``, or when the input
+            fails a quality limit), ``ood_scores``, ``quality`` (:func:`~pymatgen_xanes_nn.trust.quality_measures`),
             ``dont_know`` with ``reason`` (out of distribution, an empty or a large set), ``evidence``,
             ``reconstruction_error``, ``latent_distance``, ``latent``, ``model``, ``model_version``.
         """
         from pymatgen_xanes_nn.reference import nearest_reference
-        from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE, prediction_sets
+        from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE, prediction_sets, quality_problems
 
-        x, single = self.vectorize(spectra, **kwargs)
+        x, single, quality = self.inputs(spectra, **kwargs)
         z = self._encode_matrix(x)
         p = self._proba_matrix(z)
         scores = self.ood_scores(x, z)
@@ -519,8 +538,10 @@ class XANESClassifier(MSONable):
             k = int(p[i].argmax())
             members = [self.labels[j] for j in np.argsort(-p[i]) if sets[i, j]]
             reasons = []
+            problems = quality_problems(quality[i]) if quality[i] is not None else []
             if pvalue[i] < alpha:
                 reasons.append(f"out of distribution (p = {pvalue[i]:.3g} < {alpha})")
+            reasons.extend(f"input quality: {msg}" for msg in problems)
             if not members:
                 reasons.append("empty prediction set: no label is plausible")
             elif len(members) > MAX_USEFUL_SET_SIZE:
@@ -532,10 +553,11 @@ class XANESClassifier(MSONable):
                     "confidence": float(p[i, k]),
                     "prediction_set": members,
                     "set_level": float(self.conformal["level"]),
-                    "ood": bool(pvalue[i] < alpha),
+                    "ood": bool(pvalue[i] < alpha or problems),
                     "ood_pvalue": float(pvalue[i]),
                     "ood_alpha": float(alpha),
                     "ood_scores": {name: float(v[i]) for name, v in scores.items()},
+                    "quality": quality[i],
                     "dont_know": bool(reasons),
                     "reason": "; ".join(reasons),
                     "evidence": near[i] if near is not None else [],
@@ -562,7 +584,7 @@ class XANESClassifier(MSONable):
         logits = self._logits(codes)
         top = logits.max(axis=1, keepdims=True)
         log_z = (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
-        return {
+        scores = {
             "reconstruction": np.mean((forward(self.decoder, codes) - x) ** 2, axis=1),
             "mahalanobis": maha,
             "relative_mahalanobis": rel,
@@ -570,6 +592,19 @@ class XANESClassifier(MSONable):
             "max_softmax": 1.0 - self._proba_matrix(codes).max(axis=1),
             "energy": -log_z,
         }
+        edge = self._edge_index()
+        if edge is not None:
+            scores["edge_offset"] = edge.offset(x)
+        return scores
+
+    def _edge_index(self):
+        """The model's :class:`~pymatgen_xanes_nn.trust.EdgeIndex` (None for models trained without one)."""
+        from pymatgen_xanes_nn.trust import EdgeIndex, KNNIndex
+
+        if not all(k in self.ood for k in EDGE_ARRAYS):
+            return None
+        return EdgeIndex(KNNIndex(self.ood["edge_basis"], self.ood["edge_reference"]), self.ood["edge_e0"],
+                         self.preprocessing.grid)
 
     def ood_pvalue(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """The combined conformal p-value of the model's chosen scores (small: unlike the training materials)."""
@@ -630,16 +665,6 @@ class XANESClassifier(MSONable):
             d["checksum"] = model_checksum(d)
             new = type(self).from_dict(d)
         return new
-
-    # ------------------------------------------------------------------ training
-    @classmethod
-    def fit(
-        cls, x: np.ndarray, labels: Sequence[str], groups: Sequence[str] | None = None, **kwargs
-    ) -> XANESClassifier:
-        """Train autoencoder then FNN on preprocessed spectra; see :func:`pymatgen_xanes_nn.training.train`."""
-        from pymatgen_xanes_nn.training import train
-
-        return train(x, labels, groups=groups, **kwargs)
 
 
 def now_iso() -> str:

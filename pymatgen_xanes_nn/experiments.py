@@ -47,16 +47,16 @@ def split(spectra: SpectraSet, protocol: str, seed: int, test_fraction: float = 
 
 def _fnn_curves(spectra: SpectraSet, classes: list[str], protocol: str, seed: int, fnn_config: str,
                 keep_prob: float, ae_epochs: int, fnn_epochs: int) -> dict[str, list[float]]:
-    from pymatgen_xanes_nn.models import fit_autoencoder, fit_fnn, forward
+    """Training and held-out accuracy per epoch, trained by the shipped recipe (:func:`training.fit_networks`)."""
+    from pymatgen_xanes_nn.training import TrainingConfig, fit_networks
 
     tr, te = split(spectra, protocol, seed)
     y = np.array([classes.index(lab) for lab in spectra.labels])
-    enc, _, _ = fit_autoencoder(spectra.x[tr], DEFAULT_AE, epochs=ae_epochs, seed=seed)
-    z_tr, z_te = forward(enc, spectra.x[tr]), forward(enc, spectra.x[te])
-    mean, std = z_tr.mean(axis=0), z_tr.std(axis=0) + 1e-6
-    _, hist = fit_fnn((z_tr - mean) / std, y[tr], len(classes), fnn_config, keep_prob, epochs=fnn_epochs, seed=seed,
-                      z_val=(z_te - mean) / std, y_val=y[te])
-    return {"train_accuracy": hist["accuracy"], "test_accuracy": hist["val_accuracy"]}
+    config = TrainingConfig(ae_config=DEFAULT_AE, fnn_config=fnn_config, keep_prob=keep_prob, ae_epochs=ae_epochs,
+                            fnn_epochs=fnn_epochs, seed=seed)
+    hist = fit_networks(spectra.x[tr], y[tr], len(classes), validation=(spectra.x[te], y[te]),
+                        **config.fit_kwargs)["history"]
+    return {"train_accuracy": hist["fnn_accuracy"], "test_accuracy": hist["fnn_val_accuracy"]}
 
 
 def _runs(settings: dict[str, Any], variants: list, desc: str):

@@ -12,7 +12,9 @@ fold's networks, spectra it never saw:
 * near: for the environment scheme, each Si environment left out of training in turn (the model never saw a
   SiN4, ..., or the mixed-anion ``Si-other`` sites); for the chemsys scheme, spectra outside its classes.
 
-A spectrum the input checks or the input-quality gate refuse gets no answer: it counts as caught (score +inf).
+A spectrum the input checks or the input-quality gate refuse gets no answer: it counts as caught (score +inf);
+one past a quality limit (:func:`~pymatgen_xanes_nn.trust.quality_problems`) is flagged whatever its p-value,
+so the ``combined`` score counts it as caught too.
 
 For every score (and the ``combined`` p-value) it reports AUROC and FPR at 95% TPR. The combined p-value needs
 in-distribution calibration scores from other materials than those it scores: a fold's spectra are judged against
@@ -124,21 +126,28 @@ def other_edges(docs: Sequence[dict]) -> tuple[list[tuple[np.ndarray, np.ndarray
 
 
 def _vectorize(raw: Sequence[tuple[np.ndarray, np.ndarray]], preprocessing: Preprocessing,
-               gate: bool = True) -> tuple[np.ndarray, list]:
-    """Preprocess raw spectra; ones the input checks (and, with ``gate``, the quality gate) refuse are left out."""
-    from pymatgen_xanes_nn.preprocessing import SpectrumError
-    from pymatgen_xanes_nn.trust import check_quality
+               gate: bool = True) -> tuple[np.ndarray, list, np.ndarray]:
+    """Preprocess raw spectra; ones the input checks (and, with ``gate``, the quality gate) refuse are left out.
 
-    rows, kept = [], []
+    Returns:
+        ``(model inputs, indices kept, poor)``: ``poor`` marks kept spectra past a quality limit.
+    """
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+    from pymatgen_xanes_nn.trust import check_quality, quality_measures, quality_problems
+
+    rows, kept, poor = [], [], []
+    window = (preprocessing.e_min, preprocessing.e_max)
     for i, (e, m) in enumerate(raw):
         try:
             if gate:
                 check_quality(e, preprocessing)
-            rows.append(preprocessing.transform_arrays(e, m))
-            kept.append(i)
+            row, edge = preprocessing.transform_with_edge(e, m)
         except SpectrumError:
             continue
-    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), kept
+        rows.append(row)
+        kept.append(i)
+        poor.append(bool(quality_problems(quality_measures(e, m, edge.e0, edge.step, window))))
+    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), kept, np.array(poor, bool)
 
 
 #: Degradations swept for the input-quality gate: coverage of the window kept, and points left in it.
@@ -153,7 +162,7 @@ def quality_sweep(clf, test_set: SpectraSet, y_te: np.ndarray, preprocessing: Pr
         for v in values:
             damaged = [apply_fault(e, m, "truncate" if kind == "coverage" else "sparse", v, v,
                                    np.random.default_rng(0), preprocessing) for e, m in test_set.raw]
-            x_bad, kept = _vectorize(damaged, preprocessing, gate=False)
+            x_bad, kept, _ = _vectorize(damaged, preprocessing, gate=False)
             correct = (clf._proba_matrix(clf._encode_matrix(x_bad)).argmax(axis=1) == y_te[kept]) if kept else []
             out[kind][str(v)] = {"n": len(y_te), "scored": len(kept), "correct": int(np.sum(correct))}
     return out
@@ -222,12 +231,19 @@ def run_ood_benchmark(
     dump: dict[str, np.ndarray] = {}
 
     def add(kind: str, scores: dict[str, np.ndarray], pvalue: np.ndarray, n_refused: int = 0) -> None:
-        # a refused spectrum gets no answer: caught, whatever the scores would have said
+        # a refused spectrum gets no answer: caught, whatever the scores would have said; pvalue is 0 where the
+        # input is past a quality limit (flagged whatever the scores say)
         bucket = pooled.setdefault(kind, {k: [] for k in [*OOD_SCORES, "combined"]})
         for k in OOD_SCORES:
             bucket[k].append(np.concatenate([scores[k], np.full(n_refused, np.inf)]))
-        bucket["combined"].append(np.concatenate([1.0 - pvalue, np.full(n_refused, np.inf)]))
+        bucket["combined"].append(np.concatenate([np.where(pvalue > 0, 1.0 - pvalue, np.inf),
+                                                  np.full(n_refused, np.inf)]))
 
+    # quality of the clean spectra (FEFF spectra pass every limit; measured here, not assumed)
+    poor_all = _vectorize(spectra.raw, preprocessing, gate=False)[2]
+
+    poor_outside = (_vectorize(outside.raw, preprocessing, gate=False)[2] if outside is not None and len(outside.x)
+                    else None)
     t0 = time.time()
     for f, (tr, te) in enumerate(_calibration_folds(spectra.groups, y, n_folds, config.seed)):
         train_set, test_set = spectra.subset(tr), spectra.subset(te)
@@ -241,17 +257,18 @@ def run_ood_benchmark(
                 acc = held["quality"].setdefault(kind, {}).setdefault(v, {"n": 0, "scored": 0, "correct": 0})
                 for key in acc:
                     acc[key] += r[key]
-        others = {kind: (clf.ood_scores(x), len(far_sets[kind]) - len(kept)) for kind, (x, kept) in far_x.items()}
+        others = {kind: (clf.ood_scores(x), len(far_sets[kind]) - len(kept), poor)
+                  for kind, (x, kept, poor) in far_x.items()}
         rng = np.random.default_rng(config.seed + 100 * f)
         for name, (kind, (low, high)) in FAULTS.items():
             damaged = [apply_fault(e, m, kind, low, high, rng, preprocessing) for e, m in test_set.raw]
-            x_bad, kept = _vectorize(damaged, preprocessing)
+            x_bad, kept, poor = _vectorize(damaged, preprocessing)
             held["n_refused"][name] = held["n_refused"].get(name, 0) + len(damaged) - len(kept)
-            others[f"fault: {name}"] = (clf.ood_scores(x_bad) if len(kept) else None, len(damaged) - len(kept))
+            others[f"fault: {name}"] = (clf.ood_scores(x_bad) if len(kept) else None, len(damaged) - len(kept), poor)
         if outside is not None and len(outside.x):
-            others["near: outside the classes"] = (clf.ood_scores(outside.x), 0)
+            others["near: outside the classes"] = (clf.ood_scores(outside.x), 0, poor_outside)
         per_fold.append({"inside": clf.ood_scores(test_set.x, codes), "proba": clf._proba_matrix(codes),
-                         "y": y_te, "others": others})
+                         "y": y_te, "others": others, "poor": poor_all[te]})
         if progress:
             progress(f"fold {f + 1}/{n_folds}: {len(tr)} train, {len(te)} held out ({time.time() - t0:.0f} s)")
     # cross-conformal: each fold's spectra are judged against the out-of-fold scores of the other folds, as the
@@ -267,24 +284,28 @@ def run_ood_benchmark(
         p_cal = temper(p_cal, temperature)
         conformal = fit_conformal(p_cal, y_cal[y_cal >= 0], p_cal.shape[1], config.conformal_level)
 
-        def pv(scores, calib=calib):
-            return combined_pvalue(calib, {k: scores[k] for k in combined})
+        def pv(scores, poor, calib=calib):
+            return np.where(poor, 0.0, combined_pvalue(calib, {k: scores[k] for k in combined}))
 
         y_te, proba = fold["y"], temper(fold["proba"], temperature)
         sets = prediction_sets(proba, conformal["thresholds"])
-        p_in = pv(fold["inside"])
+        p_in = pv(fold["inside"], fold["poor"])
         held["pvalue"].append(p_in)
         held["correct"].append(proba.argmax(axis=1) == y_te)
         held["in_set"].append(sets[np.arange(len(y_te)), np.clip(y_te, 0, None)] & (y_te >= 0))
         held["set_size"].append(sets.sum(axis=1))
         add("inside", fold["inside"], p_in)
-        for kind, (scores, n_refused) in fold["others"].items():
+        for kind, (scores, n_refused, poor) in fold["others"].items():
             if scores is None:
                 scores = {k: np.zeros(0) for k in OOD_SCORES}
-            add(kind, scores, pv(scores), n_refused)
+            add(kind, scores, pv(scores, poor), n_refused)
             dump.update({f"fold{f}|{kind}|{k}": v for k, v in scores.items()})
             dump[f"fold{f}|{kind}|n_refused"] = np.array([n_refused])
+            dump[f"fold{f}|{kind}|poor"] = poor
         dump.update({f"fold{f}|inside|{k}": v for k, v in fold["inside"].items()})
+        # for offline study of the sets and the calibration: untempered probabilities and true classes
+        dump.update({f"fold{f}|inside|poor": fold["poor"], f"fold{f}|inside|proba": fold["proba"],
+                     f"fold{f}|inside|y": fold["y"]})
     # leave one environment out: networks that never saw it score it against held-out known environments
     loeo = {}
     if scheme == "environment" and environments is not None:
@@ -305,15 +326,16 @@ def run_ood_benchmark(
             s_out = clf.ood_scores(spectra.x[out_mask])
             half = _halves(test_set.groups, config.seed + k)
             calib = {c: np.sort(s_in[c][half == 1]) for c in combined}
-            p_in = combined_pvalue(calib, {c: s_in[c][half == 0] for c in combined})
-            p_out = combined_pvalue(calib, {c: s_out[c] for c in combined})
+            poor_in, poor_out = poor_all[keep[te]][half == 0], poor_all[out_mask]
+            p_in = np.where(poor_in, 0.0, combined_pvalue(calib, {c: s_in[c][half == 0] for c in combined}))
+            p_out = np.where(poor_out, 0.0, combined_pvalue(calib, {c: s_out[c] for c in combined}))
             dump.update({f"loeo {name}|{part}|{c}": v[c] for part, v in (("inside", s_in), ("out", s_out))
                          for c in OOD_SCORES})
             dump[f"loeo {name}|inside|half"] = half
             inside = {c: s_in[c][half == 0] for c in OOD_SCORES}
-            inside["combined"] = 1.0 - p_in
+            inside["combined"] = np.where(p_in > 0, 1.0 - p_in, np.inf)
             out = {c: s_out[c] for c in OOD_SCORES}
-            out["combined"] = 1.0 - p_out
+            out["combined"] = np.where(p_out > 0, 1.0 - p_out, np.inf)
             loeo[name] = {"n": int(out_mask.sum()), "scores": score_table(inside, out),
                           "flagged": float(np.mean(p_out < config.ood_alpha)),
                           "inside_flagged": float(np.mean(p_in < config.ood_alpha))}
@@ -389,13 +411,16 @@ def combination_table(scores_file: str, max_size: int = 3) -> dict[str, dict[str
                 def calib(c, f=f):
                     return np.concatenate([saved[f"{g}|inside|{c}"] for g in folds if g != f])
 
-                inside.append(p(calib, lambda c, f=f: saved[f"{f}|inside|{c}"]))
+                def flagged_poor(pvalue, key):  # past a quality limit: flagged whatever the scores say
+                    return np.where(saved[key], 0.0, pvalue) if key in saved.files else pvalue
+
+                inside.append(flagged_poor(p(calib, lambda c, f=f: saved[f"{f}|inside|{c}"]), f"{f}|inside|poor"))
                 for kind in kinds:
                     if f"{f}|{kind}|{combo[0]}" not in saved.files:
                         continue
                     refused = int(saved[f"{f}|{kind}|n_refused"][0])
-                    outside[kind].append(np.concatenate([p(calib, lambda c, f=f, kind=kind: saved[f"{f}|{kind}|{c}"]),
-                                                         np.zeros(refused)]))
+                    pk = flagged_poor(p(calib, lambda c, f=f, kind=kind: saved[f"{f}|{kind}|{c}"]), f"{f}|{kind}|poor")
+                    outside[kind].append(np.concatenate([pk, np.zeros(refused)]))
             row = {kind: auroc(-np.concatenate(inside), -np.concatenate(v)) for kind, v in outside.items() if v}
             near_in, near_out = [], []
             for name in loeo:

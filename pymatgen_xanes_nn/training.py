@@ -378,39 +378,71 @@ def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def _fit_networks(
-    x_fit: np.ndarray, y_fit: np.ndarray, x_ref: np.ndarray, classes: list[str], config: TrainingConfig,
-    preprocessing: Preprocessing, x_unlabelled: np.ndarray | None, ae_config: str, fnn_config: str, keep_prob: float,
+def fit_networks(
+    x_fit: np.ndarray, y_fit: np.ndarray, n_classes: int, *, ae_config: str, fnn_config: str, keep_prob: float,
     ae_epochs: int, fnn_epochs: int, ae_batch_size: int, batch_size: int, learning_rate: float, seed: int,
-    verbose: int,
-) -> tuple[XANESClassifier, dict[str, list[float]]]:
-    """The autoencoder, then the FNN on its standardized codes, and the OOD statistics of ``x_ref``.
+    x_unlabelled: np.ndarray | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None,
+    verbose: int = 0,
+) -> dict[str, Any]:
+    """The autoencoder, then the FNN on its standardized codes with balanced class weights (the one recipe).
 
-    ``x_ref`` are the unaugmented training spectra: the k-NN index holds them, not their perturbed copies.
+    Args:
+        x_fit: model inputs ``(n, n_points)``; ``y_fit``: their class indices; ``n_classes``: output size.
+        ae_config ... seed: as :class:`TrainingConfig` (its ``fit_kwargs``).
+        x_unlabelled: extra spectra for the autoencoder only.
+        validation: ``(x, y)`` scored after every epoch (learning curves; never used for fitting).
+        verbose: Keras verbosity.
+
+    Returns:
+        ``{"encoder", "decoder", "fnn", "code_mean", "code_std", "codes"`` (of ``x_fit``), ``"history"}``; the
+        history holds ``autoencoder_loss``, ``fnn_loss``, ``fnn_accuracy`` and, with ``validation``,
+        ``autoencoder_val_loss`` and ``fnn_val_accuracy``.
     """
-    from pymatgen_xanes_nn.classifier import XANESClassifier
     from pymatgen_xanes_nn.models import fit_autoencoder, fit_fnn, forward
-    from pymatgen_xanes_nn.trust import KNNIndex, gaussian_stats
 
     x_ae = x_fit if x_unlabelled is None or not len(x_unlabelled) else np.concatenate(
         [x_fit, np.asarray(x_unlabelled, np.float32)])
     encoder, decoder, ae_hist = fit_autoencoder(
         x_ae, ae_config, epochs=ae_epochs, batch_size=ae_batch_size, learning_rate=learning_rate, seed=seed,
-        verbose=verbose,
+        x_val=None if validation is None else validation[0], verbose=verbose,
     )
     codes = forward(encoder, x_fit)
     mean, std = codes.mean(axis=0), codes.std(axis=0) + 1e-6
-    counts = np.bincount(y_fit, minlength=len(classes))
+    counts = np.bincount(y_fit, minlength=n_classes)
     # balanced class weights: thin classes count as much as O-Si
-    class_weight = {k: float(len(y_fit) / (len(classes) * max(c, 1))) for k, c in enumerate(counts)}
+    class_weight = {k: float(len(y_fit) / (n_classes * max(c, 1))) for k, c in enumerate(counts)}
+    z_val = None if validation is None else (forward(encoder, validation[0]) - mean) / std
     fnn, fnn_hist = fit_fnn(
-        (codes - mean) / std, y_fit, len(classes), fnn_config, keep_prob, epochs=fnn_epochs,
+        (codes - mean) / std, y_fit, n_classes, fnn_config, keep_prob, epochs=fnn_epochs,
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, class_weight=class_weight, verbose=verbose,
+        z_val=z_val, y_val=None if validation is None else validation[1],
     )
-    knn = KNNIndex.fit(x_ref, config.knn_components)
-    ood = {**gaussian_stats(codes, y_fit, len(classes)), "knn_basis": knn.basis, "knn_reference": knn.reference,
-           "scores": list(config.ood_scores)}
-    clf = XANESClassifier(config.name, classes, preprocessing, encoder, decoder, fnn, mean, std, ood=ood)
     history = {"autoencoder_loss": ae_hist["loss"], "fnn_loss": fnn_hist["loss"],
                "fnn_accuracy": fnn_hist.get("accuracy", [])}
-    return clf, history
+    if validation is not None:
+        history.update(autoencoder_val_loss=ae_hist.get("val_loss", []),
+                       fnn_val_accuracy=fnn_hist.get("val_accuracy", []))
+    return {"encoder": encoder, "decoder": decoder, "fnn": fnn, "code_mean": mean, "code_std": std, "codes": codes,
+            "history": history}
+
+
+def _fit_networks(
+    x_fit: np.ndarray, y_fit: np.ndarray, x_ref: np.ndarray, classes: list[str], config: TrainingConfig,
+    preprocessing: Preprocessing, x_unlabelled: np.ndarray | None, verbose: int, **fit_kwargs: Any,
+) -> tuple[XANESClassifier, dict[str, list[float]]]:
+    """:func:`fit_networks`, wrapped as a classifier with the OOD statistics of ``x_ref``.
+
+    ``x_ref`` are the unaugmented training spectra: the k-NN and edge indexes hold them, not their perturbed copies.
+    """
+    from pymatgen_xanes_nn.classifier import XANESClassifier
+    from pymatgen_xanes_nn.trust import EdgeIndex, KNNIndex, gaussian_stats
+
+    nets = fit_networks(x_fit, y_fit, len(classes), x_unlabelled=x_unlabelled, verbose=verbose, **fit_kwargs)
+    knn = KNNIndex.fit(x_ref, config.knn_components)
+    edge = EdgeIndex.fit(x_ref, preprocessing.grid, config.knn_components)
+    ood = {**gaussian_stats(nets["codes"], y_fit, len(classes)), "knn_basis": knn.basis,
+           "knn_reference": knn.reference, "edge_basis": edge.index.basis, "edge_reference": edge.index.reference,
+           "edge_e0": edge.e0, "scores": list(config.ood_scores)}
+    clf = XANESClassifier(config.name, classes, preprocessing, nets["encoder"], nets["decoder"], nets["fnn"],
+                          nets["code_mean"], nets["code_std"], ood=ood)
+    return clf, nets["history"]

@@ -139,3 +139,62 @@ def test_model_can_flag_with_another_score_combination(toy_model_file, tmp_path)
         clf.with_ood_scores(["telepathy"])
     with pytest.raises(ValueError, match="alpha"):
         clf.with_ood_scores(["knn"], alpha=1.5)
+
+
+def test_edge_index_measures_how_far_the_edge_sits_from_its_shape_neighbours():
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
+    from pymatgen_xanes_nn.trust import EdgeIndex, align_rows, grid_e0
+
+    grid = DEFAULT_PREPROCESSING.grid
+    rng = np.random.default_rng(3)
+
+    def edge(e0, peak):  # arctan step plus a white line, as a Si K edge looks
+        return 0.5 + np.arctan((grid - e0) / 0.8) / np.pi + peak * np.exp(-0.5 * ((grid - e0 - 2.0) / 1.2) ** 2)
+
+    # two shapes with their own edge positions, as SiO4 (high white line, e0 ~ 1846) and SiC4 (low, ~ 1841)
+    ref = np.array([edge(1846 + rng.normal(0, 0.2), 2.0) for _ in range(20)]
+                   + [edge(1841 + rng.normal(0, 0.2), 0.3) for _ in range(20)])
+    index = EdgeIndex.fit(ref, grid, n_components=16)
+    np.testing.assert_allclose(grid_e0(ref, grid)[:20], index.e0[:20])
+    aligned = align_rows(ref[:2], grid, grid_e0(ref[:2], grid), 1850.0)
+    np.testing.assert_allclose(grid_e0(aligned, grid), 1850.0, atol=0.2)
+    fresh = np.array([edge(1846.1, 2.0), edge(1841.0, 0.3)])
+    assert np.all(index.offset(fresh) < 0.5)
+    # the same shapes with the edges of the other shape, or shifted by 4 eV: the offset is the shift
+    moved = np.array([edge(1841.0, 2.0), edge(1845.0, 0.3), edge(1850.0, 2.0)])
+    np.testing.assert_allclose(index.offset(moved), [5.0, 4.0, 4.0], atol=0.5)
+
+
+def test_quality_measures_see_sparse_and_noisy_spectra():
+    from pymatgen_xanes_nn.trust import MAX_EDGE_STEP, MAX_NOISE, quality_measures, quality_problems
+
+    from .conftest import synthetic_edge
+
+    e, mu = synthetic_edge()
+    window, e0, step = (1836.0, 1896.0), 1846.0, 1.0
+    clean = quality_measures(e, mu, e0, step, window)
+    assert clean["edge_step_ev"] <= MAX_EDGE_STEP and clean["noise"] < MAX_NOISE and not quality_problems(clean)
+    thin = quality_measures(e[::25], mu[::25], e0, step, window)  # points ~25x further apart
+    assert thin["edge_step_ev"] > MAX_EDGE_STEP
+    assert any("sparse near the edge" in p for p in quality_problems(thin))
+    rng = np.random.default_rng(0)
+    for snr in (5.0, 10.0):  # the estimate recovers the noise it is given, as a share of the edge step
+        noisy = quality_measures(e, mu + rng.normal(0, step / snr, len(mu)), e0, step, window)
+        assert noisy["noise"] == pytest.approx(1 / snr, rel=0.25)
+    problems = quality_problems(quality_measures(e, mu + rng.normal(0, 0.2, len(mu)), e0, step, window))
+    assert problems == [p for p in problems if p.startswith("noisy")] and problems
+
+
+def test_classify_flags_poor_input_and_says_why(toy_model):
+    from pymatgen.analysis.xas.spectrum import XAS
+
+    from .conftest import synthetic_edge
+
+    e, mu = synthetic_edge()
+    step = float(np.mean(mu[-20:]) - np.mean(mu[:20]))
+    clean = toy_model.classify(XAS(e, mu, None, "Si"), evidence=False)
+    assert "input quality" not in clean["reason"] and clean["quality"]["noise"] < 0.06
+    noisy = XAS(e, mu + np.random.default_rng(1).normal(0, step / 4, len(mu)), None, "Si")
+    r = toy_model.classify(noisy, evidence=False)
+    assert r["ood"] and r["dont_know"] and "input quality: noisy" in r["reason"]
+    assert toy_model.classify(toy_model.vectorize(XAS(e, mu, None, "Si"))[0][0], evidence=False)["quality"] is None
