@@ -54,8 +54,7 @@ def _fnn_curves(spectra: SpectraSet, classes: list[str], protocol: str, seed: in
     y = np.array([classes.index(lab) for lab in spectra.labels])
     config = TrainingConfig(ae_config=DEFAULT_AE, fnn_config=fnn_config, keep_prob=keep_prob, ae_epochs=ae_epochs,
                             fnn_epochs=fnn_epochs, seed=seed)
-    hist = fit_networks(spectra.x[tr], y[tr], len(classes), validation=(spectra.x[te], y[te]),
-                        **config.fit_kwargs)["history"]
+    hist = fit_networks(spectra.x[tr], y[tr], len(classes), config, validation=(spectra.x[te], y[te]))["history"]
     return {"train_accuracy": hist["fnn_accuracy"], "test_accuracy": hist["fnn_val_accuracy"]}
 
 

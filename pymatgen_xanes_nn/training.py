@@ -225,12 +225,6 @@ class TrainingConfig(MSONable):
 
         return dataclasses.replace(self, **changes)
 
-    @property
-    def fit_kwargs(self) -> dict[str, Any]:
-        """The options of the network fits."""
-        return {k: getattr(self, k) for k in ("ae_config", "fnn_config", "keep_prob", "ae_epochs", "fnn_epochs",
-                                              "ae_batch_size", "batch_size", "learning_rate", "seed")}
-
 
 def train(
     x: np.ndarray,
@@ -298,9 +292,8 @@ def train(
                                    config.augment_copies, seed)
             x_fit = np.concatenate([x_fit, x_aug])
             y_fit = np.concatenate([y_fit, [classes.index(lab) for lab in y_aug]])
-        kwargs = dict(config.fit_kwargs, seed=seed)
-        return _fit_networks(x_fit, y_fit, x[idx], classes, config, preprocessing, x_unlabelled, verbose=verbose,
-                             **kwargs)
+        return _fit_networks(x_fit, y_fit, x[idx], classes, config, preprocessing, x_unlabelled, seed=seed,
+                             verbose=verbose)
 
     metrics: dict[str, Any] = {}
     folds = _calibration_folds(groups, y, config.calibration_folds, config.seed)
@@ -379,16 +372,18 @@ def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def fit_networks(
-    x_fit: np.ndarray, y_fit: np.ndarray, n_classes: int, *, ae_config: str, fnn_config: str, keep_prob: float,
-    ae_epochs: int, fnn_epochs: int, ae_batch_size: int, batch_size: int, learning_rate: float, seed: int,
+    x_fit: np.ndarray, y_fit: np.ndarray, n_classes: int, config: TrainingConfig, *, seed: int | None = None,
     x_unlabelled: np.ndarray | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None,
     verbose: int = 0,
 ) -> dict[str, Any]:
     """The autoencoder, then the FNN on its standardized codes with balanced class weights (the one recipe).
 
     Args:
-        x_fit: model inputs ``(n, n_points)``; ``y_fit``: their class indices; ``n_classes``: output size.
-        ae_config ... seed: as :class:`TrainingConfig` (its ``fit_kwargs``).
+        x_fit: model inputs ``(n, n_points)``.
+        y_fit: their class indices.
+        n_classes: number of outputs.
+        config: networks, epochs, batch sizes, learning rate and keep probability.
+        seed: random seed (default: the config's).
         x_unlabelled: extra spectra for the autoencoder only.
         validation: ``(x, y)`` scored after every epoch (learning curves; never used for fitting).
         verbose: Keras verbosity.
@@ -400,22 +395,23 @@ def fit_networks(
     """
     from pymatgen_xanes_nn.models import fit_autoencoder, fit_fnn, forward
 
+    c = config if seed is None else config.replace(seed=seed)
     x_ae = x_fit if x_unlabelled is None or not len(x_unlabelled) else np.concatenate(
         [x_fit, np.asarray(x_unlabelled, np.float32)])
     encoder, decoder, ae_hist = fit_autoencoder(
-        x_ae, ae_config, epochs=ae_epochs, batch_size=ae_batch_size, learning_rate=learning_rate, seed=seed,
-        x_val=None if validation is None else validation[0], verbose=verbose,
+        x_ae, c.ae_config, epochs=c.ae_epochs, batch_size=c.ae_batch_size, learning_rate=c.learning_rate,
+        seed=c.seed, x_val=None if validation is None else validation[0], verbose=verbose,
     )
     codes = forward(encoder, x_fit)
     mean, std = codes.mean(axis=0), codes.std(axis=0) + 1e-6
     counts = np.bincount(y_fit, minlength=n_classes)
     # balanced class weights: thin classes count as much as O-Si
-    class_weight = {k: float(len(y_fit) / (n_classes * max(c, 1))) for k, c in enumerate(counts)}
+    class_weight = {k: float(len(y_fit) / (n_classes * max(n, 1))) for k, n in enumerate(counts)}
     z_val = None if validation is None else (forward(encoder, validation[0]) - mean) / std
     fnn, fnn_hist = fit_fnn(
-        (codes - mean) / std, y_fit, n_classes, fnn_config, keep_prob, epochs=fnn_epochs,
-        batch_size=batch_size, learning_rate=learning_rate, seed=seed, class_weight=class_weight, verbose=verbose,
-        z_val=z_val, y_val=None if validation is None else validation[1],
+        (codes - mean) / std, y_fit, n_classes, c.fnn_config, c.keep_prob, epochs=c.fnn_epochs,
+        batch_size=c.batch_size, learning_rate=c.learning_rate, seed=c.seed, class_weight=class_weight,
+        verbose=verbose, z_val=z_val, y_val=None if validation is None else validation[1],
     )
     history = {"autoencoder_loss": ae_hist["loss"], "fnn_loss": fnn_hist["loss"],
                "fnn_accuracy": fnn_hist.get("accuracy", [])}
@@ -428,7 +424,7 @@ def fit_networks(
 
 def _fit_networks(
     x_fit: np.ndarray, y_fit: np.ndarray, x_ref: np.ndarray, classes: list[str], config: TrainingConfig,
-    preprocessing: Preprocessing, x_unlabelled: np.ndarray | None, verbose: int, **fit_kwargs: Any,
+    preprocessing: Preprocessing, x_unlabelled: np.ndarray | None, seed: int, verbose: int,
 ) -> tuple[XANESClassifier, dict[str, list[float]]]:
     """:func:`fit_networks`, wrapped as a classifier with the OOD statistics of ``x_ref``.
 
@@ -437,7 +433,7 @@ def _fit_networks(
     from pymatgen_xanes_nn.classifier import XANESClassifier
     from pymatgen_xanes_nn.trust import EdgeIndex, KNNIndex, gaussian_stats
 
-    nets = fit_networks(x_fit, y_fit, len(classes), x_unlabelled=x_unlabelled, verbose=verbose, **fit_kwargs)
+    nets = fit_networks(x_fit, y_fit, len(classes), config, seed=seed, x_unlabelled=x_unlabelled, verbose=verbose)
     knn = KNNIndex.fit(x_ref, config.knn_components)
     edge = EdgeIndex.fit(x_ref, preprocessing.grid, config.knn_components)
     ood = {**gaussian_stats(nets["codes"], y_fit, len(classes)), "knn_basis": knn.basis,

@@ -278,8 +278,8 @@ def quality_problems(measures: dict[str, float]) -> list[str]:
     if not measures["edge_step_ev"] <= MAX_EDGE_STEP:
         out.append(f"sparse near the edge: {measures['edge_step_ev']:.2g} eV between points (limit {MAX_EDGE_STEP} eV)")
     if not measures["noise"] <= MAX_NOISE:
-        out.append(f"noisy: noise ~{measures['noise']:.2g} of the edge step (SNR ~{1 / max(measures['noise'], 1e-9):.0f}"
-                   f"; limit {MAX_NOISE})")
+        snr = 1 / max(measures["noise"], 1e-9)
+        out.append(f"noisy: noise ~{measures['noise']:.2g} of the edge step (SNR ~{snr:.0f}; limit {MAX_NOISE})")
     return out
 
 
