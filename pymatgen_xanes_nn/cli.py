@@ -325,7 +325,7 @@ def _training_config(args: argparse.Namespace):
         ae_epochs=args.ae_epochs, fnn_epochs=args.fnn_epochs, batch_size=args.batch_size,
         ae_batch_size=args.ae_batch_size, learning_rate=args.learning_rate, seed=args.seed,
         augment_copies=args.augment, calibration_folds=args.calibration_folds, conformal_level=args.conformal_level,
-        ood_alpha=args.ood_alpha,
+        conformal_mode=args.conformal_mode, ood_alpha=args.ood_alpha,
     )
 
 
@@ -493,7 +493,8 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     from pymatgen_xanes_nn.labels import LABEL_SCHEMES
     from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, DEFAULT_FNN, DEFAULT_KEEP_PROB, FNN_CONFIGS
     from pymatgen_xanes_nn.preprocessing import ALIGNMENTS, DEFAULT_PREPROCESSING, NORMALIZATIONS
-    from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES
+    from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES, TrainingConfig
+    from pymatgen_xanes_nn.trust import CONFORMAL_MODES
 
     p.add_argument("--scheme", default="chemsys", choices=LABEL_SCHEMES, help="label scheme")
     p.add_argument("--ae", default=DEFAULT_AE, choices=sorted(AE_CONFIGS), help="autoencoder (Table I)")
@@ -511,6 +512,8 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="grouped folds whose out-of-fold scores calibrate probabilities, sets and the OOD flag "
                         "(0: none)")
     p.add_argument("--conformal-level", type=float, default=0.9, help="coverage of the prediction sets")
+    p.add_argument("--conformal-mode", default=TrainingConfig.conformal_mode, choices=CONFORMAL_MODES,
+                   help="one threshold for all classes, or one per class with enough calibration spectra")
     p.add_argument("--ood-alpha", type=float, default=0.05,
                    help="OOD flag level: share of unseen in-distribution materials flagged")
     p.add_argument("--normalization", default=DEFAULT_PREPROCESSING.normalization, choices=NORMALIZATIONS)

@@ -282,7 +282,8 @@ def run_ood_benchmark(
         # that thresholds from one fold's networks do not carry to another's; measured: 67.8% coverage at 90%)
         temperature = fit_temperature(p_cal, y_cal[y_cal >= 0])
         p_cal = temper(p_cal, temperature)
-        conformal = fit_conformal(p_cal, y_cal[y_cal >= 0], p_cal.shape[1], config.conformal_level)
+        conformal = fit_conformal(p_cal, y_cal[y_cal >= 0], p_cal.shape[1], config.conformal_level,
+                                  config.conformal_mode)
 
         def pv(scores, poor, calib=calib):
             return np.where(poor, 0.0, combined_pvalue(calib, {k: scores[k] for k in combined}))

@@ -175,29 +175,37 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
 MIN_CLASS_CALIBRATION = 20
 
 
+#: How split-conformal thresholds are set: one for all classes, or one per class with enough calibration spectra.
+CONFORMAL_MODES = ("marginal", "class_conditional")
+
+
 def fit_conformal(proba: np.ndarray, y: np.ndarray, n_classes: int, level: float = 0.9,
-                  min_class: int = MIN_CLASS_CALIBRATION) -> dict[str, Any]:
-    """Split-conformal thresholds on the score ``1 - p_true`` (LAC), per class where the class allows.
+                  mode: str = "marginal", min_class: int = MIN_CLASS_CALIBRATION) -> dict[str, Any]:
+    """Split-conformal thresholds on the score ``1 - p_true`` (LAC), marginal or per class where the class allows.
 
     Args:
         proba: calibrated out-of-fold probabilities ``(n, n_classes)``.
         y: true class indices.
         n_classes: number of classes.
         level: target coverage (a set holds the true label this often).
-        min_class: calibration spectra a class needs for its own threshold.
+        mode: one of :data:`CONFORMAL_MODES`.
+        min_class: calibration spectra a class needs for its own threshold (class-conditional mode).
 
     Returns:
-        ``{"level", "thresholds" (one per class), "class_conditional" (bools)}``.
+        ``{"level", "mode", "thresholds" (one per class), "class_conditional" (bools)}``.
     """
+    if mode not in CONFORMAL_MODES:
+        raise ValueError(f"Unknown conformal mode {mode!r}; choose from {CONFORMAL_MODES}")
     scores = 1.0 - proba[np.arange(len(y)), y]
     marginal = conformal_quantile(scores, level)
     thresholds, conditional = [], []
     for k in range(n_classes):
         sk = scores[y == k]
-        own = len(sk) >= min_class
+        own = mode == "class_conditional" and len(sk) >= min_class
         thresholds.append(conformal_quantile(sk, level) if own else marginal)
         conditional.append(bool(own))
-    return {"level": float(level), "thresholds": [min(t, 1.0) for t in thresholds], "class_conditional": conditional}
+    return {"level": float(level), "mode": mode, "thresholds": [min(t, 1.0) for t in thresholds],
+            "class_conditional": conditional}
 
 
 def prediction_sets(proba: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:

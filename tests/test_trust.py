@@ -56,14 +56,19 @@ def test_class_conditional_sets_cover_each_class():
     logits[np.arange(n), y] += np.array([2.5, 1.0, 0.2])[y]  # class 2 is hard
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     cal, test = np.arange(n) < 3000, np.arange(n) >= 3000
-    conf = fit_conformal(p[cal], y[cal], k, level=0.9)
+    conf = fit_conformal(p[cal], y[cal], k, level=0.9, mode="class_conditional")
     assert all(conf["class_conditional"])
     sets = prediction_sets(p[test], conf["thresholds"])
     for c in range(k):
         covered = sets[test.nonzero()[0] - 3000, y[test]][y[test] == c]
         assert 0.87 <= covered.mean() <= 0.93, (c, covered.mean())
-    small = fit_conformal(p[:30], y[:30], k, level=0.9)  # ~10 per class: the marginal threshold is shared
+    small = fit_conformal(p[:30], y[:30], k, level=0.9, mode="class_conditional")  # ~10 per class: shared
     assert not any(small["class_conditional"]) and len(set(small["thresholds"])) == 1
+    marginal = fit_conformal(p[cal], y[cal], k, level=0.9)  # the default: one threshold, 90% over all classes
+    assert marginal["mode"] == "marginal" and len(set(marginal["thresholds"])) == 1
+    assert 0.88 <= prediction_sets(p[test], marginal["thresholds"])[np.arange(3000), y[test]].mean() <= 0.92
+    with pytest.raises(ValueError, match="Unknown conformal mode"):
+        fit_conformal(p[cal], y[cal], k, mode="per-class")
 
 
 def test_relative_mahalanobis_discounts_shared_directions():
