@@ -449,6 +449,19 @@ def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
                 f"{k.split(': ')[-1]} {v:.3f}" for k, v in row.items() if k != "mean" and not k.startswith("loeo")))
         print(f"wrote {args.output}")
         return 0
+    if args.sets_from:  # analysis of a finished run: coverage and set size of each conformal mode, held out
+        from pymatgen_xanes_nn.ood_benchmark import prediction_set_table
+
+        table = prediction_set_table(args.sets_from, args.conformal_level)
+        with open(args.output, "w") as f:
+            json.dump(table, f, indent=1)
+        print(f"held out: n={table['n']}, accuracy {table['accuracy']:.3f}, ECE {table['ece_untempered']:.3f} -> "
+              f"{table['ece']:.3f} with a temperature from the other folds")
+        for mode, r in table["modes"].items():
+            print(f"{mode:<18} coverage {r['coverage']:.3f}  mean set {r['mean_set_size']:.2f}  "
+                  f"single labels {r['singletons']:.2f}")
+        print(f"wrote {args.output}")
+        return 0
     pre = _preprocessing(args)
     docs = _load_docs(args)
     spectra, classes = dataset_for_scheme(args.scheme, docs, pre)
@@ -708,6 +721,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", default=None, help="also save every score of every spectrum here (.npz)")
     p.add_argument("--combinations-from", type=_existing_file, default=None, metavar="NPZ",
                    help="no run: AUROC of every combination of up to 3 scores from a saved --scores file")
+    p.add_argument("--sets-from", type=_existing_file, default=None, metavar="NPZ",
+                   help="no run: held-out coverage, set size and ECE of each conformal mode from a saved --scores file")
     p.add_argument("--leave-out", nargs="+", default=list(LEAVE_OUT), metavar="ENV",
                    help="environments left out of training in turn (environment scheme)")
     p.add_argument("--output", type=_writable_path, default="ood_benchmark.json")

@@ -438,3 +438,53 @@ def combination_table(scores_file: str, max_size: int = 3) -> dict[str, dict[str
             row["mean"] = float(np.mean([row[k] for k in sets]))
             table["+".join(combo)] = row
     return table
+
+
+def prediction_set_table(scores_file: str, level: float = 0.9) -> dict[str, Any]:
+    """Held-out coverage, set size and calibration of each conformal mode, from a saved ``--scores`` file.
+
+    Rebuilt as the benchmark does it: each fold's probabilities are tempered and thresholded with a temperature and
+    thresholds fitted on the other folds' out-of-fold probabilities, so every figure is out of sample.
+
+    Returns:
+        ``{"level", "n", "accuracy", "ece_untempered", "ece", "modes": {mode: {"coverage", "mean_set_size",
+        "singletons", "per_class": {class index: {"n", "coverage", "mean_set_size"}}}}}``.
+    """
+    from pymatgen_xanes_nn.metrics import expected_calibration_error
+    from pymatgen_xanes_nn.training import fit_temperature, temper
+    from pymatgen_xanes_nn.trust import CONFORMAL_MODES
+
+    saved = np.load(scores_file)
+    folds = sorted(k.split("|")[0] for k in saved.files if k.endswith("|inside|proba"))
+    proba = [saved[f"{f}|inside|proba"] for f in folds]
+    y = [saved[f"{f}|inside|y"] for f in folds]
+    out: dict[str, Any] = {"level": level, "modes": {}}
+    tempered = []
+    for mode in CONFORMAL_MODES:
+        covered, sizes, classes = [], [], []
+        for f in range(len(folds)):
+            p_cal = np.concatenate([p for j, p in enumerate(proba) if j != f])
+            y_cal = np.concatenate([t for j, t in enumerate(y) if j != f])
+            p_cal, y_cal = p_cal[y_cal >= 0], y_cal[y_cal >= 0]
+            temperature = fit_temperature(p_cal, y_cal)
+            p_te = temper(proba[f], temperature)
+            if mode == CONFORMAL_MODES[0]:
+                tempered.append(p_te)
+            thresholds = fit_conformal(temper(p_cal, temperature), y_cal, p_cal.shape[1], level, mode)["thresholds"]
+            sets = prediction_sets(p_te, thresholds)
+            covered.append(sets[np.arange(len(y[f])), np.clip(y[f], 0, None)] & (y[f] >= 0))
+            sizes.append(sets.sum(axis=1))
+            classes.append(y[f])
+        covered, sizes, classes = np.concatenate(covered), np.concatenate(sizes), np.concatenate(classes)
+        out["modes"][mode] = {
+            "coverage": float(covered.mean()), "mean_set_size": float(sizes.mean()),
+            "singletons": float(np.mean(sizes == 1)),
+            "per_class": {int(k): {"n": int(np.sum(classes == k)), "coverage": float(covered[classes == k].mean()),
+                                   "mean_set_size": float(sizes[classes == k].mean())}
+                          for k in np.unique(classes[classes >= 0])}}
+    p_all, y_all = np.concatenate(tempered), np.concatenate(y)
+    known = y_all >= 0
+    out.update(n=int(len(y_all)), accuracy=float(np.mean(p_all.argmax(axis=1) == y_all)),
+               ece=expected_calibration_error(p_all[known], y_all[known]),
+               ece_untempered=expected_calibration_error(np.concatenate(proba)[known], y_all[known]))
+    return out

@@ -339,7 +339,7 @@ def _models_section() -> list[str]:
 
 def _ood_section(results_dir: str) -> list[str]:
     """The OOD benchmark: AUROC of every score on far, fault and near spectra; flag rates; the quality sweep."""
-    from pymatgen_xanes_nn.trust import OOD_SCORES
+    from pymatgen_xanes_nn.trust import MAX_EDGE_STEP, MAX_NOISE, OOD_SCORES
 
     lines: list[str] = []
     for scheme in ("environment", "chemsys"):
@@ -352,7 +352,11 @@ def _ood_section(results_dir: str) -> list[str]:
         lines += [f"## Out of distribution: `{scheme}` ({res['n_folds']} grouped folds)", "",
                   f"`xanes-nn ood-benchmark --scheme {scheme} --output docs/results/ood_{scheme}.json`. AUROC of each "
                   "score (higher: better separated from held-out materials of known classes); `combined` is the "
-                  f"Bonferroni p-value of {', '.join(res['combined_scores'])}, flagged below {res['ood_alpha']}.", "",
+                  f"Bonferroni p-value of {', '.join(res['combined_scores'])}, flagged below {res['ood_alpha']}"
+                  # runs since the edge offset also flag inputs past the quality limits
+                  + (f"; a spectrum past an input-quality limit (points more than {MAX_EDGE_STEP} eV apart near the "
+                     f"edge, noise above {MAX_NOISE:.0%} of the edge step) is flagged whatever its p-value"
+                     if "edge_offset" in res["combined_scores"] else "") + ".", "",
                   "| spectra | n | " + " | ".join(cols) + " | flagged |", "|---|---:|" + "---:|" * (len(cols) + 1)]
         for kind, r in res["sets"].items():
             lines.append(f"| {kind} | {r['n']} | " + " | ".join(f"{r['scores'][c]['auroc']:.3f}" for c in cols)
@@ -370,6 +374,7 @@ def _ood_section(results_dir: str) -> list[str]:
                   f"{100 * res['config']['conformal_level']:.0f}% prediction sets cover {100 * h['coverage']:.1f}% "
                   f"with {h['mean_set_size']:.2f} labels on average; \"don't know\" (OOD, empty set or more than 3 "
                   f"labels) on {100 * h['dont_know_correct']:.1f}% of correct and {wrong} of wrong predictions.", ""]
+        lines += _set_lines(results_dir, scheme)
         lines += _combination_lines(results_dir, scheme, res["combined_scores"])
         q = res.get("quality")
         if q:
@@ -384,6 +389,25 @@ def _ood_section(results_dir: str) -> list[str]:
                                                     f"{100 * r['accuracy_of_scored']:.0f}%"
                                                     for r in q["points"].values()) + " |", ""]
     return lines
+
+
+def _set_lines(results_dir: str, scheme: str) -> list[str]:
+    """Held-out coverage of each conformal mode (``ood-benchmark --sets-from``), if that analysis was run."""
+    path = os.path.join(results_dir, f"ood_sets_{scheme}.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        t = json.load(f)
+    lines = [f"Prediction sets and calibration, held out (`xanes-nn ood-benchmark --sets-from` on this run's saved "
+             f"probabilities; each fold's temperature and thresholds fitted on the other folds): accuracy "
+             f"{100 * t['accuracy']:.1f}% (n={t['n']}), ECE {t['ece_untempered']:.3f} untempered, {t['ece']:.3f} "
+             "tempered.", "",
+             "| conformal mode | coverage at " + f"{100 * t['level']:.0f}% | mean set size | single-label sets |",
+             "|---|---:|---:|---:|"]
+    for mode, r in t["modes"].items():
+        lines.append(f"| {mode} | {100 * r['coverage']:.1f}% | {r['mean_set_size']:.2f} | "
+                     f"{100 * r['singletons']:.0f}% |")
+    return [*lines, ""]
 
 
 def _combination_lines(results_dir: str, scheme: str, shipped: list[str]) -> list[str]:
