@@ -15,6 +15,7 @@ from pymatgen_xanes_nn.ood_benchmark import (
     combination_table,
     far_spectra,
     other_edges,
+    prediction_set_table,
     run_ood_benchmark,
 )
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
@@ -86,6 +87,14 @@ def test_benchmark_on_a_tiny_problem(tmp_path):
         assert all(0 <= s["auroc"] <= 1 and 0 <= s["fpr_at_95_tpr"] <= 1 for s in r["scores"].values())
     h = res["held_out"]
     assert h["n"] == len(data.x) and 0 <= h["coverage"] <= 1
+    # sparse and noisy faults are flagged by the quality limits whatever their scores: caught
+    for fault in ("noise SNR 5", "sparse 10-30 points"):
+        assert res["sets"][f"fault: {fault}"]["flagged"] == 1.0
+    # held-out sets rebuilt offline from the saved probabilities: the run's own mode gives the run's coverage
+    sets = prediction_set_table(str(tmp_path / "scores.npz"), level=0.9)
+    assert sets["n"] == len(data.x) and set(sets["modes"]) == {"marginal", "class_conditional"}
+    assert sets["modes"][TrainingConfig().conformal_mode]["coverage"] == pytest.approx(h["coverage"])
+    assert sets["accuracy"] == pytest.approx(h["accuracy"])
     assert set(res["quality"]) == {"coverage", "points"}
     with pytest.raises(SpectrumError):  # the sweep's lowest coverage is below what preprocessing accepts
         DEFAULT_PREPROCESSING.transform_arrays(*apply_fault(*synthetic_edge(), "truncate", 0.45, 0.45,
