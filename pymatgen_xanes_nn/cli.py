@@ -452,7 +452,8 @@ def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
     if args.sets_from:  # analysis of a finished run: coverage and set size of each conformal mode, held out
         from pymatgen_xanes_nn.ood_benchmark import prediction_set_table
 
-        table = prediction_set_table(args.sets_from, args.conformal_level)
+        classes = dataset_for_scheme(args.scheme, _load_docs(args), _preprocessing(args))[1]
+        table = prediction_set_table(args.sets_from, args.conformal_level, classes)
         with open(args.output, "w") as f:
             json.dump(table, f, indent=1)
         print(f"held out: n={table['n']}, accuracy {table['accuracy']:.3f}, ECE {table['ece_untempered']:.3f} -> "

@@ -440,20 +440,26 @@ def combination_table(scores_file: str, max_size: int = 3) -> dict[str, dict[str
     return table
 
 
-def prediction_set_table(scores_file: str, level: float = 0.9) -> dict[str, Any]:
+def prediction_set_table(scores_file: str, level: float = 0.9, classes: Sequence[str] | None = None) -> dict[str, Any]:
     """Held-out coverage, set size and calibration of each conformal mode, from a saved ``--scores`` file.
 
     Rebuilt as the benchmark does it: each fold's probabilities are tempered and thresholded with a temperature and
     thresholds fitted on the other folds' out-of-fold probabilities, so every figure is out of sample.
 
+    Args:
+        scores_file: the benchmark's ``--scores`` file.
+        level: the sets' coverage level.
+        classes: the class list of the run (names the per-class rows; default: their indices).
+
     Returns:
         ``{"level", "n", "accuracy", "ece_untempered", "ece", "modes": {mode: {"coverage", "mean_set_size",
-        "singletons", "per_class": {class index: {"n", "coverage", "mean_set_size"}}}}}``.
+        "singletons", "per_class": {class: {"n", "coverage", "mean_set_size"}}}}}``.
     """
     from pymatgen_xanes_nn.metrics import expected_calibration_error
     from pymatgen_xanes_nn.training import fit_temperature, temper
     from pymatgen_xanes_nn.trust import CONFORMAL_MODES
 
+    names = list(classes) if classes is not None else None
     saved = np.load(scores_file)
     folds = sorted(k.split("|")[0] for k in saved.files if k.endswith("|inside|proba"))
     proba = [saved[f"{f}|inside|proba"] for f in folds]
@@ -479,8 +485,9 @@ def prediction_set_table(scores_file: str, level: float = 0.9) -> dict[str, Any]
         out["modes"][mode] = {
             "coverage": float(covered.mean()), "mean_set_size": float(sizes.mean()),
             "singletons": float(np.mean(sizes == 1)),
-            "per_class": {int(k): {"n": int(np.sum(classes == k)), "coverage": float(covered[classes == k].mean()),
-                                   "mean_set_size": float(sizes[classes == k].mean())}
+            "per_class": {(names[k] if names else str(k)): {"n": int(np.sum(classes == k)),
+                                                            "coverage": float(covered[classes == k].mean()),
+                                                            "mean_set_size": float(sizes[classes == k].mean())}
                           for k in np.unique(classes[classes >= 0])}}
     p_all, y_all = np.concatenate(tempered), np.concatenate(y)
     known = y_all >= 0

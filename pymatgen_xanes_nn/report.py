@@ -407,6 +407,14 @@ def _set_lines(results_dir: str, scheme: str) -> list[str]:
     for mode, r in t["modes"].items():
         lines.append(f"| {mode} | {100 * r['coverage']:.1f}% | {r['mean_set_size']:.2f} | "
                      f"{100 * r['singletons']:.0f}% |")
+    modes = list(t["modes"])
+    per_class = t["modes"][modes[0]]["per_class"]
+    lines += ["", "Per class (coverage / mean set size):", "",
+              "| class | n | " + " | ".join(modes) + " |", "|---|---:|" + "---:|" * len(modes)]
+    for name, r in per_class.items():
+        lines.append(f"| {name} | {r['n']} | " + " | ".join(
+            f"{100 * t['modes'][m]['per_class'][name]['coverage']:.0f}% / "
+            f"{t['modes'][m]['per_class'][name]['mean_set_size']:.1f}" for m in modes) + " |")
     return [*lines, ""]
 
 
