@@ -349,6 +349,23 @@ def _preprocessing(args: argparse.Namespace):
     return Preprocessing(normalization=args.normalization, alignment=args.alignment)
 
 
+def _cmd_refresh_ood(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.training import dataset_for_scheme, refresh_ood
+
+    clf = _load_model(args.model)
+    scheme = clf.metadata.get("label_scheme")
+    if not scheme:
+        raise SystemExit(f"Model {clf.name!r} does not record its label scheme")
+    data = dataset_for_scheme(scheme, _load_docs(args), clf.preprocessing)[0].labelled()
+    new = refresh_ood(clf, data.x, data.labels, data.groups, args.scores, reason=args.reason)
+    new.to(args.output)
+    flags = new.ood_flags(data.x).mean()
+    print(f"{new.metadata['model_version']}: flags with {'+'.join(new.ood['scores'])}; "
+          f"{100 * flags:.1f}% of its own training spectra flagged (in sample)")
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.labels import raw_label
     from pymatgen_xanes_nn.training import MIN_REPORTED_OUTSIDE, dataset_for_scheme, train
@@ -659,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, OTHER_EDGES_FILE, TASKS_FILE, data_path
     from pymatgen_xanes_nn.ood_benchmark import LEAVE_OUT
     from pymatgen_xanes_nn.simulate import PRESETS
-    from pymatgen_xanes_nn.trust import OOD_SCORES
+    from pymatgen_xanes_nn.trust import DEFAULT_OOD_SCORES, OOD_SCORES
 
     parser = argparse.ArgumentParser(prog="xanes-nn", description="Si K-edge XANES with neural networks",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -692,6 +709,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smooth", type=_positive_float, default=None, help="Savitzky-Golay window in eV")
     p.add_argument("--png", default=None, help="plot each spectrum over its 3 most similar shipped spectra")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("refresh-ood", help="rebuild a model's network-free OOD indexes from its training data "
+                                           "(k-NN, edge offset; no retraining)")
+    p.add_argument("--model", default="si_k_environment", help="pretrained model name or model file")
+    p.add_argument("--scores", nargs="+", default=list(DEFAULT_OOD_SCORES), choices=OOD_SCORES)
+    p.add_argument("--reason", default="")
+    p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
+    p.add_argument("--store-uri", default=None, help="read task documents from this MongoDB instead")
+    p.add_argument("--database", default="feff")
+    p.add_argument("--collection", default="tasks")
+    p.add_argument("--output", type=_writable_path, required=True)
+    p.set_defaults(func=_cmd_refresh_ood)
 
     p = sub.add_parser("train", help="train autoencoder + FNN and write a model file")
     _add_training_options(p)

@@ -449,3 +449,49 @@ def _fit_networks(
     clf = XANESClassifier(config.name, classes, preprocessing, nets["encoder"], nets["decoder"], nets["fnn"],
                           nets["code_mean"], nets["code_std"], ood=ood)
     return clf, nets["history"]
+
+
+def refresh_ood(clf: XANESClassifier, x: np.ndarray, labels: Sequence[str], groups: Sequence[str],
+                scores: Sequence[str] = DEFAULT_OOD_SCORES, reason: str = "") -> XANESClassifier:
+    """The same networks with freshly built network-free OOD statistics (k-NN and edge indexes), no retraining.
+
+    The k-NN distance and the edge offset depend on the training spectra only, so their out-of-fold calibration is
+    rebuilt exactly as :func:`train` builds it: the model's own grouped calibration folds (its config's number of
+    folds and seed), each fold scored by indexes of the other folds. Use it to give a model trained before a score
+    existed that score; the change is recorded in ``metadata["ood_changes"]``.
+
+    Args:
+        clf: the model.
+        x: its training spectra (model inputs); checked against the model's training-data hash.
+        labels: their labels.
+        groups: their material groups (the calibration folds never split one).
+        scores: the combination the refreshed model flags with.
+        reason: why, for the record.
+
+    Raises:
+        ValueError: if ``x`` and ``labels`` are not the model's training data.
+    """
+    from pymatgen_xanes_nn.classifier import XANESClassifier, hash_vectors
+    from pymatgen_xanes_nn.trust import EdgeIndex, KNNIndex
+
+    x = np.asarray(x, np.float32)
+    if hash_vectors(x, list(labels)) != clf.metadata.get("training_data_sha256"):
+        raise ValueError(f"These spectra are not model {clf.name!r}'s training data (training-data hash differs)")
+    config = TrainingConfig.from_dict(clf.metadata["config"])
+    y = np.array([list(clf.labels).index(lab) for lab in labels])
+    folds = _calibration_folds(list(groups), y, config.calibration_folds, config.seed)
+    if not folds:
+        raise ValueError(f"Model {clf.name!r} was trained without calibration folds: nothing to calibrate against")
+    grid = clf.preprocessing.grid
+    oof = {"knn": np.zeros(len(x)), "edge_offset": np.zeros(len(x))}
+    for tr, te in folds:
+        oof["knn"][te] = KNNIndex.fit(x[tr], config.knn_components).distance(x[te])
+        oof["edge_offset"][te] = EdgeIndex.fit(x[tr], grid, config.knn_components).offset(x[te])
+    knn, edge = KNNIndex.fit(x, config.knn_components), EdgeIndex.fit(x, grid, config.knn_components)
+    d = clf.as_dict()
+    new = XANESClassifier.from_dict(d)
+    new.ood.update({"knn_basis": knn.basis, "knn_reference": knn.reference, "edge_basis": edge.index.basis,
+                    "edge_reference": edge.index.reference, "edge_e0": edge.e0})
+    new.ood["calibration"] = {**new.ood["calibration"], **{k: np.sort(v).astype(np.float32) for k, v in oof.items()}}
+    return XANESClassifier.from_dict(new.as_dict()).with_ood_scores(
+        scores, reason=reason or "refresh_ood: network-free OOD indexes rebuilt from the training data")

@@ -263,6 +263,21 @@ def test_pretrained_ood_flags_other_chemistry():
     assert flags[~own].mean() > flags[own].mean()
 
 
+def test_pretrained_flag_catches_calibration_shifts():
+    """The shipped environment model flags its own spectra shifted by 4 eV (the edge offset: shape says the edge
+    belongs elsewhere) far more often than the same spectra unshifted."""
+    from pymatgen_xanes_nn.training import dataset_for_scheme
+
+    clf = XANESClassifier.from_pretrained("si_k_environment")
+    assert "edge_offset" in clf.ood["scores"]
+    spectra, _ = dataset_for_scheme("environment")
+    idx = np.arange(0, len(spectra.x), 10)
+    pre = clf.preprocessing
+    shifted = np.array([pre.transform_arrays(*spectra.raw[i], shift=4.0 * (-1) ** i) for i in idx], np.float32)
+    unshifted, moved = clf.ood_flags(spectra.x[idx]).mean(), clf.ood_flags(shifted).mean()
+    assert unshifted <= 0.1 and moved >= 0.5, (unshifted, moved)
+
+
 def test_augmentation_only_from_training_side(monkeypatch):
     """Every fit augments only its own training spectra: held-out materials never leak in as copies."""
     from pymatgen_xanes_nn import perturb
