@@ -128,7 +128,9 @@ class EdgeIndex:
         sim = self.index.similarity(align_rows(x, self.grid, e0, self.e_ref))
         k = min(k, sim.shape[1])
         top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        return np.abs(e0 - np.median(self.e0[top], axis=1))
+        neighbours = np.sort(self.e0[top], axis=1)  # the median by hand: np.median's overhead is ~30 us a call
+        median = 0.5 * (neighbours[:, (k - 1) // 2] + neighbours[:, k // 2])
+        return np.abs(e0 - median)
 
 
 def flag_rates(flags: np.ndarray, labels: Sequence[str] | None = None) -> dict[str, Any]:
