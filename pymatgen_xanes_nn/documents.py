@@ -76,6 +76,9 @@ class ClassificationDoc(_Doc):
     ood_pvalue: float = Field(description="conformal p-value of the OOD score(s) against training spectra")
     ood_alpha: float = Field(description="significance level of the OOD flag")
     ood_scores: dict[str, float] = Field(description="every OOD score (reconstruction, mahalanobis, knn, ...)")
+    quality: dict[str, float] | None = Field(
+        None, description="input quality of the raw spectrum (edge_step_ev: largest energy step near the edge, eV; "
+                          "noise: share of the edge step); null when classified from the grid")
     dont_know: bool = Field(description="out of distribution, or an empty or too large prediction set")
     reason: str = Field(description="why dont_know is set ('' when it is not)")
     evidence: list[dict[str, Any]] = Field(description="most similar shipped spectra: task id, formula, "
