@@ -203,3 +203,20 @@ def test_classify_flags_poor_input_and_says_why(toy_model):
     r = toy_model.classify(noisy, evidence=False)
     assert r["ood"] and r["dont_know"] and "input quality: noisy" in r["reason"]
     assert toy_model.classify(toy_model.vectorize(XAS(e, mu, None, "Si"))[0][0], evidence=False)["quality"] is None
+
+
+def test_refresh_ood_rebuilds_the_training_calibration(toy_model):
+    """refresh_ood recomputes the network-free scores' out-of-fold calibration exactly as training made it."""
+    from pymatgen_xanes_nn.training import refresh_ood
+
+    from .conftest import toy_set
+
+    x, labels, groups, _ = toy_set()
+    new = refresh_ood(toy_model, x, labels, groups, ["knn", "edge_offset"], reason="test")
+    for score in ("knn", "edge_offset"):
+        np.testing.assert_allclose(new.ood["calibration"][score], toy_model.ood["calibration"][score], atol=1e-5)
+    np.testing.assert_allclose(new.ood["edge_e0"], toy_model.ood["edge_e0"])
+    assert new.ood["scores"] == ["knn", "edge_offset"] and new.metadata["ood_changes"][-1]["reason"] == "test"
+    assert new.model_version != toy_model.model_version  # builders reclassify
+    with pytest.raises(ValueError, match="not model 'toy'"):
+        refresh_ood(toy_model, x[:-1], labels[:-1], groups[:-1])
