@@ -519,8 +519,17 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_training_options(p: argparse.ArgumentParser) -> None:
+def _add_dataset_options(p: argparse.ArgumentParser) -> None:
+    """Where task documents come from: the shipped packed dataset by default, or a MongoDB store."""
     from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
+
+    p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
+    p.add_argument("--store-uri", default=None, help="read task documents from this MongoDB instead")
+    p.add_argument("--database", default="feff")
+    p.add_argument("--collection", default="tasks")
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
     from pymatgen_xanes_nn.labels import LABEL_SCHEMES
     from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, DEFAULT_FNN, DEFAULT_KEEP_PROB, FNN_CONFIGS
     from pymatgen_xanes_nn.preprocessing import ALIGNMENTS, DEFAULT_PREPROCESSING, NORMALIZATIONS
@@ -549,10 +558,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                    help="OOD flag level: share of unseen in-distribution materials flagged")
     p.add_argument("--normalization", default=DEFAULT_PREPROCESSING.normalization, choices=NORMALIZATIONS)
     p.add_argument("--alignment", default=DEFAULT_PREPROCESSING.alignment, choices=ALIGNMENTS)
-    p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
-    p.add_argument("--store-uri", default=None, help="read task documents from this MongoDB instead")
-    p.add_argument("--database", default="feff")
-    p.add_argument("--collection", default="tasks")
+    _add_dataset_options(p)
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
@@ -715,10 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="si_k_environment", help="pretrained model name or model file")
     p.add_argument("--scores", nargs="+", default=list(DEFAULT_OOD_SCORES), choices=OOD_SCORES)
     p.add_argument("--reason", default="")
-    p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
-    p.add_argument("--store-uri", default=None, help="read task documents from this MongoDB instead")
-    p.add_argument("--database", default="feff")
-    p.add_argument("--collection", default="tasks")
+    _add_dataset_options(p)
     p.add_argument("--output", type=_writable_path, required=True)
     p.set_defaults(func=_cmd_refresh_ood)
 

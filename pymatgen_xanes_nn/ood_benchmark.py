@@ -465,30 +465,30 @@ def prediction_set_table(scores_file: str, level: float = 0.9, classes: Sequence
     proba = [saved[f"{f}|inside|proba"] for f in folds]
     y = [saved[f"{f}|inside|y"] for f in folds]
     out: dict[str, Any] = {"level": level, "modes": {}}
-    tempered = []
+    # per fold: a temperature fitted on the other folds, the fold's tempered probabilities and the calibration set
+    tempered, calibration = [], []
+    for f in range(len(folds)):
+        p_cal = np.concatenate([p for j, p in enumerate(proba) if j != f])
+        y_cal = np.concatenate([t for j, t in enumerate(y) if j != f])
+        p_cal, y_cal = p_cal[y_cal >= 0], y_cal[y_cal >= 0]
+        temperature = fit_temperature(p_cal, y_cal)
+        tempered.append(temper(proba[f], temperature))
+        calibration.append((temper(p_cal, temperature), y_cal))
+    true = np.concatenate(y)
     for mode in CONFORMAL_MODES:
-        covered, sizes, classes = [], [], []
-        for f in range(len(folds)):
-            p_cal = np.concatenate([p for j, p in enumerate(proba) if j != f])
-            y_cal = np.concatenate([t for j, t in enumerate(y) if j != f])
-            p_cal, y_cal = p_cal[y_cal >= 0], y_cal[y_cal >= 0]
-            temperature = fit_temperature(p_cal, y_cal)
-            p_te = temper(proba[f], temperature)
-            if mode == CONFORMAL_MODES[0]:
-                tempered.append(p_te)
-            thresholds = fit_conformal(temper(p_cal, temperature), y_cal, p_cal.shape[1], level, mode)["thresholds"]
-            sets = prediction_sets(p_te, thresholds)
+        covered, sizes = [], []
+        for f, (p_cal, y_cal) in enumerate(calibration):
+            sets = prediction_sets(tempered[f], fit_conformal(p_cal, y_cal, p_cal.shape[1], level, mode)["thresholds"])
             covered.append(sets[np.arange(len(y[f])), np.clip(y[f], 0, None)] & (y[f] >= 0))
             sizes.append(sets.sum(axis=1))
-            classes.append(y[f])
-        covered, sizes, classes = np.concatenate(covered), np.concatenate(sizes), np.concatenate(classes)
+        covered, sizes = np.concatenate(covered), np.concatenate(sizes)
         out["modes"][mode] = {
             "coverage": float(covered.mean()), "mean_set_size": float(sizes.mean()),
             "singletons": float(np.mean(sizes == 1)),
-            "per_class": {(names[k] if names else str(k)): {"n": int(np.sum(classes == k)),
-                                                            "coverage": float(covered[classes == k].mean()),
-                                                            "mean_set_size": float(sizes[classes == k].mean())}
-                          for k in np.unique(classes[classes >= 0])}}
+            "per_class": {(names[k] if names else str(k)): {"n": int(np.sum(true == k)),
+                                                            "coverage": float(covered[true == k].mean()),
+                                                            "mean_set_size": float(sizes[true == k].mean())}
+                          for k in np.unique(true[true >= 0])}}
     p_all, y_all = np.concatenate(tempered), np.concatenate(y)
     known = y_all >= 0
     out.update(n=int(len(y_all)), accuracy=float(np.mean(p_all.argmax(axis=1) == y_all)),

@@ -438,14 +438,11 @@ def _fit_networks(
     ``x_ref`` are the unaugmented training spectra: the k-NN and edge indexes hold them, not their perturbed copies.
     """
     from pymatgen_xanes_nn.classifier import XANESClassifier
-    from pymatgen_xanes_nn.trust import EdgeIndex, KNNIndex, gaussian_stats
+    from pymatgen_xanes_nn.trust import gaussian_stats, input_indexes
 
     nets = fit_networks(x_fit, y_fit, len(classes), config, seed=seed, x_unlabelled=x_unlabelled, verbose=verbose)
-    knn = KNNIndex.fit(x_ref, config.knn_components)
-    edge = EdgeIndex.fit(x_ref, preprocessing.grid, config.knn_components)
-    ood = {**gaussian_stats(nets["codes"], y_fit, len(classes)), "knn_basis": knn.basis,
-           "knn_reference": knn.reference, "edge_basis": edge.index.basis, "edge_reference": edge.index.reference,
-           "edge_e0": edge.e0, "scores": list(config.ood_scores)}
+    ood = {**gaussian_stats(nets["codes"], y_fit, len(classes)),
+           **input_indexes(x_ref, preprocessing.grid, config.knn_components), "scores": list(config.ood_scores)}
     clf = XANESClassifier(config.name, classes, preprocessing, nets["encoder"], nets["decoder"], nets["fnn"],
                           nets["code_mean"], nets["code_std"], ood=ood)
     return clf, nets["history"]
@@ -472,7 +469,7 @@ def refresh_ood(clf: XANESClassifier, x: np.ndarray, labels: Sequence[str], grou
         ValueError: if ``x`` and ``labels`` are not the model's training data.
     """
     from pymatgen_xanes_nn.classifier import XANESClassifier, hash_vectors
-    from pymatgen_xanes_nn.trust import EdgeIndex, KNNIndex
+    from pymatgen_xanes_nn.trust import EdgeIndex, KNNIndex, input_indexes
 
     x = np.asarray(x, np.float32)
     if hash_vectors(x, list(labels)) != clf.metadata.get("training_data_sha256"):
@@ -487,11 +484,9 @@ def refresh_ood(clf: XANESClassifier, x: np.ndarray, labels: Sequence[str], grou
     for tr, te in folds:
         oof["knn"][te] = KNNIndex.fit(x[tr], config.knn_components).distance(x[te])
         oof["edge_offset"][te] = EdgeIndex.fit(x[tr], grid, config.knn_components).offset(x[te])
-    knn, edge = KNNIndex.fit(x, config.knn_components), EdgeIndex.fit(x, grid, config.knn_components)
-    d = clf.as_dict()
-    new = XANESClassifier.from_dict(d)
-    new.ood.update({"knn_basis": knn.basis, "knn_reference": knn.reference, "edge_basis": edge.index.basis,
-                    "edge_reference": edge.index.reference, "edge_e0": edge.e0})
+    new = XANESClassifier.from_dict(clf.as_dict())  # a copy: the caller's model stays as it was
+    new.ood.update(input_indexes(x, grid, config.knn_components))
     new.ood["calibration"] = {**new.ood["calibration"], **{k: np.sort(v).astype(np.float32) for k, v in oof.items()}}
-    return XANESClassifier.from_dict(new.as_dict()).with_ood_scores(
-        scores, reason=reason or "refresh_ood: network-free OOD indexes rebuilt from the training data")
+    # with_ood_scores rebuilds the model from its dict, so the new arrays are checked as on any load
+    return new.with_ood_scores(scores, reason=reason or "refresh_ood: network-free OOD indexes rebuilt from the "
+                                                        "training data")

@@ -133,6 +133,13 @@ class EdgeIndex:
         return np.abs(e0 - median)
 
 
+def input_indexes(x: np.ndarray, grid: np.ndarray, n_components: int = 64) -> dict[str, np.ndarray]:
+    """The network-free OOD arrays of a model (k-NN and edge indexes of its training inputs ``x``), as stored."""
+    knn, edge = KNNIndex.fit(x, n_components), EdgeIndex.fit(x, grid, n_components)
+    return {"knn_basis": knn.basis, "knn_reference": knn.reference, "edge_basis": edge.index.basis,
+            "edge_reference": edge.index.reference, "edge_e0": edge.e0}
+
+
 def flag_rates(flags: np.ndarray, labels: Sequence[str] | None = None) -> dict[str, Any]:
     """How often the OOD flag fires: ``{"n", "ood_rate"}`` and, with ``labels``, the same per label (largest first)."""
     flags = np.asarray(flags, bool)
