@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.preprocessing import find_e0
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -85,12 +87,6 @@ class KNNIndex:
 EDGE_NEIGHBOURS = 5
 
 
-def grid_e0(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """e0 (eV; maximum of the first derivative, as :func:`~pymatgen_xanes_nn.preprocessing.find_e0`) of each row."""
-    x = np.atleast_2d(np.asarray(x, float))
-    return np.asarray(grid, float)[np.argmax(np.gradient(x, axis=1), axis=1)]
-
-
 def align_rows(x: np.ndarray, grid: np.ndarray, e0: np.ndarray, e_ref: float) -> np.ndarray:
     """Rows of ``x`` moved so that each one's ``e0`` sits at ``e_ref`` (ends held flat)."""
     grid = np.asarray(grid, float)
@@ -119,12 +115,12 @@ class EdgeIndex:
     @classmethod
     def fit(cls, x: np.ndarray, grid: np.ndarray, n_components: int = 64) -> EdgeIndex:
         """Index the rows of ``x`` (model inputs on ``grid``)."""
-        e0 = grid_e0(x, grid)
+        e0 = find_e0(grid, x)
         return cls(KNNIndex.fit(align_rows(x, grid, e0, float(np.mean(grid))), n_components), e0, grid)
 
     def offset(self, x: np.ndarray, k: int = EDGE_NEIGHBOURS) -> np.ndarray:
         """``|e0 - median e0 of the k nearest aligned references|`` in eV for each row of ``x``."""
-        e0 = grid_e0(x, self.grid)
+        e0 = find_e0(self.grid, x)
         sim = self.index.similarity(align_rows(x, self.grid, e0, self.e_ref))
         k = min(k, sim.shape[1])
         top = np.argpartition(-sim, k - 1, axis=1)[:, :k]

@@ -42,6 +42,31 @@ def test_e0_is_max_derivative():
     assert abs(e0 - 1846.5) < 1.5  # arctan edge plus the rising white line
 
 
+def test_e0_does_not_follow_noise():
+    # noise on the fine 0.05 eV grid, as augmentation and a finely sampled measurement add it: the raw derivative's
+    # maximum then lands anywhere (it did, by up to 47 eV on augmented dataset spectra); the smoothed one stays put
+    from pymatgen_xanes_nn.preprocessing import resample_uniform
+
+    e, mu = resample_uniform(*synthetic_edge(e0=1846.0))
+    clean = find_e0(e, mu)
+    rng = np.random.default_rng(0)
+    noisy = [mu + rng.normal(0.0, 1.0 / 30, mu.shape) for _ in range(40)]
+    errors = np.abs([find_e0(e, m) - clean for m in noisy])
+    assert errors.max() < 0.5
+    assert np.abs([find_e0(e, m, smoothing=0.0) - find_e0(e, mu, smoothing=0.0) for m in noisy]).max() > 2.0
+
+
+def test_e0_of_rows_matches_e0_of_each_spectrum():
+    from pymatgen_xanes_nn.preprocessing import resample_uniform
+
+    e, mu = resample_uniform(*synthetic_edge(e0=1846.0))
+    rows = np.stack([mu, np.interp(e - 3.0, e, mu)])
+    np.testing.assert_allclose(find_e0(e, rows), [find_e0(e, rows[0]), find_e0(e, rows[1])])
+    assert find_e0(e, rows)[1] - find_e0(e, rows)[0] == pytest.approx(3.0, abs=0.06)
+    with pytest.raises(ValueError, match="uniform"):
+        find_e0(np.r_[e[:5], e[6:]], rows[:, 1:])
+
+
 @pytest.mark.parametrize("normalization", ["edge_step", "max", "area", "none"])
 def test_normalizations(normalization):
     e, mu = synthetic_edge()

@@ -147,8 +147,8 @@ def test_model_can_flag_with_another_score_combination(toy_model_file, tmp_path)
 
 
 def test_edge_index_measures_how_far_the_edge_sits_from_its_shape_neighbours():
-    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
-    from pymatgen_xanes_nn.trust import EdgeIndex, align_rows, grid_e0
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, find_e0
+    from pymatgen_xanes_nn.trust import EdgeIndex, align_rows
 
     grid = DEFAULT_PREPROCESSING.grid
     rng = np.random.default_rng(3)
@@ -160,9 +160,9 @@ def test_edge_index_measures_how_far_the_edge_sits_from_its_shape_neighbours():
     ref = np.array([edge(1846 + rng.normal(0, 0.2), 2.0) for _ in range(20)]
                    + [edge(1841 + rng.normal(0, 0.2), 0.3) for _ in range(20)])
     index = EdgeIndex.fit(ref, grid, n_components=16)
-    np.testing.assert_allclose(grid_e0(ref, grid)[:20], index.e0[:20])
-    aligned = align_rows(ref[:2], grid, grid_e0(ref[:2], grid), 1850.0)
-    np.testing.assert_allclose(grid_e0(aligned, grid), 1850.0, atol=0.2)
+    np.testing.assert_allclose(find_e0(grid, ref)[:20], index.e0[:20])
+    aligned = align_rows(ref[:2], grid, find_e0(grid, ref[:2]), 1850.0)
+    np.testing.assert_allclose(find_e0(grid, aligned), 1850.0, atol=0.2)
     fresh = np.array([edge(1846.1, 2.0), edge(1841.0, 0.3)])
     assert np.all(index.offset(fresh) < 0.5)
     # the same shapes with the edges of the other shape, or shifted by 4 eV: the offset is the shift
