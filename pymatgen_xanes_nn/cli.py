@@ -192,6 +192,20 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_physics_variants(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.dataset import load_tasks, merge_into_dataset
+    from pymatgen_xanes_nn.domain_shift import simulate_variants
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # as simulate: stop FEFF, keep what is written
+    counts = simulate_variants(load_tasks(args.dataset), args.output, args.presets, n=args.n,
+                               n_workers=args.workers, scratch=args.scratch)
+    print(json.dumps(counts))
+    if args.pack:
+        merged = merge_into_dataset([args.output], args.pack)
+        print(f"packed {merged['documents']} task documents -> {args.pack}")
+    return 0
+
+
 def _cmd_relax_corpus(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.derive import relax_corpus
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
@@ -680,8 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
     from pymatgen_xanes_nn import __version__
     from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, OTHER_EDGES_FILE, TASKS_FILE, data_path
+    from pymatgen_xanes_nn.domain_shift import N_SITES
     from pymatgen_xanes_nn.ood_benchmark import LEAVE_OUT
-    from pymatgen_xanes_nn.simulate import PRESETS
+    from pymatgen_xanes_nn.simulate import PHYSICS_VARIANTS, PRESETS
     from pymatgen_xanes_nn.trust import DEFAULT_OOD_SCORES, OOD_SCORES
 
     parser = argparse.ArgumentParser(prog="xanes-nn", description="Si K-edge XANES with neural networks",
@@ -817,6 +832,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="feff_study.json")
     p.add_argument("--scratch", default=None)
     p.set_defaults(func=_cmd_feff_study)
+
+    p = sub.add_parser("physics-variants", help="compute sites of the dataset again with other FEFF physics (core "
+                                                "hole none / RPA, Dirac-Hara exchange): the domain-shift benchmark's "
+                                                "spectra (resumable)")
+    p.add_argument("--presets", nargs="+", default=list(PHYSICS_VARIANTS), choices=PHYSICS_VARIANTS)
+    p.add_argument("--n", type=_int_at_least(1), default=N_SITES, help="sites, one per material, stratified")
+    p.add_argument("--workers", type=_int_at_least(1), default=os.cpu_count() or 1)
+    p.add_argument("--output", default="physics_variant_tasks", help="folder of finished task documents")
+    p.add_argument("--scratch", default=None, help="folder for FEFF working directories")
+    p.add_argument("--dataset", default=data_path(TASKS_FILE), help="the dataset preset's packed task documents")
+    p.add_argument("--pack", default=None, metavar="FILE", help="merge finished documents into this packed file")
+    p.set_defaults(func=_cmd_physics_variants)
 
     p = sub.add_parser("relax-corpus", help="relax every derived structure with CHGNet before FEFF (needs pip "
                                              "install '.[relax]'; resumable, written every 10 structures)")

@@ -72,6 +72,8 @@ class FeffSettings(MSONable):
         scf: SCF card (``rfms nscmt ca nmix icoul``; radius in Angstrom), or None to drop it.
         fms: FMS card (radius in Angstrom), or None to use MPXANESSet's default.
         ldos: keep the LDOS card (it only writes density-of-states files; ``xmu.dat`` is identical).
+        corehole: COREHOLE card (``"none"``, ``"RPA"``), or None for MPXANESSet's final-state rule (FSR).
+        exchange: EXCHANGE card (``ixc vr0 vi0 ixc0``), or None for MPXANESSet's Hedin-Lundqvist ``0 0.0 0.0 2``.
     """
 
     name: str
@@ -79,6 +81,8 @@ class FeffSettings(MSONable):
     scf: str | None = "4.5 0 30 .2 1"
     fms: str | None = "7.5 0"
     ldos: bool = True
+    corehole: str | None = None
+    exchange: str | None = None
 
     def user_tag_settings(self) -> dict[str, Any]:
         """Return ``user_tag_settings`` for ``MPXANESSet``."""
@@ -92,6 +96,10 @@ class FeffSettings(MSONable):
             tags["FMS"] = self.fms
         if not self.ldos:
             delete.append("LDOS")
+        if self.corehole is not None:
+            tags["COREHOLE"] = self.corehole
+        if self.exchange is not None:
+            tags["EXCHANGE"] = self.exchange
         if delete:
             tags["_del"] = delete
         return tags
@@ -108,7 +116,17 @@ PRESETS: dict[str, FeffSettings] = {
     "dataset": FeffSettings("dataset", radius=7.0, scf="3.5 0 30 .2 1", fms="5.0 0", ldos=False),
     "reduced8": FeffSettings("reduced8", radius=8.0, scf="4.0 0 30 .2 1", fms="6.0 0", ldos=False),
     "tiny": FeffSettings("tiny", radius=4.5, scf="3.0 0 30 .2 1", fms="3.5 0", ldos=False),
+    # other physics on the dataset's cluster: the domain-shift benchmark's stand-ins for experiment (issue 15)
+    "dataset_nohole": FeffSettings("dataset_nohole", radius=7.0, scf="3.5 0 30 .2 1", fms="5.0 0", ldos=False,
+                                   corehole="none"),
+    "dataset_rpa": FeffSettings("dataset_rpa", radius=7.0, scf="3.5 0 30 .2 1", fms="5.0 0", ldos=False,
+                                corehole="RPA"),
+    # Dirac-Hara exchange has no imaginary part: sharper features, as measured white lines are sharper than FEFF's
+    "dataset_dh": FeffSettings("dataset_dh", radius=7.0, scf="3.5 0 30 .2 1", fms="5.0 0", ldos=False,
+                               exchange="2 0.0 0.0 2"),
 }
+#: The presets with physics other than the dataset's (the domain-shift benchmark).
+PHYSICS_VARIANTS = ("dataset_nohole", "dataset_rpa", "dataset_dh")
 
 
 def get_settings(settings: str | FeffSettings | dict) -> FeffSettings:

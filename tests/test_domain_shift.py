@@ -1,0 +1,52 @@
+"""The domain-shift benchmark's sites and FEFF physics variants."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from .conftest import diamond_si, fake_task_docs
+
+from pymatgen_xanes_nn.domain_shift import pick_sites, variant_jobs, variant_task_id
+
+
+def test_pick_sites_one_site_per_material_covering_every_class():
+    from pymatgen_xanes_nn.labels import assign_labels, select_classes
+
+    docs = fake_task_docs(n_groups=6, sites=2)
+    picked = pick_sites(docs, n=12, seed=0)
+    by_id = {d["task_id"]: d for d in docs}
+    groups = [by_id[t]["metadata"]["group_id"] for t in picked]
+    assert len(picked) == 12 and len(set(groups)) == 12  # never two sites of one material
+    for scheme in ("chemsys", "environment"):
+        labels = assign_labels([by_id[t] for t in picked], scheme, select_classes(docs, scheme))
+        assert set(Counter(labels).values()) == {4}  # round robin: the three classes equally
+    assert pick_sites(docs, n=12, seed=0) == picked
+    assert pick_sites(docs, n=12, seed=1) != picked
+    # more sites than materials: one per material, no more
+    assert len(pick_sites(docs, n=50)) == 18
+
+
+def test_variant_jobs_keep_site_labels_and_group():
+    docs = fake_task_docs(n_groups=2, sites=1)
+    jobs = variant_jobs(docs, [docs[0]["task_id"]], "dataset_rpa")
+    assert jobs[0].task_id == variant_task_id(docs[0]["task_id"], "dataset_rpa") == f"{docs[0]['task_id']}+dataset_rpa"
+    assert jobs[0].metadata["group_id"] == docs[0]["metadata"]["group_id"]
+    assert jobs[0].metadata["physics_of"] == docs[0]["task_id"]
+    assert "timing" not in jobs[0].metadata and jobs[0].site_index == docs[0]["absorbing_atom"]
+    with pytest.raises(ValueError, match="not in the dataset: nope"):
+        variant_jobs(docs, ["nope"], "dataset_rpa")
+
+
+@pytest.mark.parametrize("preset, card, value", [("dataset_nohole", "COREHOLE", "none"),
+                                                 ("dataset_rpa", "COREHOLE", "RPA"),
+                                                 ("dataset_dh", "EXCHANGE", "2 0.0 0.0 2")])
+def test_physics_variant_cards_reach_feff_input(tmp_path, preset, card, value):
+    from pymatgen_xanes_nn.simulate import PRESETS, write_feff_input
+
+    tags = write_feff_input(diamond_si(), 0, PRESETS[preset], str(tmp_path))
+    text = (tmp_path / "feff.inp").read_text()
+    assert str(tags[card]) == value and f"{card} {value}" in " ".join(text.split())
+    dataset = write_feff_input(diamond_si(), 0, PRESETS["dataset"], str(tmp_path / "d"))
+    assert str(dataset[card]) != value  # the dataset preset keeps MPXANESSet's FSR core hole and HL exchange
+    assert {k: v for k, v in tags.items() if k != card} == {k: v for k, v in dataset.items() if k != card}
