@@ -154,7 +154,8 @@ def _ablation_section(results_dir: str, scheme: str) -> list[str]:
     lines = ["## Preprocessing choice: alignment and augmentation", "",
              "Grouped split, one repeat of 5 folds per setting. `absolute` keeps FEFF's absolute energies (the "
              "seed's choice; the chemical shift is information, but so is any calibration error); `e0` moves each "
-             "spectrum's e0 (maximum of the smoothed first derivative) to one reference energy. Augmentation adds random "
+             "spectrum's e0 (maximum of the smoothed first derivative) to one reference energy. Augmentation adds "
+             "random "
              "experimental-like copies of each training spectrum (shift up to ±2 eV, Gaussian broadening up to "
              "2 eV FWHM, noise SNR 20-200), for the neural network and the baselines alike. "
              "Criterion: mean neural-network accuracy over the clean and all perturbed test sets.", "",

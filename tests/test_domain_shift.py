@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from .conftest import diamond_si, fake_task_docs
 
 from pymatgen_xanes_nn.domain_shift import pick_sites, variant_jobs, variant_task_id
+
+from .conftest import diamond_si, fake_task_docs
 
 
 def test_pick_sites_one_site_per_material_covering_every_class():
