@@ -338,7 +338,9 @@ def _training_config(args: argparse.Namespace):
         name=getattr(args, "name", "custom"), ae_config=args.ae, fnn_config=args.fnn, keep_prob=args.keep_prob,
         ae_epochs=args.ae_epochs, fnn_epochs=args.fnn_epochs, batch_size=args.batch_size,
         ae_batch_size=args.ae_batch_size, learning_rate=args.learning_rate, seed=args.seed,
-        augment_copies=args.augment, calibration_folds=args.calibration_folds, conformal_level=args.conformal_level,
+        augment_copies=args.augment, augment_shift=args.augment_shift, augment_fwhm=args.augment_fwhm,
+        augment_white_line=args.augment_white_line, calibration_folds=args.calibration_folds,
+        conformal_level=args.conformal_level,
         conformal_mode=args.conformal_mode, ood_alpha=args.ood_alpha,
     )
 
@@ -463,6 +465,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_domain_shift(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.domain_shift import CANDIDATES, benchmark
+
+    variants = load_tasks(args.variants)
+    if not variants:
+        raise SystemExit(f"error: no physics-variant task documents in {args.variants}: run xanes-nn physics-variants")
+    result = benchmark(args.scheme, _load_docs(args), variants, _training_config(args),
+                       {name: CANDIDATES[name] for name in args.candidates}, n_folds=args.folds, seed=args.seed,
+                       preprocessing=_preprocessing(args), checkpoint=f"{args.output}.partial.jsonl", progress=print)
+    with open(args.output, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"{'candidate':<20} {'dataset':>8} " + " ".join(f"{k:>14}" for k in result["n_sites"] if k != "dataset"))
+    for name, tables in result["candidates"].items():
+        t = tables["all"]
+        print(f"{name:<20} {t['dataset']['accuracy']:>8.3f} " + " ".join(
+            f"{t[k]['accuracy']:>7.3f} ({t[k]['drop']:+.2f})" for k in result["n_sites"] if k in t and k != "dataset"))
+    print(f"chosen on the selection half: {result['chosen']}; wrote {args.output}")
+    return 0
+
+
 def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.dataset import load_tasks
     from pymatgen_xanes_nn.labels import raw_label
@@ -562,6 +585,13 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--augment", type=_int_at_least(0), default=DEFAULT_AUGMENT_COPIES,
                    help="experimental-like augmented copies per training spectrum (shift, broadening, noise)")
+    defaults = TrainingConfig()
+    p.add_argument("--augment-shift", type=float, default=defaults.augment_shift,
+                   help="largest shift (eV) of an augmented copy")
+    p.add_argument("--augment-fwhm", type=float, default=defaults.augment_fwhm,
+                   help="largest Gaussian broadening (eV FWHM) of an augmented copy")
+    p.add_argument("--augment-white-line", type=float, default=defaults.augment_white_line,
+                   help="white-line scaling of an augmented copy, factor in [1/(1+a), 1+a] (0: none)")
     p.add_argument("--calibration-folds", type=_int_at_least(0), default=5,
                    help="grouped folds whose out-of-fold scores calibrate probabilities, sets and the OOD flag "
                         "(0: none)")
@@ -694,7 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
     from pymatgen_xanes_nn import __version__
     from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, OTHER_EDGES_FILE, TASKS_FILE, data_path
-    from pymatgen_xanes_nn.domain_shift import N_SITES
+    from pymatgen_xanes_nn.domain_shift import CANDIDATES, N_SITES, PHYSICS_TASKS_FILE
     from pymatgen_xanes_nn.ood_benchmark import LEAVE_OUT
     from pymatgen_xanes_nn.simulate import PHYSICS_VARIANTS, PRESETS
     from pymatgen_xanes_nn.trust import DEFAULT_OOD_SCORES, OOD_SCORES
@@ -775,6 +805,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="environments left out of training in turn (environment scheme)")
     p.add_argument("--output", type=_writable_path, default="ood_benchmark.json")
     p.set_defaults(func=_cmd_ood_benchmark)
+
+    p = sub.add_parser("domain-shift", help="accuracy on sites computed with other FEFF physics and broadenings, "
+                                            "per augmentation (grouped folds; chosen on half the sites)")
+    _add_training_options(p)
+    p.add_argument("--folds", type=_int_at_least(2), default=5)
+    p.add_argument("--variants", default=data_path(PHYSICS_TASKS_FILE),
+                   help="packed task documents of xanes-nn physics-variants")
+    p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES),
+                   help="augmentations compared")
+    p.add_argument("--output", type=_writable_path, default="domain_shift.json")
+    p.set_defaults(func=_cmd_domain_shift)
 
     p = sub.add_parser("experiment", help="reproduce the seed's experiments (Table I/II, Figs. 6-9)")
     p.add_argument("name", choices=["autoencoders", "latent", "dropout", "activations", "all"])

@@ -10,15 +10,17 @@ one document per site and preset) and packs them as a dataset of their own.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pymatgen_xanes_nn.labels import assign_labels, select_classes
 
 if TYPE_CHECKING:
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
     from pymatgen_xanes_nn.simulate import SiteJob
+    from pymatgen_xanes_nn.training import SpectraSet, TrainingConfig
 
 #: Packed task documents of the physics variants (in ``pymatgen_xanes_nn/data``).
 PHYSICS_TASKS_FILE = "si_k_tasks_physics.json.gz"
@@ -122,3 +124,154 @@ def simulate_variants(docs: Sequence[dict], output: str, presets: Sequence[str] 
             for k, v in counts.items():
                 totals[k] += v
     return totals
+
+
+#: Augmentations compared (overrides of the training recipe; "shipped" is today's).
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "no_augmentation": {"augment_copies": 0},
+    "shipped": {},
+    "white_line": {"augment_white_line": 0.5},
+    "white_line_shift3": {"augment_white_line": 0.5, "augment_shift": 3.0},
+}
+#: Instrument broadenings (eV FWHM, Gaussian) applied to the dataset spectra of the picked sites.
+BROADENINGS = (0.5, 1.0, 2.0)
+
+
+def shifted_inputs(data: SpectraSet, variant_docs: Sequence[dict], sites: Sequence[str],
+                   preprocessing: Preprocessing) -> dict[str, dict[int, np.ndarray]]:
+    """Model inputs of the picked sites under each shift: ``{variant: {row of data: input}}``.
+
+    Variants are ``"dataset"`` (the training physics itself), each physics preset and ``"broaden_<fwhm>"``.
+    Sites outside ``data`` (e.g. outside the chemsys classes) and spectra that fail preprocessing are left out.
+    """
+    from pymatgen_xanes_nn.io import from_task_doc
+    from pymatgen_xanes_nn.perturb import broaden
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    row = {t: i for i, t in enumerate(data.task_ids)}
+    picked = [row[t] for t in sites if t in row]
+    out: dict[str, dict[int, np.ndarray]] = {"dataset": {i: data.x[i] for i in picked}}
+    for fwhm in BROADENINGS:
+        out[f"broaden_{fwhm:g}"] = {i: preprocessing.transform_arrays(*broaden(*data.raw[i], fwhm)) for i in picked}
+    for doc in variant_docs:
+        if doc.get("state", "successful") != "successful" or "+" not in doc["task_id"]:
+            continue
+        site, preset = doc["task_id"].rsplit("+", 1)
+        if site not in row or row[site] not in out["dataset"]:
+            continue
+        try:
+            out.setdefault(preset, {})[row[site]] = preprocessing.transform(from_task_doc(doc))
+        except SpectrumError:
+            continue
+    return out
+
+
+def _accuracy_table(predictions: dict[str, dict[int, int]], y: np.ndarray, rows: set[int]) -> dict[str, Any]:
+    """Per variant: accuracy on the sites that have it, against the dataset physics on the same sites."""
+    table = {}
+    for variant, pred in predictions.items():
+        if variant == "dataset":
+            continue
+        common = sorted(set(pred) & set(predictions["dataset"]) & rows)
+        if not common:
+            continue
+        base = float(np.mean([predictions["dataset"][i] == y[i] for i in common]))
+        acc = float(np.mean([pred[i] == y[i] for i in common]))
+        table[variant] = {"n": len(common), "accuracy_dataset": base, "accuracy": acc, "drop": base - acc}
+    physics = [v for k, v in table.items() if not k.startswith("broaden_")]
+    table["mean"] = {key: float(np.mean([v[key] for v in table.values()])) for key in ("accuracy", "drop")}
+    table["mean_physics"] = ({key: float(np.mean([v[key] for v in physics])) for key in ("accuracy", "drop")}
+                             if physics else {})
+    clean = sorted(set(predictions["dataset"]) & rows)
+    table["dataset"] = {"n": len(clean), "accuracy": float(np.mean([predictions["dataset"][i] == y[i] for i in clean]))}
+    return table
+
+
+def benchmark(
+    scheme: str,
+    docs: Sequence[dict],
+    variant_docs: Sequence[dict],
+    config: TrainingConfig,
+    candidates: dict[str, dict[str, Any]] | None = None,
+    n_folds: int = 5,
+    seed: int = 0,
+    preprocessing: Preprocessing | None = None,
+    checkpoint: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Accuracy of models trained on the ``dataset`` physics on the picked sites computed otherwise.
+
+    Grouped folds over all materials; each fold trains one model per candidate augmentation (no calibration:
+    accuracy only) and classifies the fold's picked sites under every shift. The picked sites are split in two
+    halves (alternating in pick order, so both hold every class): the candidate is *chosen* on the selection
+    half by its mean accuracy over the shifted sets and the dataset physics, and *reported* on the other half.
+
+    Args:
+        scheme: label scheme.
+        docs: the ``dataset`` preset's task documents.
+        variant_docs: the physics variants' task documents (:func:`simulate_variants`).
+        config: the training recipe (the shipped one); candidates override some fields.
+        candidates: ``{name: overrides}`` (default :data:`CANDIDATES`).
+        n_folds: grouped folds.
+        seed: split and training seed.
+        preprocessing: default: the package's.
+        checkpoint: JSON-lines file keeping finished (candidate, fold) results; a rerun skips them.
+        progress: called with a status line after each fit.
+
+    Returns:
+        ``candidates`` (per candidate: ``selection``, ``report`` and ``all`` accuracy tables), ``chosen`` and the
+        site counts.
+    """
+    from pymatgen_xanes_nn.evaluation import append_checkpoint, evaluation_key, read_checkpoint
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
+    from pymatgen_xanes_nn.training import _calibration_folds, dataset_for_scheme, train
+
+    preprocessing = preprocessing or DEFAULT_PREPROCESSING
+    candidates = dict(candidates or CANDIDATES)
+    spectra, classes = dataset_for_scheme(scheme, docs, preprocessing)
+    data = spectra.labelled()
+    y = np.array([classes.index(lab) for lab in data.labels])
+    sites = pick_sites(docs)
+    shifted = shifted_inputs(data, variant_docs, sites, preprocessing)
+    order = [i for i in ({t: i for i, t in enumerate(data.task_ids)}.get(t) for t in sites) if i is not None]
+    halves = {"selection": set(order[0::2]), "report": set(order[1::2]), "all": set(order)}
+    folds = _calibration_folds(data.groups, y, n_folds, seed)
+    out: dict[str, Any] = {"scheme": scheme, "classes": classes, "n_folds": len(folds), "seed": seed,
+                           "n_sites": {k: len(v) for k, v in shifted.items()}, "candidates": {}}
+    for name, overrides in candidates.items():
+        cfg = config.replace(calibration_folds=0, **overrides)
+        key = evaluation_key(data, "domain_shift", cfg, n_folds, seed, preprocessing, sorted(shifted),
+                             {k: sorted(v) for k, v in shifted.items()})
+        done = {r["fold"]: r for r in read_checkpoint(checkpoint, key)}
+        predictions: dict[str, dict[int, int]] = {k: {} for k in shifted}
+        for f, (tr, te) in enumerate(folds):
+            if f not in done:
+                train_set = data.subset(tr)
+                clf = train(train_set.x, train_set.labels, train_set.groups, cfg, preprocessing=preprocessing,
+                            raw=train_set.raw, seed=seed + 100 * f)
+                idx = np.array([classes.index(c) for c in clf.labels])
+                test = set(te.tolist())
+                result: dict[str, Any] = {"fold": f, "predictions": {}}
+                for variant, inputs in shifted.items():
+                    rows = [i for i in inputs if i in test]
+                    if rows:
+                        x = np.stack([inputs[i] for i in rows]).astype(np.float32)
+                        pred = idx[clf._proba_matrix(clf._encode_matrix(x)).argmax(axis=1)]
+                        result["predictions"][variant] = {str(i): int(p) for i, p in zip(rows, pred)}
+                append_checkpoint(checkpoint, key, result)
+                done[f] = result
+                if progress:
+                    progress(f"{scheme} {name} fold {f + 1}/{len(folds)}")
+            for variant, pred in done[f]["predictions"].items():
+                predictions[variant].update({int(i): p for i, p in pred.items()})
+        out["candidates"][name] = {"overrides": overrides,
+                                   **{h: _accuracy_table(predictions, y, rows) for h, rows in halves.items()}}
+
+    def criterion(name: str) -> float:
+        sel = out["candidates"][name]["selection"]
+        accuracies = [v["accuracy"] for k, v in sel.items() if k not in ("mean", "mean_physics")]
+        return float(np.mean(accuracies))
+
+    out["selection_criterion"] = {name: criterion(name) for name in candidates}
+    out["chosen"] = max(candidates, key=criterion)
+    return out

@@ -143,16 +143,16 @@ def evaluate(
         ``folds`` (per fold and model metrics) and ``summary`` (mean and std per model and metric).
     """
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
-    from pymatgen_xanes_nn.training import train
+    from pymatgen_xanes_nn.training import TrainingConfig, train
 
     preprocessing = preprocessing or DEFAULT_PREPROCESSING
     if protocol not in ("grouped", "random"):
         raise ValueError(f"Unknown protocol {protocol!r}; choose 'grouped' or 'random'")
     y = np.array([list(classes).index(lab) for lab in spectra.labels])
     train_kwargs = dict(train_kwargs or {})
-    key = _evaluation_key(spectra, protocol, n_splits, seed, train_kwargs, baselines, robustness, augment_copies,
+    key = evaluation_key(spectra, protocol, n_splits, seed, train_kwargs, baselines, robustness, augment_copies,
                           preprocessing)
-    done = _read_checkpoint(checkpoint, key)
+    done = {(r["repeat"], r["fold"]): r for r in read_checkpoint(checkpoint, key)}
     folds_out = []
     for r in range(repeats):
         split_seed = seed + r
@@ -185,7 +185,7 @@ def evaluate(
                 from pymatgen_xanes_nn.perturb import augment
 
                 x_aug, y_aug = augment(train_set.raw, train_set.labels, preprocessing, augment_copies,
-                                       split_seed * 100 + f)
+                                       split_seed * 100 + f, **TrainingConfig(**train_kwargs).augmentation)
                 x_fit = np.concatenate([x_fit, x_aug])
                 y_fit = np.concatenate([y_fit, [list(classes).index(c) for c in y_aug]])
             for name in baselines:
@@ -217,9 +217,7 @@ def evaluate(
                 })
             result["seconds"] = time.time() - t0
             folds_out.append(result)
-            if checkpoint:
-                with open(checkpoint, "a") as fh:
-                    fh.write(json.dumps({"key": key, "result": result}) + "\n")
+            append_checkpoint(checkpoint, key, result)
             if progress:
                 progress(f"{protocol} repeat {r + 1}/{repeats} fold {f + 1}/{n_splits}: NN "
                          f"{result['neural_network']['clean']['accuracy']:.3f} "
@@ -230,8 +228,8 @@ def evaluate(
             "summary": summarize(folds_out)}
 
 
-def _evaluation_key(spectra: SpectraSet, *options: Any) -> str:
-    """Fingerprint of the data and every option that changes a fold's result."""
+def evaluation_key(spectra: SpectraSet, *options: Any) -> str:
+    """Fingerprint of the data and every option that changes a fold's result (the checkpoint key)."""
     from pymatgen_xanes_nn.classifier import hash_vectors
 
     h = hashlib.sha256(hash_vectors(spectra.x, spectra.labels).encode())
@@ -241,9 +239,9 @@ def _evaluation_key(spectra: SpectraSet, *options: Any) -> str:
     return h.hexdigest()
 
 
-def _read_checkpoint(path: str | None, key: str) -> dict[tuple[int, int], dict[str, Any]]:
-    """Finished folds of an evaluation with this key (lines of other evaluations or a torn last line are ignored)."""
-    done: dict[tuple[int, int], dict[str, Any]] = {}
+def read_checkpoint(path: str | None, key: str) -> list[dict[str, Any]]:
+    """Finished fold results of a run with this key (lines of other runs or a torn last line are ignored)."""
+    done = []
     if not path or not os.path.exists(path):
         return done
     with open(path) as fh:
@@ -253,8 +251,15 @@ def _read_checkpoint(path: str | None, key: str) -> dict[tuple[int, int], dict[s
             except json.JSONDecodeError:
                 continue
             if entry.get("key") == key:
-                done[(entry["result"]["repeat"], entry["result"]["fold"])] = entry["result"]
+                done.append(entry["result"])
     return done
+
+
+def append_checkpoint(path: str | None, key: str, result: dict[str, Any]) -> None:
+    """Keep one finished fold result (a JSON line) so that a rerun with the same key skips it."""
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"key": key, "result": result}) + "\n")
 
 
 def summarize(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:

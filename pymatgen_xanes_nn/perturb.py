@@ -41,6 +41,30 @@ def add_noise(
     return np.asarray(energy, float), mu + rng.normal(0.0, abs(edge_step(energy, mu)) / snr, mu.shape)
 
 
+#: Where the white-line scaling acts, in eV above e0: fully from e0 to the first, fading out by the second (the Si K
+#: white line sits 1-5 eV above e0; the shape resonances beyond ~15 eV are left alone).
+WHITE_LINE_REGION = (10.0, 20.0)
+
+
+def scale_white_line(energy: np.ndarray, mu: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scale the absorption above the edge step near the edge (the white line) by ``factor``.
+
+    Measured Si K white lines are sharper and higher, or lower with self-absorption, than FEFF's; core-hole
+    screening changes them too (RPA raises, no core hole lowers the quartz white line by ~45%). The normalized
+    excess over the step, ``max(norm - 1, 0)``, is multiplied by ``factor`` from e0 to 10 eV above it, tapering
+    (cosine) to no change at 20 eV. Returned on the uniform 0.05 eV grid, in the input's absorption units.
+    """
+    fine_e, fine_mu = resample_uniform(np.asarray(energy, float), np.asarray(mu, float))
+    edge = find_edge(fine_e, fine_mu)
+    norm = edge.normalize(fine_e, fine_mu)
+    d = fine_e - edge.e0
+    full, end = WHITE_LINE_REGION
+    taper = 0.5 * (1 + np.cos(np.pi * np.clip((d - full) / (end - full), 0, 1)))  # 1 up to `full`, 0 from `end`
+    weight = np.where(d < 0, 0.0, taper)
+    norm = norm + (factor - 1.0) * weight * np.clip(norm - 1.0, 0.0, None)
+    return fine_e, edge.pre_line(fine_e) + edge.step * norm
+
+
 def random_perturbation(
     energy: np.ndarray,
     mu: np.ndarray,
@@ -48,17 +72,34 @@ def random_perturbation(
     max_shift: float = 2.0,
     max_fwhm: float = 2.0,
     min_snr: float = 20.0,
+    white_line: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One random augmentation: uniform shift, broadening and noise level within the given bounds."""
-    e, m = shift(energy, mu, rng.uniform(-max_shift, max_shift))
+    """One random augmentation: uniform shift, broadening and noise level within the given bounds.
+
+    With ``white_line`` > 0 the white line is first scaled by a factor drawn log-uniformly from
+    ``[1 / (1 + white_line), 1 + white_line]`` (:func:`scale_white_line`).
+    """
+    e, m = np.asarray(energy, float), np.asarray(mu, float)
+    if white_line > 0:
+        e, m = scale_white_line(e, m, float(np.exp(rng.uniform(-1, 1) * np.log1p(white_line))))
+    e, m = shift(e, m, rng.uniform(-max_shift, max_shift))
     e, m = broaden(e, m, rng.uniform(0.0, max_fwhm))
     return add_noise(e, m, rng.uniform(min_snr, 10 * min_snr), rng)
 
 
 def augment(
-    raw: list[tuple[np.ndarray, np.ndarray]], labels: list[str], preprocessing, copies: int, seed: int
+    raw: list[tuple[np.ndarray, np.ndarray]], labels: list[str], preprocessing, copies: int, seed: int,
+    **bounds: float,
 ) -> tuple[np.ndarray, list[str]]:
     """``copies`` random experimental-like versions (shift, broadening, noise) of each raw spectrum, preprocessed.
+
+    Args:
+        raw: ``(energy in eV, mu)`` arrays.
+        labels: the label of each.
+        preprocessing: the :class:`~pymatgen_xanes_nn.preprocessing.Preprocessing` of the model inputs.
+        copies: perturbed copies per spectrum.
+        seed: random seed.
+        bounds: :func:`random_perturbation`'s bounds (``max_shift``, ``max_fwhm``, ``min_snr``, ``white_line``).
 
     Returns:
         ``(x, labels)``; copies that fail preprocessing (e.g. shifted off the window) are dropped.
@@ -70,7 +111,7 @@ def augment(
     for (e, mu), lab in zip(raw, labels):
         for _ in range(copies):
             try:
-                rows.append(preprocessing.transform_arrays(*random_perturbation(e, mu, rng)))
+                rows.append(preprocessing.transform_arrays(*random_perturbation(e, mu, rng, **bounds)))
                 out_labels.append(lab)
             except SpectrumError:
                 continue

@@ -179,6 +179,9 @@ class TrainingConfig(MSONable):
         seed: random seed (TensorFlow, NumPy, folds).
         augment_copies: experimental-like copies (shift, broadening, noise) of each training spectrum, made
             inside each fold after the split, so held-out materials never leak into training.
+        augment_shift: largest calibration shift (eV) of an augmented copy (uniform in +-).
+        augment_fwhm: largest Gaussian broadening (eV FWHM) of an augmented copy.
+        augment_white_line: white-line scaling of an augmented copy, log-uniform in ``[1/(1+a), 1+a]`` (0: none).
         calibration_folds: grouped folds for cross-fitting: each material is scored by networks that never saw
             it; the temperature, the conformal thresholds and the OOD calibration come from those out-of-fold
             scores, and the shipped networks are then trained on everything (0: no calibration).
@@ -203,6 +206,9 @@ class TrainingConfig(MSONable):
     learning_rate: float = 1e-3
     seed: int = 0
     augment_copies: int = 0
+    augment_shift: float = 2.0
+    augment_fwhm: float = 2.0
+    augment_white_line: float = 0.0
     calibration_folds: int = 5
     conformal_level: float = 0.9
     conformal_mode: str = "marginal"
@@ -224,6 +230,11 @@ class TrainingConfig(MSONable):
             raise ValueError(f"Unknown conformal_mode {self.conformal_mode!r}; choose from {CONFORMAL_MODES}")
         if self.calibration_folds == 1 or self.calibration_folds < 0:
             raise ValueError(f"calibration_folds must be 0 or >= 2, got {self.calibration_folds}")
+
+    @property
+    def augmentation(self) -> dict[str, float]:
+        """The bounds of :func:`~pymatgen_xanes_nn.perturb.augment` (keyword arguments)."""
+        return {"max_shift": self.augment_shift, "max_fwhm": self.augment_fwhm, "white_line": self.augment_white_line}
 
     def replace(self, **changes) -> TrainingConfig:
         """A copy with some options changed."""
@@ -295,7 +306,7 @@ def train(
             from pymatgen_xanes_nn.perturb import augment
 
             x_aug, y_aug = augment([raw[i] for i in idx], [labels[i] for i in idx], preprocessing,
-                                   config.augment_copies, seed)
+                                   config.augment_copies, seed, **config.augmentation)
             x_fit = np.concatenate([x_fit, x_aug])
             y_fit = np.concatenate([y_fit, [classes.index(lab) for lab in y_aug]])
         return _fit_networks(x_fit, y_fit, x[idx], classes, config, preprocessing, x_unlabelled, seed=seed,

@@ -286,13 +286,15 @@ def test_augmentation_only_from_training_side(monkeypatch):
     seen = []
     original = perturb.augment
 
-    def spy(raw_fit, labels_fit, *args):
+    def spy(raw_fit, labels_fit, *args, **bounds):
         seen.append({id(r) for r in raw_fit})
-        return original(raw_fit, labels_fit, *args)
+        assert bounds == {"max_shift": 1.5, "max_fwhm": 2.0, "white_line": 0.3}  # the config's bounds reach it
+        return original(raw_fit, labels_fit, *args, **bounds)
 
     monkeypatch.setattr(perturb, "augment", spy)
-    clf = train(x, labels, groups, ae_epochs=2, fnn_epochs=2, raw=raw, augment_copies=2, seed=4, calibration_folds=3)
-    assert clf.metadata["config"]["augment_copies"] == 2
+    clf = train(x, labels, groups, ae_epochs=2, fnn_epochs=2, raw=raw, augment_copies=2, seed=4, calibration_folds=3,
+                augment_shift=1.5, augment_white_line=0.3)
+    assert clf.metadata["config"]["augment_copies"] == 2 and clf.metadata["config"]["augment_white_line"] == 0.3
     assert len(seen) == 4  # three folds and the final fit
     by_id = {id(r): g for r, g in zip(raw, groups)}
     all_groups = set(groups)

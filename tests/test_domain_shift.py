@@ -51,3 +51,56 @@ def test_physics_variant_cards_reach_feff_input(tmp_path, preset, card, value):
     dataset = write_feff_input(diamond_si(), 0, PRESETS["dataset"], str(tmp_path / "d"))
     assert str(dataset[card]) != value  # the dataset preset keeps MPXANESSet's FSR core hole and HL exchange
     assert {k: v for k, v in tags.items() if k != card} == {k: v for k, v in dataset.items() if k != card}
+
+
+def _variants_of(docs, sites, shift_ev):
+    import copy
+
+    import numpy as np
+
+    out = []
+    for d in docs:
+        if d["task_id"] in sites:
+            v = copy.deepcopy(d)
+            rows = np.asarray(v["spectrum"])
+            rows[:, 0] += shift_ev
+            v["spectrum"] = rows.tolist()
+            v["task_id"] = variant_task_id(d["task_id"], "dataset_rpa")
+            out.append(v)
+    return out
+
+
+def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatch):
+    from pymatgen_xanes_nn import training
+    from pymatgen_xanes_nn.domain_shift import BROADENINGS, benchmark
+    from pymatgen_xanes_nn.training import TrainingConfig
+
+    docs = fake_task_docs(n_groups=6, sites=2)
+    sites = pick_sites(docs)
+    variants = _variants_of(docs, set(sites[:10]), 6.0)  # 6 eV: the energy offset between the fake classes
+    config = TrainingConfig(ae_epochs=3, fnn_epochs=20, augment_copies=1)
+    candidates = {"none": {"augment_copies": 0}, "wide": {"augment_shift": 3.0}}
+    fits = []
+    original = training.train
+
+    def counting_train(*args, **kwargs):
+        fits.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", counting_train)
+    checkpoint = str(tmp_path / "ds.jsonl")
+    out = benchmark("chemsys", docs, variants, config, candidates, n_folds=2, checkpoint=checkpoint)
+    assert len(fits) == 4  # two candidates x two folds
+    assert out["n_sites"]["dataset"] == 18 and out["n_sites"]["dataset_rpa"] == 10
+    assert all(out["n_sites"][f"broaden_{w:g}"] == 18 for w in BROADENINGS)
+    for name in candidates:
+        table = out["candidates"][name]
+        assert table["all"]["dataset_rpa"]["n"] == 10
+        assert table["selection"]["dataset"]["n"] + table["report"]["dataset"]["n"] == 18
+        rpa = table["all"]["dataset_rpa"]
+        assert rpa["drop"] == pytest.approx(rpa["accuracy_dataset"] - rpa["accuracy"])
+    # a 6 eV shift turns one fake class into another: accuracy must fall there
+    assert out["candidates"]["none"]["all"]["dataset_rpa"]["drop"] > 0.3
+    assert out["chosen"] == max(out["selection_criterion"], key=out["selection_criterion"].get)
+    again = benchmark("chemsys", docs, variants, config, candidates, n_folds=2, checkpoint=checkpoint)
+    assert len(fits) == 4 and again["candidates"] == out["candidates"]  # resumed from the checkpoint

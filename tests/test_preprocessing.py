@@ -247,3 +247,35 @@ def test_transform_reports_the_edge_it_used(diamond_xas):
     np.testing.assert_array_equal(vec, DEFAULT_PREPROCESSING.transform_arrays(diamond_xas.x, diamond_xas.y, 1.5))
     assert edge.e0 == DEFAULT_PREPROCESSING.edge(diamond_xas.x, diamond_xas.y, shift=1.5).e0
     assert edge.e0 - DEFAULT_PREPROCESSING.edge(diamond_xas.x, diamond_xas.y).e0 == pytest.approx(1.5, abs=0.06)
+
+
+def test_white_line_scaling_changes_the_white_line_only():
+    from pymatgen_xanes_nn.perturb import scale_white_line
+    from pymatgen_xanes_nn.preprocessing import find_edge, resample_uniform
+
+    e, mu = synthetic_edge(n=3000, lo=1830.0, hi=1895.0)
+    mu = 2.0 * mu + 0.5
+    fine_e, fine_mu = resample_uniform(e, mu)
+    same_e, same = scale_white_line(e, mu, 1.0)
+    np.testing.assert_array_equal(same_e, fine_e)
+    np.testing.assert_allclose(same, fine_mu, atol=1e-12)
+    edge = find_edge(fine_e, fine_mu)
+    for factor in (0.6, 1.5):
+        _, scaled = scale_white_line(e, mu, factor)
+        excess, new_excess = edge.normalize(fine_e, fine_mu) - 1, edge.normalize(fine_e, scaled) - 1
+        near = (fine_e > edge.e0 + 1) & (fine_e < edge.e0 + 10) & (excess > 0.05)
+        np.testing.assert_allclose(new_excess[near], factor * excess[near], rtol=1e-9)
+        far = (fine_e < edge.e0) | (fine_e > edge.e0 + 20)
+        np.testing.assert_allclose(scaled[far], fine_mu[far], atol=1e-12)  # pre-edge, rise and post-edge kept
+        assert find_edge(fine_e, scaled).step == pytest.approx(edge.step, rel=0.02)
+
+
+def test_augmentation_without_white_line_draws_as_before():
+    from pymatgen_xanes_nn.perturb import augment
+
+    raw = [synthetic_edge(e0=1846.0 + k) for k in range(3)]
+    plain, _ = augment(raw, ["a", "b", "c"], DEFAULT_PREPROCESSING, 2, seed=5)
+    np.testing.assert_array_equal(augment(raw, ["a", "b", "c"], DEFAULT_PREPROCESSING, 2, seed=5, white_line=0.0)[0],
+                                  plain)
+    scaled, _ = augment(raw, ["a", "b", "c"], DEFAULT_PREPROCESSING, 2, seed=5, white_line=0.5)
+    assert np.abs(scaled - plain).max() > 0.05
