@@ -441,21 +441,17 @@ class XANESClassifier(MSONable):
         if not items:
             raise SpectrumError("No spectra given")
         from pymatgen_xanes_nn.preprocessing import check_xas
-        from pymatgen_xanes_nn.trust import check_quality, quality_measures
+        from pymatgen_xanes_nn.trust import gated_input
 
         rows, quality = [], []
-        pre = self.preprocessing
         for i, xas in enumerate(items):
             try:
                 xas = check_xas(xas)
-                energy = np.asarray(xas.x, float) + shift
-                check_quality(energy, pre)
-                row, edge = pre.transform_with_edge(xas.x, xas.y, shift=shift, smooth=smooth)
+                row, measures = gated_input(xas.x, xas.y, self.preprocessing, shift=shift, smooth=smooth)
             except SpectrumError as exc:
                 raise SpectrumError(str(exc) if single else f"Spectrum {i}: {exc}") from exc
             rows.append(row)
-            quality.append(quality_measures(energy, np.asarray(xas.y, float), edge.e0, edge.step,
-                                            (pre.e_min, pre.e_max)))
+            quality.append(measures)
         return np.asarray(rows, dtype=np.float32), single, quality
 
     # ------------------------------------------------------------------ outputs

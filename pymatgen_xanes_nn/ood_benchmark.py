@@ -125,6 +125,16 @@ def other_edges(docs: Sequence[dict]) -> tuple[list[tuple[np.ndarray, np.ndarray
     return out, kinds
 
 
+def gated_pvalue(pvalue: np.ndarray, poor: np.ndarray) -> np.ndarray:
+    """The combined OOD p-value, 0 where the input is past a quality limit (flagged whatever the scores say)."""
+    return np.where(np.asarray(poor, bool), 0.0, pvalue)
+
+
+def pvalue_score(pvalue: np.ndarray) -> np.ndarray:
+    """A p-value as a score, higher = less like the training data; 0 (gated) becomes +inf, as a refusal."""
+    return np.where(pvalue > 0, 1.0 - pvalue, np.inf)
+
+
 def _vectorize(raw: Sequence[tuple[np.ndarray, np.ndarray]], preprocessing: Preprocessing,
                gate: bool = True) -> tuple[np.ndarray, list, np.ndarray]:
     """Preprocess raw spectra; ones the input checks (and, with ``gate``, the quality gate) refuse are left out.
@@ -133,20 +143,17 @@ def _vectorize(raw: Sequence[tuple[np.ndarray, np.ndarray]], preprocessing: Prep
         ``(model inputs, indices kept, poor)``: ``poor`` marks kept spectra past a quality limit.
     """
     from pymatgen_xanes_nn.preprocessing import SpectrumError
-    from pymatgen_xanes_nn.trust import check_quality, quality_measures, quality_problems
+    from pymatgen_xanes_nn.trust import gated_input, quality_problems
 
     rows, kept, poor = [], [], []
-    window = (preprocessing.e_min, preprocessing.e_max)
     for i, (e, m) in enumerate(raw):
         try:
-            if gate:
-                check_quality(e, preprocessing)
-            row, edge = preprocessing.transform_with_edge(e, m)
+            row, measures = gated_input(e, m, preprocessing, gate=gate)
         except SpectrumError:
             continue
         rows.append(row)
         kept.append(i)
-        poor.append(bool(quality_problems(quality_measures(e, m, edge.e0, edge.step, window))))
+        poor.append(bool(quality_problems(measures)))
     return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), kept, np.array(poor, bool)
 
 
@@ -236,8 +243,7 @@ def run_ood_benchmark(
         bucket = pooled.setdefault(kind, {k: [] for k in [*OOD_SCORES, "combined"]})
         for k in OOD_SCORES:
             bucket[k].append(np.concatenate([scores[k], np.full(n_refused, np.inf)]))
-        bucket["combined"].append(np.concatenate([np.where(pvalue > 0, 1.0 - pvalue, np.inf),
-                                                  np.full(n_refused, np.inf)]))
+        bucket["combined"].append(np.concatenate([pvalue_score(pvalue), np.full(n_refused, np.inf)]))
 
     # quality of the clean spectra (FEFF spectra pass every limit; measured here, not assumed)
     poor_all = _vectorize(spectra.raw, preprocessing, gate=False)[2]
@@ -286,7 +292,7 @@ def run_ood_benchmark(
                                   config.conformal_mode)
 
         def pv(scores, poor, calib=calib):
-            return np.where(poor, 0.0, combined_pvalue(calib, {k: scores[k] for k in combined}))
+            return gated_pvalue(combined_pvalue(calib, {k: scores[k] for k in combined}), poor)
 
         y_te, proba = fold["y"], temper(fold["proba"], temperature)
         sets = prediction_sets(proba, conformal["thresholds"])
@@ -328,15 +334,15 @@ def run_ood_benchmark(
             half = _halves(test_set.groups, config.seed + k)
             calib = {c: np.sort(s_in[c][half == 1]) for c in combined}
             poor_in, poor_out = poor_all[keep[te]][half == 0], poor_all[out_mask]
-            p_in = np.where(poor_in, 0.0, combined_pvalue(calib, {c: s_in[c][half == 0] for c in combined}))
-            p_out = np.where(poor_out, 0.0, combined_pvalue(calib, {c: s_out[c] for c in combined}))
+            p_in = gated_pvalue(combined_pvalue(calib, {c: s_in[c][half == 0] for c in combined}), poor_in)
+            p_out = gated_pvalue(combined_pvalue(calib, {c: s_out[c] for c in combined}), poor_out)
             dump.update({f"loeo {name}|{part}|{c}": v[c] for part, v in (("inside", s_in), ("out", s_out))
                          for c in OOD_SCORES})
             dump[f"loeo {name}|inside|half"] = half
             inside = {c: s_in[c][half == 0] for c in OOD_SCORES}
-            inside["combined"] = np.where(p_in > 0, 1.0 - p_in, np.inf)
+            inside["combined"] = pvalue_score(p_in)
             out = {c: s_out[c] for c in OOD_SCORES}
-            out["combined"] = np.where(p_out > 0, 1.0 - p_out, np.inf)
+            out["combined"] = pvalue_score(p_out)
             loeo[name] = {"n": int(out_mask.sum()), "scores": score_table(inside, out),
                           "flagged": float(np.mean(p_out < config.ood_alpha)),
                           "inside_flagged": float(np.mean(p_in < config.ood_alpha))}
@@ -413,7 +419,7 @@ def combination_table(scores_file: str, max_size: int = 3) -> dict[str, dict[str
                     return np.concatenate([saved[f"{g}|inside|{c}"] for g in folds if g != f])
 
                 def flagged_poor(pvalue, key):  # past a quality limit: flagged whatever the scores say
-                    return np.where(saved[key], 0.0, pvalue) if key in saved.files else pvalue
+                    return gated_pvalue(pvalue, saved[key]) if key in saved.files else pvalue
 
                 inside.append(flagged_poor(p(calib, lambda c, f=f: saved[f"{f}|inside|{c}"]), f"{f}|inside|poor"))
                 for kind in kinds:

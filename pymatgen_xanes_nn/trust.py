@@ -334,3 +334,25 @@ def check_quality(energy: np.ndarray, preprocessing: Preprocessing,
     if inside < min_points:
         raise SpectrumError(f"Spectrum has {inside} points in the model window [{lo}, {hi}] eV; at least "
                             f"{min_points} are needed for a reliable answer (input-quality gate)")
+
+
+def gated_input(energy: np.ndarray, mu: np.ndarray, preprocessing: Preprocessing, shift: float = 0.0,
+                smooth: float | None = None, gate: bool = True) -> tuple[np.ndarray, dict[str, float]]:
+    """The model input of one raw spectrum and its :func:`quality_measures` (the classifier and benchmarks' path).
+
+    Args:
+        energy: energies in eV (before ``shift``).
+        mu: absorption on them.
+        preprocessing: the model's preprocessing.
+        shift: calibration shift in eV.
+        smooth: Savitzky-Golay window in eV (None: none).
+        gate: refuse spectra too short or too sparse (:func:`check_quality`).
+
+    Raises:
+        SpectrumError: the input checks or the gate refuse the spectrum.
+    """
+    energy = np.asarray(energy, float) + shift
+    if gate:
+        check_quality(energy, preprocessing)
+    row, edge = preprocessing.transform_with_edge(energy, mu, smooth=smooth)
+    return row, quality_measures(energy, mu, edge.e0, edge.step, (preprocessing.e_min, preprocessing.e_max))
