@@ -373,7 +373,8 @@ def _cmd_refresh_ood(args: argparse.Namespace) -> int:
     if not scheme:
         raise SystemExit(f"Model {clf.name!r} does not record its label scheme")
     data = dataset_for_scheme(scheme, _load_docs(args), clf.preprocessing)[0].labelled()
-    new = refresh_ood(clf, data.x, data.labels, data.groups, args.scores, reason=args.reason)
+    new = refresh_ood(clf, data.x, data.labels, data.groups, args.scores, reason=args.reason,
+                      testable=data.testable)
     new.to(args.output)
     flags = new.ood_flags(data.x).mean()
     print(f"{new.metadata['model_version']}: flags with {'+'.join(new.ood['scores'])}; "
@@ -402,7 +403,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 x_outside=spectra.x[is_outside], outside_labels=outside_kinds,
                 metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
                           "n_labelled": len(data.x), "skipped": len(spectra.skipped)}},
-                verbose=args.verbose)
+                testable=data.testable, verbose=args.verbose)
     clf.to(args.output)
     oof = clf.metadata["metrics"].get("out_of_fold", {})
     if oof:

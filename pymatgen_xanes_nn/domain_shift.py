@@ -41,7 +41,8 @@ def pick_sites(docs: Sequence[dict], n: int = N_SITES, seed: int = 0) -> list[st
         Task ids in the order picked (the order the variants are computed in).
     """
     rng = np.random.default_rng(seed)
-    ok = [d for d in docs if d.get("state", "successful") == "successful"]
+    ok = [d for d in docs if d.get("state", "successful") == "successful"
+          and d.get("metadata", {}).get("source") != "derived"]  # real crystals only, as every test fold
     picked: list[str] = []
     used_groups: set[str] = set()
     for scheme, quota in (("chemsys", n // 2), ("environment", n)):
@@ -224,7 +225,8 @@ def benchmark(
     """
     from pymatgen_xanes_nn.evaluation import append_checkpoint, evaluation_key, read_checkpoint
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
-    from pymatgen_xanes_nn.training import _calibration_folds, dataset_for_scheme, train
+    from pymatgen_xanes_nn.splits import grouped_folds
+    from pymatgen_xanes_nn.training import dataset_for_scheme, train
 
     preprocessing = preprocessing or DEFAULT_PREPROCESSING
     candidates = dict(candidates or CANDIDATES)
@@ -235,7 +237,7 @@ def benchmark(
     shifted = shifted_inputs(data, variant_docs, sites, preprocessing)
     order = [i for i in ({t: i for i, t in enumerate(data.task_ids)}.get(t) for t in sites) if i is not None]
     halves = {"selection": set(order[0::2]), "report": set(order[1::2]), "all": set(order)}
-    folds = _calibration_folds(data.groups, y, n_folds, seed)
+    folds = grouped_folds(data.groups, y, n_folds, seed, data.testable)
     out: dict[str, Any] = {"scheme": scheme, "classes": classes, "n_folds": len(folds), "seed": seed,
                            "n_sites": {k: len(v) for k, v in shifted.items()}, "candidates": {}}
     for name, overrides in candidates.items():

@@ -18,6 +18,7 @@ import numpy as np
 
 from pymatgen_xanes_nn.metrics import classification_metrics
 from pymatgen_xanes_nn.preprocessing import SpectrumError
+from pymatgen_xanes_nn.splits import grouped_folds, random_folds
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -61,24 +62,6 @@ def baseline_proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
     full = np.zeros((len(x), n_classes))
     full[:, model.classes_] = p
     return full
-
-
-def grouped_folds(
-    groups: Sequence[str], y: np.ndarray, n_splits: int, seed: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified grouped K-fold: no group on both sides; classes spread over folds."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return [(tr, te) for tr, te in cv.split(np.zeros(len(y)), y, groups)]
-
-
-def random_folds(n: int, y: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The seed's protocol: stratified random K-fold by spectrum (groups ignored)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return [(tr, te) for tr, te in cv.split(np.zeros(n), y)]
 
 
 def perturb_set(
@@ -156,7 +139,7 @@ def evaluate(
     folds_out = []
     for r in range(repeats):
         split_seed = seed + r
-        folds = (grouped_folds(spectra.groups, y, n_splits, split_seed) if protocol == "grouped"
+        folds = (grouped_folds(spectra.groups, y, n_splits, split_seed, spectra.testable) if protocol == "grouped"
                  else random_folds(len(y), y, n_splits, split_seed))
         for f, (tr, te) in enumerate(folds):
             if (r, f) in done:
@@ -170,7 +153,8 @@ def evaluate(
                     test_sets[name] = perturb_set(test_set, kind, amount, split_seed * 100 + f, preprocessing)
             result: dict[str, Any] = {"repeat": r, "fold": f, "n_train": int(len(tr)), "n_test": int(len(te))}
             clf = train(train_set.x, train_set.labels, train_set.groups, preprocessing=preprocessing,
-                        seed=split_seed * 100 + f, raw=train_set.raw, augment_copies=augment_copies, **train_kwargs)
+                        seed=split_seed * 100 + f, raw=train_set.raw, augment_copies=augment_copies,
+                        testable=train_set.testable, **train_kwargs)
             idx = [list(classes).index(c) for c in clf.labels]
             models: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
 

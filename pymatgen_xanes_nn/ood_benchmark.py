@@ -223,7 +223,8 @@ def run_ood_benchmark(
         scores_file: if given, every score of every spectrum is saved there (``.npz``) for offline analysis.
         progress: called with a status line per trained model.
     """
-    from pymatgen_xanes_nn.training import _calibration_folds, fit_temperature, temper, train
+    from pymatgen_xanes_nn.splits import grouped_folds
+    from pymatgen_xanes_nn.training import fit_temperature, temper, train
 
     config = config.replace(calibration_folds=0)
     combined = list(combined or config.ood_scores)
@@ -251,10 +252,10 @@ def run_ood_benchmark(
     poor_outside = (_vectorize(outside.raw, preprocessing, gate=False)[2] if outside is not None and len(outside.x)
                     else None)
     t0 = time.time()
-    for f, (tr, te) in enumerate(_calibration_folds(spectra.groups, y, n_folds, config.seed)):
+    for f, (tr, te) in enumerate(grouped_folds(spectra.groups, y, n_folds, config.seed, spectra.testable)):
         train_set, test_set = spectra.subset(tr), spectra.subset(te)
         clf = train(train_set.x, train_set.labels, train_set.groups, config.replace(seed=config.seed + f),
-                    preprocessing=preprocessing, raw=train_set.raw)
+                    preprocessing=preprocessing, raw=train_set.raw, testable=train_set.testable)
         codes = clf._encode_matrix(test_set.x)
         y_te = np.array([list(clf.labels).index(classes[k]) if classes[k] in clf.labels else -1 for k in y[te]])
         sweep = quality_sweep(clf, test_set, y_te, preprocessing)
@@ -324,11 +325,11 @@ def run_ood_benchmark(
             keep = np.flatnonzero(~out_mask)
             rest = spectra.subset(keep)
             y_rest = np.array([classes.index(lab) for lab in rest.labels])
-            folds = _calibration_folds(rest.groups, y_rest, n_folds, config.seed + 7 * k)
+            folds = grouped_folds(rest.groups, y_rest, n_folds, config.seed + 7 * k, rest.testable)
             tr, te = folds[0]
             train_set, test_set = rest.subset(tr), rest.subset(te)
             clf = train(train_set.x, train_set.labels, train_set.groups, config.replace(seed=config.seed + 50 + k),
-                        preprocessing=preprocessing, raw=train_set.raw)
+                        preprocessing=preprocessing, raw=train_set.raw, testable=train_set.testable)
             s_in = clf.ood_scores(test_set.x)
             s_out = clf.ood_scores(spectra.x[out_mask])
             half = _halves(test_set.groups, config.seed + k)

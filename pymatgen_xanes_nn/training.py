@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from pymatgen_xanes_nn.models import (
     check_keep_prob,
 )
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, SpectrumError
+from pymatgen_xanes_nn.splits import grouped_folds
 from pymatgen_xanes_nn.trust import CONFORMAL_MODES, DEFAULT_OOD_SCORES, OOD_SCORES
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ class SpectraSet:
         task_ids: task id per spectrum.
         weights: site multiplicity per spectrum.
         skipped: task ids that could not be preprocessed, with the reason.
+        derived: per spectrum, whether its structure was derived by substitution (``metadata.source``); derived
+            spectra train but are never tested (:attr:`testable`).
     """
 
     x: np.ndarray
@@ -56,6 +58,7 @@ class SpectraSet:
     task_ids: list[str]
     weights: list[int] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    derived: list[bool] = field(default_factory=list)
 
     @classmethod
     def from_docs(
@@ -64,7 +67,7 @@ class SpectraSet:
         """Preprocess task documents; documents that fail are listed in ``skipped``, not fatal."""
         from pymatgen_xanes_nn.io import from_task_doc
 
-        xs, raw, labs, groups, ids, weights, skipped = [], [], [], [], [], [], {}
+        xs, raw, labs, groups, ids, weights, derived, skipped = [], [], [], [], [], [], [], {}
         for doc, label in zip(docs, labels):
             try:
                 xas = from_task_doc(doc)
@@ -79,10 +82,11 @@ class SpectraSet:
             groups.append(meta.get("group_id", doc.get("task_id")))
             ids.append(doc.get("task_id"))
             weights.append(int(meta.get("multiplicity", 1)))
+            derived.append(meta.get("source") == "derived")
         if skipped:
             logger.warning("%d documents could not be preprocessed", len(skipped))
         x = np.asarray(xs, dtype=np.float32).reshape(len(xs), preprocessing.n_points)
-        return cls(x, raw, labs, groups, ids, weights, skipped)
+        return cls(x, raw, labs, groups, ids, weights, skipped, derived)
 
     def subset(self, idx: Sequence[int]) -> SpectraSet:
         """The spectra at positions ``idx``."""
@@ -90,7 +94,13 @@ class SpectraSet:
         return SpectraSet(
             self.x[idx], [self.raw[i] for i in idx], [self.labels[i] for i in idx], [self.groups[i] for i in idx],
             [self.task_ids[i] for i in idx], [self.weights[i] for i in idx], {},
+            [self.derived[i] for i in idx] if self.derived else [],
         )
+
+    @property
+    def testable(self) -> list[bool]:
+        """Which spectra may sit in a test fold: the real crystals (all when none is derived)."""
+        return [not d for d in self.derived] if self.derived else [True] * len(self.x)
 
     def labelled(self) -> SpectraSet:
         """Only the spectra with a label."""
@@ -255,6 +265,7 @@ def train(
     x_outside: np.ndarray | None = None,
     outside_labels: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
+    testable: Sequence[bool] | None = None,
     verbose: int = 0,
     **options: Any,
 ) -> XANESClassifier:
@@ -277,6 +288,8 @@ def train(
             final model flags them.
         outside_labels: a label per ``x_outside`` spectrum (e.g. its Si environment), for per-label flag rates.
         metadata: extra metadata to store (e.g. dataset provenance).
+        testable: which spectra the calibration folds may score (default: all; :attr:`SpectraSet.testable` keeps
+            derived structures out, so temperature, sets and OOD flag are calibrated on real crystals only).
         verbose: Keras verbosity.
         **options: fields of :class:`TrainingConfig` to override (e.g. ``ae_epochs=30``).
     """
@@ -313,26 +326,30 @@ def train(
                              verbose=verbose)
 
     metrics: dict[str, Any] = {}
-    folds = _calibration_folds(groups, y, config.calibration_folds, config.seed)
+    folds = grouped_folds(groups, y, config.calibration_folds, config.seed, testable)
     if folds:
+        scored = np.zeros(len(x), bool)
         proba_raw = np.zeros((len(x), len(classes)))
         scores = {name: np.zeros(len(x)) for name in OOD_SCORES}  # all calibrated; config.ood_scores combined
         for k, (tr, te) in enumerate(folds):
+            scored[te] = True
             clf_k, _ = fit_on(tr, config.seed + 1000 * (k + 1))
             codes = clf_k._encode_matrix(x[te])
             proba_raw[te] = clf_k._proba_matrix(codes, temperature=1.0)
             fold_scores = clf_k.ood_scores(x[te], codes)
             for name in scores:
                 scores[name][te] = fold_scores[name]
-        temperature = fit_temperature(proba_raw, y)
+        proba_raw, y_oof = proba_raw[scored], y[scored]
+        scores = {name: v[scored] for name, v in scores.items()}
+        temperature = fit_temperature(proba_raw, y_oof)
         proba = temper(proba_raw, temperature)
-        conformal = fit_conformal(proba, y, len(classes), config.conformal_level, config.conformal_mode)
+        conformal = fit_conformal(proba, y_oof, len(classes), config.conformal_level, config.conformal_mode)
         calibration = {name: np.sort(v).astype(np.float32) for name, v in scores.items()}
         sets = prediction_sets(proba, conformal["thresholds"])
-        metrics["out_of_fold"] = classification_metrics(y, proba, classes)
+        metrics["out_of_fold"] = classification_metrics(y_oof, proba, classes)
         metrics["out_of_fold"].update({
-            "ece_uncalibrated": classification_metrics(y, proba_raw, classes)["ece"],
-            "coverage": float(np.mean(sets[np.arange(len(y)), y])),
+            "ece_uncalibrated": classification_metrics(y_oof, proba_raw, classes)["ece"],
+            "coverage": float(np.mean(sets[np.arange(len(y_oof)), y_oof])),
             "mean_set_size": float(sets.sum(axis=1).mean()),
             "folds": len(folds),
             # p-values against the very scores they were calibrated on: a check of the flag's level, not an estimate
@@ -369,17 +386,6 @@ def train(
         **(metadata or {}),
     }
     return clf
-
-
-def _calibration_folds(groups: Sequence[str], y: np.ndarray, n_folds: int, seed: int) -> list:
-    """Grouped, stratified folds for cross-fitting; none if ``n_folds`` is 0 or there are too few groups."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    if n_folds < 2 or len(set(groups)) < n_folds:
-        return []
-    with warnings.catch_warnings():  # classes with fewer groups than folds: sklearn warns, the split is still grouped
-        warnings.simplefilter("ignore", UserWarning)
-        return list(StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
 
 
 def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
@@ -460,7 +466,8 @@ def _fit_networks(
 
 
 def refresh_ood(clf: XANESClassifier, x: np.ndarray, labels: Sequence[str], groups: Sequence[str],
-                scores: Sequence[str] = DEFAULT_OOD_SCORES, reason: str = "") -> XANESClassifier:
+                scores: Sequence[str] = DEFAULT_OOD_SCORES, reason: str = "",
+                testable: Sequence[bool] | None = None) -> XANESClassifier:
     """The same networks with freshly built network-free OOD statistics (k-NN and edge indexes), no retraining.
 
     The k-NN distance and the edge offset depend on the training spectra only, so their out-of-fold calibration is
@@ -475,6 +482,7 @@ def refresh_ood(clf: XANESClassifier, x: np.ndarray, labels: Sequence[str], grou
         groups: their material groups (the calibration folds never split one).
         scores: the combination the refreshed model flags with.
         reason: why, for the record.
+        testable: which spectra the calibration folds score, as in :func:`train`.
 
     Raises:
         ValueError: if ``x`` and ``labels`` are not the model's training data.
@@ -487,14 +495,15 @@ def refresh_ood(clf: XANESClassifier, x: np.ndarray, labels: Sequence[str], grou
         raise ValueError(f"These spectra are not model {clf.name!r}'s training data (training-data hash differs)")
     config = TrainingConfig.from_dict(clf.metadata["config"])
     y = np.array([list(clf.labels).index(lab) for lab in labels])
-    folds = _calibration_folds(list(groups), y, config.calibration_folds, config.seed)
+    folds = grouped_folds(list(groups), y, config.calibration_folds, config.seed, testable)
     if not folds:
         raise ValueError(f"Model {clf.name!r} was trained without calibration folds: nothing to calibrate against")
     grid = clf.preprocessing.grid
-    oof = {"knn": np.zeros(len(x)), "edge_offset": np.zeros(len(x))}
+    oof = {"knn": np.full(len(x), np.nan), "edge_offset": np.full(len(x), np.nan)}
     for tr, te in folds:
         oof["knn"][te] = KNNIndex.fit(x[tr], config.knn_components).distance(x[te])
         oof["edge_offset"][te] = EdgeIndex.fit(x[tr], grid, config.knn_components).offset(x[te])
+    oof = {k: v[np.isfinite(v)] for k, v in oof.items()}  # spectra never tested (derived) are not calibration
     new = XANESClassifier.from_dict(clf.as_dict())  # a copy: the caller's model stays as it was
     new.ood.update(input_indexes(x, grid, config.knn_components))
     new.ood["calibration"] = {**new.ood["calibration"], **{k: np.sort(v).astype(np.float32) for k, v in oof.items()}}

@@ -331,3 +331,16 @@ def test_cross_fitting_calibrates_out_of_fold():
               outside_labels=["SiN4"])
     with pytest.raises(ValueError, match="calibration_folds"):
         train(x, labels, groups, calibration_folds=1)
+
+
+def test_calibration_scores_only_testable_spectra():
+    """Derived structures train every fold's networks but never calibrate: out-of-fold scores are real crystals'."""
+    from pymatgen_xanes_nn.trust import OOD_SCORES
+
+    x, labels, groups, _ = _toy_set(12)
+    testable = np.arange(len(x)) % 3 != 0
+    clf = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, calibration_folds=3, testable=testable)
+    assert clf.metadata["n_train"] == len(x)  # the final networks see every spectrum
+    assert clf.metadata["metrics"]["out_of_fold"]["n"] == testable.sum()
+    for name in OOD_SCORES:
+        assert len(clf.ood["calibration"][name]) == testable.sum()
