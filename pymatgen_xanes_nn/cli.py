@@ -346,7 +346,7 @@ def _training_config(args: argparse.Namespace):
 
 
 def _load_docs(args: argparse.Namespace) -> list[dict]:
-    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, data_path, load_tasks
 
     if getattr(args, "store_uri", None):
         from pymatgen_xanes_nn.stores import mongo_store
@@ -355,8 +355,11 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
         store.connect()
         docs = [d for d in store.query({"state": {"$ne": "failed"}}) if d.get("spectrum")]
         store.close()
-        return docs
-    return load_tasks(args.dataset)
+    else:
+        docs = load_tasks(args.dataset)
+    if getattr(args, "with_derived", False):
+        docs += load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE))
+    return docs
 
 
 def _preprocessing(args: argparse.Namespace):
@@ -562,6 +565,9 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
 
     p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
+    p.add_argument("--with-derived", action="store_true",
+                   help="add the shipped spectra of relaxed substitution-derived structures (training only: test and "
+                        "calibration folds hold real crystals)")
     p.add_argument("--store-uri", default=None, help="read task documents from this MongoDB instead")
     p.add_argument("--database", default="feff")
     p.add_argument("--collection", default="tasks")

@@ -50,13 +50,17 @@ def merge_into_dataset(directories: list[str], filename: str) -> dict[str, int]:
     return {"documents": len(docs), "successful": sum(d.get("state") != "failed" for d in docs.values())}
 
 
-def load_tasks(filename: str | None = None, include_failed: bool = False) -> list[dict]:
+def load_tasks(filename: str | None = None, include_failed: bool = False, derived: bool = False) -> list[dict]:
     """Load task documents (default: the shipped dataset), with their structures restored.
 
     Args:
         filename: a file written by :func:`pack_tasks`.
         include_failed: also return documents of failed FEFF runs.
+        derived: also the spectra of the relaxed substitution-derived structures (:data:`DERIVED_RELAXED_TASKS_FILE`,
+            ``metadata.source = "derived"``), after the others: training data only, never in a test fold.
     """
+    if derived:
+        return load_tasks(filename, include_failed) + load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE), include_failed)
     path = filename or data_path(TASKS_FILE)
     if not os.path.exists(path):
         return []
@@ -132,6 +136,9 @@ def dataset_summary(docs: list[dict]) -> dict:
 
 #: Task documents of the substitution-derived structures (pymatgen_xanes_nn.derive), packed like the real ones.
 DERIVED_TASKS_FILE = "si_k_tasks_derived.json.gz"
+#: The same structures relaxed with CHGNet first (``xanes-nn relax-corpus``; the relaxation study chose it): the
+#: derived spectra that training uses.
+DERIVED_RELAXED_TASKS_FILE = "si_k_tasks_derived_relaxed.json.gz"
 #: Al, P and S K edges of a few corpus structures (``xanes-nn simulate --absorber``): far OOD test spectra.
 OTHER_EDGES_FILE = "other_k_edges.json.gz"
 

@@ -53,7 +53,8 @@ def grouped_environment(env: str, neighbors: dict[str, int], keep: set[str]) -> 
 def select_classes(
     docs: list[dict], scheme: str, n_classes: int = 12, min_count: int = 12, min_groups: int = 5
 ) -> list[str]:
-    """Apply the scheme's rule to a dataset and return its sorted class list."""
+    """Apply the scheme's rule to a dataset and return its sorted class list (counted on real crystals only)."""
+    docs = [d for d in docs if (d.get("metadata") or {}).get("source") != "derived"]
     if check_scheme(scheme) == "chemsys":
         families: dict[str, set] = {}
         for d in docs:

@@ -87,6 +87,15 @@ def test_label_schemes(scheme):
         assert len(classes) == 2 and None in labels  # the third system is outside the class list
     with pytest.raises(ValueError, match="Unknown label scheme"):
         select_classes(docs, "spacegroup")
+    # derived structures never pick classes: many derived spectra of a new system leave the list as it was
+    import copy
+
+    derived = []
+    for d in docs:
+        d = copy.deepcopy(d)
+        d["metadata"].update(source="derived", chemsys="Li-O-Si", environment="SiO5")
+        derived += [d] * 5
+    assert select_classes(docs + derived, scheme, n_classes=2, min_count=3, min_groups=2) == classes
 
 
 def test_chemsys_rule_needs_enough_materials():

@@ -111,3 +111,15 @@ def test_derived_documents_carry_provenance_and_the_card_counts_them():
     card = open(os.path.join(ROOT, "docs", "DATASET.md")).read()
     assert f"FEFF task documents: {summary['n_documents']} ({summary['n_successful']} successful" in card
     assert sum(summary["routes"].values()) == summary["n_successful"]
+
+
+def test_load_tasks_with_derived_appends_the_relaxed_derived_spectra():
+    from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, data_path
+
+    real = load_tasks()
+    both = load_tasks(derived=True)
+    derived = load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE))
+    assert derived and len(both) == len(real) + len(derived)
+    assert [d["task_id"] for d in both[:len(real)]] == [d["task_id"] for d in real]
+    assert all(d["metadata"]["source"] == "derived" and d["metadata"].get("relaxation") for d in both[len(real):])
+    assert not any(d["metadata"].get("source") == "derived" for d in real)
