@@ -294,6 +294,9 @@ class XANESClassifier(MSONable):
                 or not (_is_number(level) and 0 < level < 1)):
             raise InvalidModelError(f"Model {name!r}: conformal needs a level in (0, 1) and one threshold in "
                                     "[0, 1] per label")
+        floor = self.conformal.get("confidence_floor", 0.0)
+        if not (_is_number(floor) and 0 <= floor <= 1):
+            raise InvalidModelError(f"Model {name!r}: conformal.confidence_floor must be a number in [0, 1]")
         return self
 
     # ------------------------------------------------------------------ loading
@@ -515,7 +518,8 @@ class XANESClassifier(MSONable):
             ``prediction_set`` (labels kept at ``set_level`` coverage, most probable first), ``ood`` (bool),
             ``ood_pvalue`` (combined conformal p-value; the flag fires below ``ood_alpha``, or when the input
             fails a quality limit), ``ood_scores``, ``quality`` (:func:`~pymatgen_xanes_nn.trust.quality_measures`),
-            ``dont_know`` with ``reason`` (out of distribution, an empty or a large set), ``evidence``,
+            ``dont_know`` with ``reason`` (out of distribution, input quality, an empty or a large set, or a
+            confidence below the floor under which 5% of correct held-out predictions fall), ``evidence``,
             ``reconstruction_error``, ``latent_distance``, ``latent``, ``model``, ``model_version``.
         """
         from pymatgen_xanes_nn.reference import nearest_reference
@@ -527,6 +531,7 @@ class XANESClassifier(MSONable):
         scores = self.ood_scores(x, z)
         pvalue = self.ood_pvalue(scores)
         alpha = self.ood["alpha"]
+        floor = self.conformal.get("confidence_floor", 0.0)  # models before round 4 have none
         sets = prediction_sets(p, self.conformal["thresholds"])
         near = nearest_reference(x, self.preprocessing) if evidence else None  # None: no reference installed
         out = []
@@ -542,6 +547,8 @@ class XANESClassifier(MSONable):
                 reasons.append("empty prediction set: no label is plausible")
             elif len(members) > MAX_USEFUL_SET_SIZE:
                 reasons.append(f"prediction set of {len(members)} labels")
+            if p[i, k] < floor:
+                reasons.append(f"low confidence ({p[i, k]:.2f} < {floor:.2f})")
             out.append(
                 {
                     "label": self.labels[k],

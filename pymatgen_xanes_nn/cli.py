@@ -341,7 +341,7 @@ def _training_config(args: argparse.Namespace):
         augment_copies=args.augment, augment_shift=args.augment_shift, augment_fwhm=args.augment_fwhm,
         augment_white_line=args.augment_white_line, calibration_folds=args.calibration_folds,
         conformal_level=args.conformal_level,
-        conformal_mode=args.conformal_mode, ood_alpha=args.ood_alpha,
+        conformal_mode=args.conformal_mode, ood_alpha=args.ood_alpha, dont_know_budget=args.dont_know_budget,
     )
 
 
@@ -605,8 +605,11 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conformal-level", type=float, default=0.9, help="coverage of the prediction sets")
     p.add_argument("--conformal-mode", default=TrainingConfig.conformal_mode, choices=CONFORMAL_MODES,
                    help="one threshold for all classes, or one per class with enough calibration spectra")
-    p.add_argument("--ood-alpha", type=float, default=0.05,
-                   help="OOD flag level: share of unseen in-distribution materials flagged")
+    p.add_argument("--ood-alpha", type=float, default=defaults.ood_alpha,
+                   help="OOD flag level: share of unseen in-distribution materials flagged (default: chosen out of "
+                        "fold among 0.01, 0.025, 0.05 with the confidence floor)")
+    p.add_argument("--dont-know-budget", type=float, default=defaults.dont_know_budget,
+                   help="share of correct out-of-fold predictions \"don't know\" may flag")
     p.add_argument("--normalization", default=DEFAULT_PREPROCESSING.normalization, choices=NORMALIZATIONS)
     p.add_argument("--alignment", default=DEFAULT_PREPROCESSING.alignment, choices=ALIGNMENTS)
     _add_dataset_options(p)

@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pymatgen_xanes_nn.metrics import auroc, fpr_at_tpr
-from pymatgen_xanes_nn.trust import OOD_SCORES, combined_pvalue, fit_conformal, prediction_sets
+from pymatgen_xanes_nn.trust import (
+    OOD_ALPHAS,
+    OOD_SCORES,
+    combined_pvalue,
+    dont_know,
+    fit_conformal,
+    fit_dont_know,
+    prediction_sets,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -234,17 +242,19 @@ def run_ood_benchmark(
         far_sets["far: other K edges"] = other_edges(other_edge_docs)[0]
     far_x = {kind: _vectorize(raw, preprocessing) for kind, raw in far_sets.items()}
     pooled: dict[str, dict[str, list]] = {}
-    held = {"pvalue": [], "correct": [], "in_set": [], "set_size": [], "n_refused": {}, "quality": {}}
+    held = {"pvalue": [], "correct": [], "in_set": [], "set_size": [], "ood": [], "dont_know": [], "n_refused": {},
+            "quality": {}, "alpha": [], "confidence_floor": []}
     per_fold: list[dict[str, Any]] = []
     dump: dict[str, np.ndarray] = {}
 
-    def add(kind: str, scores: dict[str, np.ndarray], pvalue: np.ndarray, n_refused: int = 0) -> None:
+    def add(kind: str, scores: dict[str, np.ndarray], pvalue: np.ndarray, alpha: float, n_refused: int = 0) -> None:
         # a refused spectrum gets no answer: caught, whatever the scores would have said; pvalue is 0 where the
         # input is past a quality limit (flagged whatever the scores say)
-        bucket = pooled.setdefault(kind, {k: [] for k in [*OOD_SCORES, "combined"]})
+        bucket = pooled.setdefault(kind, {k: [] for k in [*OOD_SCORES, "combined", "flagged"]})
         for k in OOD_SCORES:
             bucket[k].append(np.concatenate([scores[k], np.full(n_refused, np.inf)]))
         bucket["combined"].append(np.concatenate([pvalue_score(pvalue), np.full(n_refused, np.inf)]))
+        bucket["flagged"].append(np.concatenate([pvalue < alpha, np.ones(n_refused, bool)]))
 
     # quality of the clean spectra (FEFF spectra pass every limit; measured here, not assumed)
     poor_all = _vectorize(spectra.raw, preprocessing, gate=False)[2]
@@ -295,18 +305,30 @@ def run_ood_benchmark(
         def pv(scores, poor, calib=calib):
             return gated_pvalue(combined_pvalue(calib, {k: scores[k] for k in combined}), poor)
 
+        # the OOD level and confidence floor from the other folds too, as training picks them out of fold
+        p_rest = pv({k: np.concatenate([g["inside"][k] for g in rest]) for k in combined},
+                    np.concatenate([g["poor"] for g in rest]))[y_cal >= 0]
+        abstain = fit_dont_know(p_cal.max(axis=1), p_cal.argmax(axis=1) == y_cal[y_cal >= 0], p_rest,
+                                prediction_sets(p_cal, conformal["thresholds"]).sum(axis=1), config.dont_know_budget,
+                                OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha])
+        alpha = abstain["alpha"]
+        held["alpha"].append(alpha)
+        held["confidence_floor"].append(abstain["confidence_floor"])
         y_te, proba = fold["y"], temper(fold["proba"], temperature)
         sets = prediction_sets(proba, conformal["thresholds"])
         p_in = pv(fold["inside"], fold["poor"])
         held["pvalue"].append(p_in)
+        held["ood"].append(p_in < alpha)
+        held["dont_know"].append(dont_know(p_in, alpha, sets.sum(axis=1), proba.max(axis=1),
+                                           abstain["confidence_floor"]))
         held["correct"].append(proba.argmax(axis=1) == y_te)
         held["in_set"].append(sets[np.arange(len(y_te)), np.clip(y_te, 0, None)] & (y_te >= 0))
         held["set_size"].append(sets.sum(axis=1))
-        add("inside", fold["inside"], p_in)
+        add("inside", fold["inside"], p_in, alpha)
         for kind, (scores, n_refused, poor) in fold["others"].items():
             if scores is None:
                 scores = {k: np.zeros(0) for k in OOD_SCORES}
-            add(kind, scores, pv(scores, poor), n_refused)
+            add(kind, scores, pv(scores, poor), alpha, n_refused)
             dump.update({f"fold{f}|{kind}|{k}": v for k, v in scores.items()})
             dump[f"fold{f}|{kind}|n_refused"] = np.array([n_refused])
             dump[f"fold{f}|{kind}|poor"] = poor
@@ -316,6 +338,7 @@ def run_ood_benchmark(
                      f"fold{f}|inside|y": fold["y"]})
     # leave one environment out: networks that never saw it score it against held-out known environments
     loeo = {}
+    loeo_alpha = max(set(held["alpha"]), key=held["alpha"].count)  # the folds' most frequent choice
     if scheme == "environment" and environments is not None:
         env = np.asarray(environments)
         for k, name in enumerate(leave_out):
@@ -345,40 +368,44 @@ def run_ood_benchmark(
             out = {c: s_out[c] for c in OOD_SCORES}
             out["combined"] = pvalue_score(p_out)
             loeo[name] = {"n": int(out_mask.sum()), "scores": score_table(inside, out),
-                          "flagged": float(np.mean(p_out < config.ood_alpha)),
-                          "inside_flagged": float(np.mean(p_in < config.ood_alpha))}
-            bucket = pooled.setdefault("near: left-out environment", {c: [] for c in [*OOD_SCORES, "combined"]})
-            inside_bucket = pooled.setdefault("inside (left-out runs)", {c: [] for c in [*OOD_SCORES, "combined"]})
+                          "flagged": float(np.mean(p_out < loeo_alpha)),
+                          "inside_flagged": float(np.mean(p_in < loeo_alpha))}
+            bucket = pooled.setdefault("near: left-out environment",
+                                       {c: [] for c in [*OOD_SCORES, "combined", "flagged"]})
+            inside_bucket = pooled.setdefault("inside (left-out runs)",
+                                              {c: [] for c in [*OOD_SCORES, "combined", "flagged"]})
             for c in [*OOD_SCORES, "combined"]:
                 bucket[c].append(out[c])
                 inside_bucket[c].append(inside[c])
+            bucket["flagged"].append(p_out < loeo_alpha)
+            inside_bucket["flagged"].append(p_in < loeo_alpha)
             if progress:
                 progress(f"left out {name} ({out_mask.sum()} spectra): combined AUROC "
                          f"{loeo[name]['scores']['combined']['auroc']:.3f} ({time.time() - t0:.0f} s)")
     cat = {kind: {k: np.concatenate(v) for k, v in b.items()} for kind, b in pooled.items()}
     results: dict[str, Any] = {"scheme": scheme, "n_folds": n_folds, "combined_scores": combined,
-                               "ood_alpha": config.ood_alpha, "config": config.as_dict(), "sets": {}}
+                               "ood_alpha": held["alpha"], "confidence_floor": held["confidence_floor"],
+                               "config": config.as_dict(), "sets": {}}
     for kind, scores in cat.items():
         if kind.startswith("inside"):
             continue
         ref = cat["inside (left-out runs)"] if kind == "near: left-out environment" else cat["inside"]
-        results["sets"][kind] = {"n": int(len(scores["combined"])), "scores": score_table(ref, scores),
-                                 "flagged": float(np.mean(scores["combined"] > 1.0 - config.ood_alpha))}
+        flagged = scores.pop("flagged")
+        results["sets"][kind] = {"n": int(len(scores["combined"])),
+                                 "scores": score_table({k: v for k, v in ref.items() if k != "flagged"}, scores),
+                                 "flagged": float(np.mean(flagged))}
     results["leave_one_environment_out"] = loeo
     correct = np.concatenate(held["correct"])
-    pvalue = np.concatenate(held["pvalue"])
     in_set = np.concatenate(held["in_set"])
     size = np.concatenate(held["set_size"])
-    from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE
-
-    dont_know = (pvalue < config.ood_alpha) | (size == 0) | (size > MAX_USEFUL_SET_SIZE)
+    ood, abstained = np.concatenate(held["ood"]), np.concatenate(held["dont_know"])
     results["held_out"] = {
         "n": int(len(correct)), "accuracy": float(correct.mean()),
         "coverage": float(in_set.mean()), "mean_set_size": float(size.mean()),
-        "ood_flagged_correct": float(np.mean(pvalue[correct] < config.ood_alpha)),
-        "ood_flagged_wrong": float(np.mean(pvalue[~correct] < config.ood_alpha)) if (~correct).any() else None,
-        "dont_know_correct": float(np.mean(dont_know[correct])),
-        "dont_know_wrong": float(np.mean(dont_know[~correct])) if (~correct).any() else None,
+        "ood_flagged_correct": float(np.mean(ood[correct])),
+        "ood_flagged_wrong": float(np.mean(ood[~correct])) if (~correct).any() else None,
+        "dont_know_correct": float(np.mean(abstained[correct])),
+        "dont_know_wrong": float(np.mean(abstained[~correct])) if (~correct).any() else None,
         "not_single_set_wrong": float(np.mean((size != 1)[~correct])) if (~correct).any() else None,
         "faults_refused_by_input_checks": held["n_refused"],
     }

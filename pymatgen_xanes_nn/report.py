@@ -350,10 +350,13 @@ def _ood_section(results_dir: str) -> list[str]:
         with open(path) as f:
             res = json.load(f)
         cols = [*OOD_SCORES, "combined"]
+        alphas = res["ood_alpha"] if isinstance(res["ood_alpha"], list) else [res["ood_alpha"]]
+        level = (f"{alphas[0]}" if len(set(alphas)) == 1 else
+                 "the level each fold's training chose (" + ", ".join(f"{a:g}" for a in alphas) + ")")
         lines += [f"## Out of distribution: `{scheme}` ({res['n_folds']} grouped folds)", "",
                   f"`xanes-nn ood-benchmark --scheme {scheme} --output docs/results/ood_{scheme}.json`. AUROC of each "
                   "score (higher: better separated from held-out materials of known classes); `combined` is the "
-                  f"Bonferroni p-value of {', '.join(res['combined_scores'])}, flagged below {res['ood_alpha']}"
+                  f"Bonferroni p-value of {', '.join(res['combined_scores'])}, flagged below {level}"
                   # runs since the edge offset also flag inputs past the quality limits
                   + (f"; a spectrum past an input-quality limit (points more than {MAX_EDGE_STEP} eV apart near the "
                      f"edge, noise above {MAX_NOISE:.0%} of the edge step) is flagged whatever its p-value"
@@ -371,10 +374,15 @@ def _ood_section(results_dir: str) -> list[str]:
                              + f" | {100 * r['flagged']:.0f}% |")
         h = res["held_out"]
         wrong = f"{100 * h['dont_know_wrong']:.0f}%" if h["dont_know_wrong"] is not None else "-"
+        floors = res.get("confidence_floor")
+        reasons = ("OOD, empty set, more than 3 labels or confidence below the floor fitted out of fold ("
+                   + ", ".join(f"{t:.2f}" for t in floors) + ")") if floors else "OOD, empty set or more than 3 labels"
         lines += ["", f"Held-out materials (n={h['n']}, accuracy {100 * h['accuracy']:.1f}%): "
                   f"{100 * res['config']['conformal_level']:.0f}% prediction sets cover {100 * h['coverage']:.1f}% "
-                  f"with {h['mean_set_size']:.2f} labels on average; \"don't know\" (OOD, empty set or more than 3 "
-                  f"labels) on {100 * h['dont_know_correct']:.1f}% of correct and {wrong} of wrong predictions.", ""]
+                  f"with {h['mean_set_size']:.2f} labels on average; \"don't know\" ({reasons}) on "
+                  f"{100 * h['dont_know_correct']:.1f}% of correct and {wrong} of wrong predictions; the OOD flag "
+                  f"alone on {100 * h['ood_flagged_correct']:.1f}% and "
+                  + (f"{100 * h['ood_flagged_wrong']:.0f}%." if h["ood_flagged_wrong"] is not None else "-."), ""]
         lines += _set_lines(results_dir, scheme)
         lines += _combination_lines(results_dir, scheme, res["combined_scores"])
         q = res.get("quality")

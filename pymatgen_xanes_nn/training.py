@@ -20,7 +20,7 @@ from pymatgen_xanes_nn.models import (
 )
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, SpectrumError
 from pymatgen_xanes_nn.splits import grouped_folds
-from pymatgen_xanes_nn.trust import CONFORMAL_MODES, DEFAULT_OOD_SCORES, OOD_SCORES
+from pymatgen_xanes_nn.trust import CONFORMAL_MODES, DEFAULT_OOD_SCORES, DONT_KNOW_BUDGET, OOD_ALPHAS, OOD_SCORES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -201,7 +201,10 @@ class TrainingConfig(MSONable):
             scheme class-conditional sets covered 84.3% at a 90% level, marginal ones 89.7%.
         ood_scores: scores combined into the OOD p-value (see :mod:`pymatgen_xanes_nn.trust`).
         ood_alpha: the OOD flag fires below this combined p-value: at most this share of unseen in-distribution
-            materials is flagged.
+            materials is flagged. None: chosen among :data:`~pymatgen_xanes_nn.trust.OOD_ALPHAS` with the confidence
+            floor (:func:`~pymatgen_xanes_nn.trust.fit_dont_know`) on the out-of-fold predictions.
+        dont_know_budget: share of correct out-of-fold predictions "don't know" may flag; the confidence floor
+            takes what the OOD flag and the prediction sets leave of it.
         knn_components: PCA components of the cosine k-NN index.
     """
 
@@ -223,7 +226,8 @@ class TrainingConfig(MSONable):
     conformal_level: float = 0.9
     conformal_mode: str = "marginal"
     ood_scores: tuple[str, ...] = DEFAULT_OOD_SCORES
-    ood_alpha: float = 0.05
+    ood_alpha: float | None = None
+    dont_know_budget: float = DONT_KNOW_BUDGET
     knn_components: int = 64
 
     def __post_init__(self):
@@ -234,8 +238,10 @@ class TrainingConfig(MSONable):
         unknown = set(self.ood_scores) - set(OOD_SCORES)
         if unknown or not self.ood_scores:
             raise ValueError(f"Unknown OOD scores {sorted(unknown)}; choose from {OOD_SCORES}")
-        if not 0 < self.conformal_level < 1 or not 0 < self.ood_alpha < 1:
+        if not 0 < self.conformal_level < 1 or not (self.ood_alpha is None or 0 < self.ood_alpha < 1):
             raise ValueError("conformal_level and ood_alpha must lie in (0, 1)")
+        if not 0 <= self.dont_know_budget < 1:
+            raise ValueError(f"dont_know_budget must lie in [0, 1), got {self.dont_know_budget}")
         if self.conformal_mode not in CONFORMAL_MODES:
             raise ValueError(f"Unknown conformal_mode {self.conformal_mode!r}; choose from {CONFORMAL_MODES}")
         if self.calibration_folds == 1 or self.calibration_folds < 0:
@@ -295,7 +301,7 @@ def train(
     """
     from pymatgen_xanes_nn.classifier import MODEL_FORMAT, hash_vectors, library_versions, now_iso
     from pymatgen_xanes_nn.metrics import classification_metrics
-    from pymatgen_xanes_nn.trust import combined_pvalue, fit_conformal, flag_rates, prediction_sets
+    from pymatgen_xanes_nn.trust import combined_pvalue, fit_conformal, fit_dont_know, flag_rates, prediction_sets
 
     config = (config or TrainingConfig()).replace(**options)
     x = np.asarray(x, dtype=np.float32)
@@ -352,10 +358,14 @@ def train(
             "coverage": float(np.mean(sets[np.arange(len(y_oof)), y_oof])),
             "mean_set_size": float(sets.sum(axis=1).mean()),
             "folds": len(folds),
-            # p-values against the very scores they were calibrated on: a check of the flag's level, not an estimate
-            "ood_rate_in_sample": float(np.mean(combined_pvalue(
-                {k: calibration[k] for k in config.ood_scores}, scores) < config.ood_alpha)),
         })
+        # p-values against the very scores they were calibrated on (in sample: about alpha by construction)
+        pvalue_oof = combined_pvalue({k: calibration[k] for k in config.ood_scores}, scores)
+        abstain = fit_dont_know(proba.max(axis=1), proba.argmax(axis=1) == y_oof, pvalue_oof, sets.sum(axis=1),
+                                config.dont_know_budget, OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha])
+        conformal["confidence_floor"] = abstain["confidence_floor"]
+        metrics["out_of_fold"].update(dont_know=abstain,
+                                      ood_rate_in_sample=float(np.mean(pvalue_oof < abstain["alpha"])))
     clf, hist = fit_on(np.arange(len(x)), config.seed)
     if folds:
         clf.temperature = temperature
@@ -367,7 +377,8 @@ def train(
         clf.ood["calibration"] = {name: np.sort(own[name]).astype(np.float32) for name in OOD_SCORES}
         clf.conformal = fit_conformal(clf._proba_matrix(codes), y, len(classes), config.conformal_level,
                                       config.conformal_mode)
-    clf.ood["alpha"] = config.ood_alpha
+    # without folds there is nothing to choose the level on: the largest candidate, the most sensitive flag
+    clf.ood["alpha"] = abstain["alpha"] if folds else (config.ood_alpha or max(OOD_ALPHAS))
     if x_outside is not None and len(x_outside):
         metrics["outside_classes"] = flag_rates(clf.ood_flags(np.asarray(x_outside, np.float32)), outside_labels)
     data_hash = hash_vectors(x, labels)

@@ -58,6 +58,27 @@ def test_classify_fields(toy):
         assert r["dont_know"] == bool(r["reason"])
 
 
+def test_confidence_floor_says_dont_know_and_is_checked_on_load(toy):
+    from pymatgen_xanes_nn.classifier import InvalidModelError, XANESClassifier
+
+    clf, x, _, _ = toy
+    d = clf.as_dict()
+    confidences = sorted({r["confidence"] for r in clf.classify(x[:12], evidence=False)})
+    floor = confidences[len(confidences) // 2]
+    d["conformal"]["confidence_floor"] = floor  # half the answers fall below it: "don't know"
+    d["checksum"] = model_checksum(d)
+    for r in XANESClassifier.from_dict(d).classify(x[:12], evidence=False):
+        low = "low confidence" in r["reason"]
+        assert low == (r["confidence"] < floor) and (not low or r["dont_know"])
+    d["conformal"]["confidence_floor"] = 0.0
+    d["checksum"] = model_checksum(d)
+    assert all("low confidence" not in r["reason"] for r in XANESClassifier.from_dict(d).classify(x[:3]))
+    d["conformal"]["confidence_floor"] = "high"
+    d["checksum"] = model_checksum(d)
+    with pytest.raises(InvalidModelError, match="confidence_floor"):
+        XANESClassifier.from_dict(d)
+
+
 def test_numpy_matches_keras():
     ae, enc = build_autoencoder("NN1", 500)
     fnn = build_fnn("FNN4", 2, 5, keep_prob=0.8)

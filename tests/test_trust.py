@@ -220,3 +220,27 @@ def test_refresh_ood_rebuilds_the_training_calibration(toy_model):
     assert new.model_version != toy_model.model_version  # builders reclassify
     with pytest.raises(ValueError, match="not model 'toy'"):
         refresh_ood(toy_model, x[:-1], labels[:-1], groups[:-1])
+
+
+def test_fit_dont_know_spends_the_budget_on_the_best_rule():
+    from pymatgen_xanes_nn.trust import dont_know, fit_dont_know
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    correct = rng.random(n) < 0.9
+    # wrong answers are less confident and a little stranger, as out of fold
+    confidence = np.where(correct, rng.beta(8, 1.5, n), rng.beta(3, 3, n))
+    pvalue = np.where(correct, rng.random(n), rng.random(n) ** 1.5)
+    size = np.ones(n, int)
+    best = fit_dont_know(confidence, correct, pvalue, size, budget=0.05, alphas=(0.01, 0.05))
+    flagged = dont_know(pvalue, best["alpha"], size, confidence, best["confidence_floor"])
+    assert flagged[correct].mean() <= 0.05 + 1e-12 and best["correct_flagged"] == flagged[correct].mean()
+    assert best["wrong_flagged"] == flagged[~correct].mean() > 0.3
+    # the floor takes what the OOD flag leaves: at alpha 0.05 the flag alone spends the budget
+    wide = fit_dont_know(confidence, correct, pvalue, size, budget=0.05, alphas=(0.05,))
+    alone = (pvalue < 0.05)[correct].mean()
+    assert alone < wide["correct_flagged"] <= 0.05 and wide["confidence_floor"] > 0
+    assert fit_dont_know(confidence, correct, pvalue, size, budget=alone, alphas=(0.05,))["confidence_floor"] == 0.0
+    assert best["alpha"] == 0.01 and best["wrong_flagged"] > wide["wrong_flagged"]
+    # empty and large sets count as "don't know" whatever the confidence
+    assert dont_know(np.ones(3), 0.05, np.array([0, 1, 5]), np.ones(3)).tolist() == [True, False, True]
