@@ -86,3 +86,21 @@ def test_readme_quotes_the_report():
     quoted = re.findall(r"\d+\.\d ± \d+\.\d", readme.split("## Status and results")[1].split("\n## ")[0])
     assert len(quoted) >= 8
     assert [q for q in quoted if q not in results] == []
+
+
+def test_domain_shift_section_reports_the_report_half(tmp_path):
+    from pymatgen_xanes_nn.report import _domain_shift_section
+
+    def table(acc, rpa):
+        return {"dataset": {"n": 80, "accuracy": acc}, "dataset_rpa": {"n": 78, "accuracy": rpa,
+                                                                       "accuracy_dataset": acc, "drop": acc - rpa},
+                "mean": {"accuracy": rpa, "drop": acc - rpa}, "mean_physics": {}}
+
+    res = {"n_folds": 5, "n_sites": {"dataset": 160, "dataset_rpa": 156}, "chosen": "white_line",
+           "candidates": {"shipped": {"selection": table(0.9, 0.5), "report": table(0.95, 0.6), "all": {}},
+                          "white_line": {"selection": table(0.9, 0.8), "report": table(0.93, 0.85), "all": {}}}}
+    (tmp_path / "domain_shift_environment.json").write_text(json.dumps(res))
+    text = "\n".join(_domain_shift_section(str(tmp_path)))
+    assert "| shipped | 95.0 | 60.0 (+35.0) | 35.0 |" in text
+    assert "| white_line (chosen) | 93.0 | 85.0 (+8.0) | 8.0 |" in text
+    assert "dataset 160, dataset_rpa 156" in text and "chemsys" not in text
