@@ -75,8 +75,8 @@ def load_reference(filename: str | None = None) -> dict[str, Any] | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _same_preprocessing(stored: str, wanted: str) -> bool:
-    return json.loads(stored) == json.loads(wanted)
+def _same_preprocessing(stored: str, wanted: Preprocessing) -> bool:
+    return json.loads(stored) == json.loads(json.dumps(wanted.as_dict()))  # JSON both: tuples and lists compare
 
 
 def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EVIDENCE,
@@ -88,7 +88,7 @@ def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EV
     from pymatgen_xanes_nn.trust import KNNIndex
 
     ref = load_reference(filename)
-    if ref is None or not _same_preprocessing(str(ref["preprocessing"]), json.dumps(preprocessing.as_dict())):
+    if ref is None or not _same_preprocessing(str(ref["preprocessing"]), preprocessing):
         return None
     sim = KNNIndex(ref["basis"], ref["reference"]).similarity(x)
     k = min(k, sim.shape[1])

@@ -56,6 +56,17 @@ def test_e0_does_not_follow_noise():
     assert np.abs([find_e0(e, m, smoothing=0.0) - find_e0(e, mu, smoothing=0.0) for m in noisy]).max() > 2.0
 
 
+def test_e0_slope_filter_is_scipys_gaussian_derivative():
+    from scipy.ndimage import correlate1d, gaussian_filter1d
+
+    from pymatgen_xanes_nn.preprocessing import _gaussian_slope_weights
+
+    rows = np.cumsum(np.random.default_rng(0).normal(size=(3, 400)), axis=1)
+    for sigma in (2.0, 4.16, 10.0):
+        np.testing.assert_allclose(correlate1d(rows, _gaussian_slope_weights(sigma), axis=-1, mode="nearest"),
+                                   gaussian_filter1d(rows, sigma, axis=-1, order=1, mode="nearest"), atol=1e-12)
+
+
 def test_e0_of_rows_matches_e0_of_each_spectrum():
     from pymatgen_xanes_nn.preprocessing import resample_uniform
 
