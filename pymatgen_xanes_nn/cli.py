@@ -432,6 +432,7 @@ def _dataset_info(data, spectra) -> dict:
     from pymatgen_xanes_nn.classifier import hash_vectors
 
     return {"n_spectra": len(data.x), "n_groups": len(set(data.groups)), "n_unlabelled": len(spectra.x) - len(data.x),
+            "n_derived": int(sum(data.derived)),
             "class_counts": dict(sorted(Counter(data.labels).items())),
             "training_data_sha256": hash_vectors(data.x, data.labels)}
 

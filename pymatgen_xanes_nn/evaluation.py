@@ -140,7 +140,7 @@ def evaluate(
     for r in range(repeats):
         split_seed = seed + r
         folds = (grouped_folds(spectra.groups, y, n_splits, split_seed, spectra.testable) if protocol == "grouped"
-                 else random_folds(len(y), y, n_splits, split_seed))
+                 else random_folds(len(y), y, n_splits, split_seed, spectra.testable))
         for f, (tr, te) in enumerate(folds):
             if (r, f) in done:
                 folds_out.append(done[(r, f)])

@@ -45,9 +45,16 @@ def grouped_folds(groups: Sequence[str], y: np.ndarray, n_folds: int, seed: int,
     return folds
 
 
-def random_folds(n: int, y: np.ndarray, n_splits: int, seed: int) -> list[Fold]:
-    """The seed's protocol: stratified random K-fold by spectrum (groups ignored)."""
+def random_folds(n: int, y: np.ndarray, n_splits: int, seed: int,
+                 testable: Sequence[bool] | None = None) -> list[Fold]:
+    """The seed's protocol: stratified random K-fold by spectrum (groups ignored).
+
+    With ``testable`` only those spectra are split; the others train in every fold.
+    """
     from sklearn.model_selection import StratifiedKFold
 
+    testable = np.ones(n, bool) if testable is None else np.asarray(testable, bool)
+    candidates, always = np.flatnonzero(testable), np.flatnonzero(~testable)
     cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return [(tr, te) for tr, te in cv.split(np.zeros(n), y)]
+    return [(np.sort(np.concatenate([candidates[tr], always])), candidates[te])
+            for tr, te in cv.split(np.zeros(len(candidates)), np.asarray(y)[candidates])]

@@ -104,3 +104,26 @@ def test_domain_shift_section_reports_the_report_half(tmp_path):
     assert "| shipped | 95.0 | 60.0 (+35.0) | 35.0 |" in text
     assert "| white_line (chosen) | 93.0 | 85.0 (+8.0) | 8.0 |" in text
     assert "dataset 160, dataset_rpa 156" in text and "chemsys" not in text
+
+
+def test_derived_comparison_pairs_the_same_real_folds(tmp_path):
+    from pymatgen_xanes_nn.report import _derived_section, derived_comparison
+
+    def run(accs):
+        folds = [{"repeat": 0, "fold": k, "n_test": 10, "neural_network": {"clean": {"accuracy": a}},
+                  "random_forest": {"clean": {"accuracy": 0.5}}} for k, a in enumerate(accs)]
+        return {"folds": folds, "summary": {"neural_network": {}, "random_forest": {}}}
+
+    without, with_derived = run([0.6, 0.7, 0.5]), run([0.7, 0.8, 0.7])
+    table = derived_comparison(without, with_derived)
+    assert table["neural_network"]["difference"] == pytest.approx(0.1333, abs=1e-4)
+    assert table["random_forest"]["difference"] == 0.0
+    other = run([0.7, 0.8, 0.7])
+    other["folds"][0]["n_test"] = 11  # another split: no pairing
+    with pytest.raises(ValueError, match="same test folds"):
+        derived_comparison(without, other)
+    (tmp_path / "evaluation_chemsys_grouped.json").write_text(json.dumps({"grouped": without}))
+    (tmp_path / "evaluation_chemsys_grouped_derived.json").write_text(
+        json.dumps({"grouped": with_derived, "dataset": {"n_derived": 156}}))
+    text = "\n".join(_derived_section(str(tmp_path)))
+    assert "156 derived spectra added" in text and "| neural network (AE + FNN) | 60.0 | 73.3 | +13.3 ± 3.3 |" in text

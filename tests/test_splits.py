@@ -40,3 +40,16 @@ def test_derived_spectra_train_but_are_never_tested_nor_beside_their_parent():
     alone = grouped_folds(groups[real], y[real], 4, seed=0)
     for (_, te), (_, te_alone) in zip(folds, alone):
         np.testing.assert_array_equal(te, real[te_alone])
+
+
+def test_random_folds_split_only_testable_spectra():
+    from pymatgen_xanes_nn.splits import random_folds
+
+    groups, y, derived = _toy()
+    folds = random_folds(len(y), y, 3, seed=1, testable=~derived)
+    tested = np.concatenate([te for _, te in folds])
+    assert sorted(tested) == list(np.flatnonzero(~derived))
+    for tr, te in folds:
+        assert set(np.flatnonzero(derived)) <= set(tr) and not set(tr) & set(te)
+    plain = random_folds(len(y), y, 3, seed=1)
+    assert sorted(np.concatenate([te for _, te in plain])) == list(range(len(y)))
