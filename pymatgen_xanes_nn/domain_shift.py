@@ -235,7 +235,8 @@ def benchmark(
     y = np.array([classes.index(lab) for lab in data.labels])
     sites = pick_sites(docs)
     shifted = shifted_inputs(data, variant_docs, sites, preprocessing)
-    order = [i for i in ({t: i for i, t in enumerate(data.task_ids)}.get(t) for t in sites) if i is not None]
+    row = {t: i for i, t in enumerate(data.task_ids)}
+    order = [row[t] for t in sites if t in row]
     halves = {"selection": set(order[0::2]), "report": set(order[1::2]), "all": set(order)}
     folds = grouped_folds(data.groups, y, n_folds, seed, data.testable)
     out: dict[str, Any] = {"scheme": scheme, "classes": classes, "n_folds": len(folds), "seed": seed,
