@@ -479,7 +479,7 @@ def _cmd_domain_shift(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: no physics-variant task documents in {args.variants}: run xanes-nn physics-variants")
     result = benchmark(args.scheme, _load_docs(args), variants, _training_config(args),
                        {name: CANDIDATES[name] for name in args.candidates}, n_folds=args.folds, seed=args.seed,
-                       preprocessing=_preprocessing(args), checkpoint=f"{args.output}.partial.jsonl", progress=print)
+                       preprocessing=_preprocessing(args), cache=args.cache, progress=print)
     with open(args.output, "w") as f:
         json.dump(result, f, indent=1)
     print(f"{'candidate':<20} {'dataset':>8} " + " ".join(f"{k:>14}" for k in result["n_sites"] if k != "dataset"))
@@ -825,6 +825,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="packed task documents of xanes-nn physics-variants")
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES),
                    help="augmentations compared")
+    p.add_argument("--cache", default="domain_shift_models",
+                   help="folder keeping each fold's model: a rerun (e.g. with more variants) loads instead of training")
     p.add_argument("--output", type=_writable_path, default="domain_shift.json")
     p.set_defaults(func=_cmd_domain_shift)
 

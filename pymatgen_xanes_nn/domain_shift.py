@@ -9,6 +9,7 @@ one document per site and preset) and packs them as a dataset of their own.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ import numpy as np
 from pymatgen_xanes_nn.labels import assign_labels, select_classes
 
 if TYPE_CHECKING:
+    from pymatgen_xanes_nn.classifier import XANESClassifier
     from pymatgen_xanes_nn.preprocessing import Preprocessing
     from pymatgen_xanes_nn.simulate import SiteJob
     from pymatgen_xanes_nn.training import SpectraSet, TrainingConfig
@@ -188,6 +190,25 @@ def _accuracy_table(predictions: dict[str, dict[int, int]], y: np.ndarray, rows:
     return table
 
 
+def _fold_model(train_set: SpectraSet, config: TrainingConfig, preprocessing: Preprocessing, seed: int,
+                path: str | None) -> XANESClassifier:
+    """The model of one (candidate, fold): loaded from ``path`` if a finished one is there, else trained (and kept)."""
+    from pymatgen_xanes_nn.classifier import InvalidModelError, XANESClassifier
+    from pymatgen_xanes_nn.training import train
+
+    if path and os.path.exists(path):
+        try:
+            return XANESClassifier.from_file(path)
+        except InvalidModelError:  # a damaged file is refitted, never trusted
+            pass
+    clf = train(train_set.x, train_set.labels, train_set.groups, config, preprocessing=preprocessing,
+                raw=train_set.raw, seed=seed)
+    if path:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        clf.to(path)
+    return clf
+
+
 def benchmark(
     scheme: str,
     docs: Sequence[dict],
@@ -197,7 +218,7 @@ def benchmark(
     n_folds: int = 5,
     seed: int = 0,
     preprocessing: Preprocessing | None = None,
-    checkpoint: str | None = None,
+    cache: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Accuracy of models trained on the ``dataset`` physics on the picked sites computed otherwise.
@@ -216,17 +237,18 @@ def benchmark(
         n_folds: grouped folds.
         seed: split and training seed.
         preprocessing: default: the package's.
-        checkpoint: JSON-lines file keeping finished (candidate, fold) results; a rerun skips them.
+        cache: folder keeping each (candidate, fold) model; a rerun loads them instead of training, so the
+            benchmark can start before every variant is computed and be rescored cheaply when more are.
         progress: called with a status line after each fit.
 
     Returns:
         ``candidates`` (per candidate: ``selection``, ``report`` and ``all`` accuracy tables), ``chosen`` and the
         site counts.
     """
-    from pymatgen_xanes_nn.evaluation import append_checkpoint, evaluation_key, read_checkpoint
+    from pymatgen_xanes_nn.evaluation import evaluation_key
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
     from pymatgen_xanes_nn.splits import grouped_folds
-    from pymatgen_xanes_nn.training import dataset_for_scheme, train
+    from pymatgen_xanes_nn.training import dataset_for_scheme
 
     preprocessing = preprocessing or DEFAULT_PREPROCESSING
     candidates = dict(candidates or CANDIDATES)
@@ -243,30 +265,20 @@ def benchmark(
                            "n_sites": {k: len(v) for k, v in shifted.items()}, "candidates": {}}
     for name, overrides in candidates.items():
         cfg = config.replace(calibration_folds=0, **overrides)
-        key = evaluation_key(data, "domain_shift", cfg, n_folds, seed, preprocessing, sorted(shifted),
-                             {k: sorted(v) for k, v in shifted.items()})
-        done = {r["fold"]: r for r in read_checkpoint(checkpoint, key)}
+        key = evaluation_key(data, "domain_shift", cfg, n_folds, seed, preprocessing)
         predictions: dict[str, dict[int, int]] = {k: {} for k in shifted}
         for f, (tr, te) in enumerate(folds):
-            if f not in done:
-                train_set = data.subset(tr)
-                clf = train(train_set.x, train_set.labels, train_set.groups, cfg, preprocessing=preprocessing,
-                            raw=train_set.raw, seed=seed + 100 * f)
-                idx = np.array([classes.index(c) for c in clf.labels])
-                test = set(te.tolist())
-                result: dict[str, Any] = {"fold": f, "predictions": {}}
-                for variant, inputs in shifted.items():
-                    rows = [i for i in inputs if i in test]
-                    if rows:
-                        x = np.stack([inputs[i] for i in rows]).astype(np.float32)
-                        pred = idx[clf._proba_matrix(clf._encode_matrix(x)).argmax(axis=1)]
-                        result["predictions"][variant] = {str(i): int(p) for i, p in zip(rows, pred)}
-                append_checkpoint(checkpoint, key, result)
-                done[f] = result
-                if progress:
-                    progress(f"{scheme} {name} fold {f + 1}/{len(folds)}")
-            for variant, pred in done[f]["predictions"].items():
-                predictions[variant].update({int(i): p for i, p in pred.items()})
+            clf = _fold_model(data.subset(tr), cfg, preprocessing, seed + 100 * f,
+                              os.path.join(cache, f"{key[:20]}-fold{f}.json.gz") if cache else None)
+            idx = np.array([classes.index(c) for c in clf.labels])
+            test = set(te.tolist())
+            for variant, inputs in shifted.items():
+                rows = [i for i in inputs if i in test]
+                if rows:
+                    x = np.stack([inputs[i] for i in rows]).astype(np.float32)
+                    predictions[variant].update(zip(rows, idx[clf._proba_matrix(clf._encode_matrix(x)).argmax(1)]))
+            if progress:
+                progress(f"{scheme} {name} fold {f + 1}/{len(folds)}")
         out["candidates"][name] = {"overrides": overrides,
                                    **{h: _accuracy_table(predictions, y, rows) for h, rows in halves.items()}}
 

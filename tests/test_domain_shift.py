@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import pytest
@@ -88,8 +89,8 @@ def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatc
         return original(*args, **kwargs)
 
     monkeypatch.setattr(training, "train", counting_train)
-    checkpoint = str(tmp_path / "ds.jsonl")
-    out = benchmark("chemsys", docs, variants, config, candidates, n_folds=2, checkpoint=checkpoint)
+    cache = str(tmp_path / "models")
+    out = benchmark("chemsys", docs, variants, config, candidates, n_folds=2, cache=cache)
     assert len(fits) == 4  # two candidates x two folds
     assert out["n_sites"]["dataset"] == 18 and out["n_sites"]["dataset_rpa"] == 10
     assert all(out["n_sites"][f"broaden_{w:g}"] == 18 for w in BROADENINGS)
@@ -102,5 +103,14 @@ def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatc
     # a 6 eV shift turns one fake class into another: accuracy must fall there
     assert out["candidates"]["none"]["all"]["dataset_rpa"]["drop"] > 0.3
     assert out["chosen"] == max(out["selection_criterion"], key=out["selection_criterion"].get)
-    again = benchmark("chemsys", docs, variants, config, candidates, n_folds=2, checkpoint=checkpoint)
-    assert len(fits) == 4 and again["candidates"] == out["candidates"]  # resumed from the checkpoint
+    # more variants later: the kept fold models score them without training again
+    more = _variants_of(docs, set(sites), 6.0)
+    again = benchmark("chemsys", docs, more, config, candidates, n_folds=2, cache=cache)
+    assert len(fits) == 4 and again["n_sites"]["dataset_rpa"] == 18
+    assert again["candidates"]["none"]["all"]["dataset"] == out["candidates"]["none"]["all"]["dataset"]
+    # a damaged model file is refitted, not trusted
+    damaged = sorted(os.listdir(cache))[0]
+    with open(os.path.join(cache, damaged), "wb") as fh:
+        fh.write(b"not a model")
+    benchmark("chemsys", docs, more, config, candidates, n_folds=2, cache=cache)
+    assert len(fits) == 5
