@@ -9,6 +9,7 @@ one document per site and preset) and packs them as a dataset of their own.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -129,12 +130,15 @@ def simulate_variants(docs: Sequence[dict], output: str, presets: Sequence[str] 
     return totals
 
 
-#: Augmentations compared (overrides of the training recipe; "shipped" is today's).
+#: Recipes compared: overrides of the training recipe ("shipped" is today's) and, under ``"preprocessing"``, of
+#: the model inputs (e0-aligned inputs discard the edge position, which a missing core hole moves by ~3 eV).
 CANDIDATES: dict[str, dict[str, Any]] = {
     "no_augmentation": {"augment_copies": 0},
     "shipped": {},
     "white_line": {"augment_white_line": 0.5},
     "white_line_shift3": {"augment_white_line": 0.5, "augment_shift": 3.0},
+    "e0_aligned": {"preprocessing": {"alignment": "e0"}},
+    "e0_aligned_white_line": {"augment_white_line": 0.5, "preprocessing": {"alignment": "e0"}},
 }
 #: Instrument broadenings (eV FWHM, Gaussian) applied to the dataset spectra of the picked sites.
 BROADENINGS = (0.5, 1.0, 2.0)
@@ -169,24 +173,24 @@ def shifted_inputs(data: SpectraSet, variant_docs: Sequence[dict], sites: Sequen
     return out
 
 
-def _accuracy_table(predictions: dict[str, dict[int, int]], y: np.ndarray, rows: set[int]) -> dict[str, Any]:
+def _accuracy_table(predictions: dict[str, dict[str, str]], truth: dict[str, str], sites: set[str]) -> dict[str, Any]:
     """Per variant: accuracy on the sites that have it, against the dataset physics on the same sites."""
+    def accuracy(pred: dict[str, str], ids: list[str]) -> float:
+        return float(np.mean([pred[t] == truth[t] for t in ids]))
+
     table = {}
     for variant, pred in predictions.items():
-        if variant == "dataset":
+        common = sorted(set(pred) & set(predictions["dataset"]) & sites)
+        if variant == "dataset" or not common:
             continue
-        common = sorted(set(pred) & set(predictions["dataset"]) & rows)
-        if not common:
-            continue
-        base = float(np.mean([predictions["dataset"][i] == y[i] for i in common]))
-        acc = float(np.mean([pred[i] == y[i] for i in common]))
+        base, acc = accuracy(predictions["dataset"], common), accuracy(pred, common)
         table[variant] = {"n": len(common), "accuracy_dataset": base, "accuracy": acc, "drop": base - acc}
     physics = [v for k, v in table.items() if not k.startswith("broaden_")]
     table["mean"] = {key: float(np.mean([v[key] for v in table.values()])) for key in ("accuracy", "drop")}
     table["mean_physics"] = ({key: float(np.mean([v[key] for v in physics])) for key in ("accuracy", "drop")}
                              if physics else {})
-    clean = sorted(set(predictions["dataset"]) & rows)
-    table["dataset"] = {"n": len(clean), "accuracy": float(np.mean([predictions["dataset"][i] == y[i] for i in clean]))}
+    clean = sorted(set(predictions["dataset"]) & sites)
+    table["dataset"] = {"n": len(clean), "accuracy": accuracy(predictions["dataset"], clean)}
     return table
 
 
@@ -223,20 +227,22 @@ def benchmark(
 ) -> dict[str, Any]:
     """Accuracy of models trained on the ``dataset`` physics on the picked sites computed otherwise.
 
-    Grouped folds over all materials; each fold trains one model per candidate augmentation (no calibration:
-    accuracy only) and classifies the fold's picked sites under every shift. The picked sites are split in two
-    halves (alternating in pick order, so both hold every class): the candidate is *chosen* on the selection
-    half by its mean accuracy over the shifted sets and the dataset physics, and *reported* on the other half.
+    Grouped folds over all materials (fixed by material group, so every candidate, whatever its inputs, is tested
+    on the same materials); each fold trains one model per candidate (no calibration: accuracy only) and classifies
+    the fold's picked sites under every shift. The picked sites are split in two halves (alternating in pick order,
+    so both hold every class): the candidate is *chosen* on the selection half by its mean accuracy over the
+    shifted sets and the dataset physics, and *reported* on the other half.
 
     Args:
         scheme: label scheme.
         docs: the ``dataset`` preset's task documents.
         variant_docs: the physics variants' task documents (:func:`simulate_variants`).
         config: the training recipe (the shipped one); candidates override some fields.
-        candidates: ``{name: overrides}`` (default :data:`CANDIDATES`).
+        candidates: ``{name: overrides}`` (default :data:`CANDIDATES`); ``overrides["preprocessing"]`` replaces
+            fields of ``preprocessing``.
         n_folds: grouped folds.
         seed: split and training seed.
-        preprocessing: default: the package's.
+        preprocessing: the shipped inputs (default: the package's).
         cache: folder keeping each (candidate, fold) model; a rerun loads them instead of training, so the
             benchmark can start before every variant is computed and be rescored cheaply when more are.
         progress: called with a status line after each fit.
@@ -252,35 +258,49 @@ def benchmark(
 
     preprocessing = preprocessing or DEFAULT_PREPROCESSING
     candidates = dict(candidates or CANDIDATES)
-    spectra, classes = dataset_for_scheme(scheme, docs, preprocessing)
-    data = spectra.labelled()
-    y = np.array([classes.index(lab) for lab in data.labels])
     sites = pick_sites(docs)
-    shifted = shifted_inputs(data, variant_docs, sites, preprocessing)
-    row = {t: i for i, t in enumerate(data.task_ids)}
-    order = [row[t] for t in sites if t in row]
+    prepared: dict[Preprocessing, tuple[SpectraSet, dict[str, dict[int, np.ndarray]]]] = {}
+
+    def prepare(pre: Preprocessing) -> tuple[SpectraSet, dict[str, dict[int, np.ndarray]]]:
+        """The labelled spectra and the picked sites' shifted inputs under ``pre`` (once per preprocessing)."""
+        if pre not in prepared:
+            data = dataset_for_scheme(scheme, docs, pre)[0].labelled()
+            prepared[pre] = (data, shifted_inputs(data, variant_docs, sites, pre))
+        return prepared[pre]
+
+    classes = select_classes(docs, scheme)  # the class order dataset_for_scheme uses (folds stratify by it)
+    base, shifted = prepare(preprocessing)
+    truth = dict(zip(base.task_ids, base.labels))
+    y = np.array([classes.index(lab) for lab in base.labels])
+    tested_groups = [{base.groups[i] for i in te} for _, te in grouped_folds(base.groups, y, n_folds, seed,
+                                                                               base.testable)]
+    order = [t for t in sites if t in truth]
     halves = {"selection": set(order[0::2]), "report": set(order[1::2]), "all": set(order)}
-    folds = grouped_folds(data.groups, y, n_folds, seed, data.testable)
-    out: dict[str, Any] = {"scheme": scheme, "classes": classes, "n_folds": len(folds), "seed": seed,
+    out: dict[str, Any] = {"scheme": scheme, "classes": classes, "n_folds": len(tested_groups), "seed": seed,
                            "n_sites": {k: len(v) for k, v in shifted.items()}, "candidates": {}}
     for name, overrides in candidates.items():
-        cfg = config.replace(calibration_folds=0, **overrides)
-        key = evaluation_key(data, "domain_shift", cfg, n_folds, seed, preprocessing)
-        predictions: dict[str, dict[int, int]] = {k: {} for k in shifted}
-        for f, (tr, te) in enumerate(folds):
-            clf = _fold_model(data.subset(tr), cfg, preprocessing, seed + 100 * f,
+        fields = {k: v for k, v in overrides.items() if k != "preprocessing"}
+        pre = dataclasses.replace(preprocessing, **overrides.get("preprocessing", {}))
+        data, shifted = prepare(pre)
+        cfg = config.replace(calibration_folds=0, **fields)
+        key = evaluation_key(data, "domain_shift", cfg, n_folds, seed, pre)
+        groups = np.array(data.groups)
+        predictions: dict[str, dict[str, str]] = {k: {} for k in shifted}
+        for f, test_groups in enumerate(tested_groups):
+            in_test = np.isin(groups, sorted(test_groups))
+            tr, test = np.flatnonzero(~in_test), set(np.flatnonzero(in_test & np.array(data.testable)).tolist())
+            clf = _fold_model(data.subset(tr), cfg, pre, seed + 100 * f,
                               os.path.join(cache, f"{key[:20]}-fold{f}.json.gz") if cache else None)
-            idx = np.array([classes.index(c) for c in clf.labels])
-            test = set(te.tolist())
             for variant, inputs in shifted.items():
                 rows = [i for i in inputs if i in test]
                 if rows:
                     x = np.stack([inputs[i] for i in rows]).astype(np.float32)
-                    predictions[variant].update(zip(rows, idx[clf._proba_matrix(clf._encode_matrix(x)).argmax(1)]))
+                    best = clf._proba_matrix(clf._encode_matrix(x)).argmax(axis=1)
+                    predictions[variant].update((data.task_ids[i], clf.labels[k]) for i, k in zip(rows, best))
             if progress:
-                progress(f"{scheme} {name} fold {f + 1}/{len(folds)}")
+                progress(f"{scheme} {name} fold {f + 1}/{len(tested_groups)}")
         out["candidates"][name] = {"overrides": overrides,
-                                   **{h: _accuracy_table(predictions, y, rows) for h, rows in halves.items()}}
+                                   **{h: _accuracy_table(predictions, truth, ids) for h, ids in halves.items()}}
 
     def criterion(name: str) -> float:
         sel = out["candidates"][name]["selection"]

@@ -80,7 +80,8 @@ def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatc
     sites = pick_sites(docs)
     variants = _variants_of(docs, set(sites[:10]), 6.0)  # 6 eV: the energy offset between the fake classes
     config = TrainingConfig(ae_epochs=3, fnn_epochs=20, augment_copies=1)
-    candidates = {"none": {"augment_copies": 0}, "wide": {"augment_shift": 3.0}}
+    candidates = {"none": {"augment_copies": 0}, "wide": {"augment_shift": 3.0},
+                  "e0": {"augment_copies": 0, "preprocessing": {"alignment": "e0"}}}
     fits = []
     original = training.train
 
@@ -91,7 +92,7 @@ def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatc
     monkeypatch.setattr(training, "train", counting_train)
     cache = str(tmp_path / "models")
     out = benchmark("chemsys", docs, variants, config, candidates, n_folds=2, cache=cache)
-    assert len(fits) == 4  # two candidates x two folds
+    assert len(fits) == 6  # three candidates x two folds
     assert out["n_sites"]["dataset"] == 18 and out["n_sites"]["dataset_rpa"] == 10
     assert all(out["n_sites"][f"broaden_{w:g}"] == 18 for w in BROADENINGS)
     for name in candidates:
@@ -100,17 +101,20 @@ def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatc
         assert table["selection"]["dataset"]["n"] + table["report"]["dataset"]["n"] == 18
         rpa = table["all"]["dataset_rpa"]
         assert rpa["drop"] == pytest.approx(rpa["accuracy_dataset"] - rpa["accuracy"])
+    # other inputs, same materials tested: the e0-aligned candidate is scored on the same sites
+    assert out["candidates"]["e0"]["all"]["dataset_rpa"]["n"] == 10
+    assert out["candidates"]["e0"]["all"]["dataset"]["n"] == 18
     # a 6 eV shift turns one fake class into another: accuracy must fall there
     assert out["candidates"]["none"]["all"]["dataset_rpa"]["drop"] > 0.3
     assert out["chosen"] == max(out["selection_criterion"], key=out["selection_criterion"].get)
     # more variants later: the kept fold models score them without training again
     more = _variants_of(docs, set(sites), 6.0)
     again = benchmark("chemsys", docs, more, config, candidates, n_folds=2, cache=cache)
-    assert len(fits) == 4 and again["n_sites"]["dataset_rpa"] == 18
+    assert len(fits) == 6 and again["n_sites"]["dataset_rpa"] == 18
     assert again["candidates"]["none"]["all"]["dataset"] == out["candidates"]["none"]["all"]["dataset"]
     # a damaged model file is refitted, not trusted
     damaged = sorted(os.listdir(cache))[0]
     with open(os.path.join(cache, damaged), "wb") as fh:
         fh.write(b"not a model")
     benchmark("chemsys", docs, more, config, candidates, n_folds=2, cache=cache)
-    assert len(fits) == 5
+    assert len(fits) == 7
