@@ -502,15 +502,18 @@ def _domain_shift_section(results_dir: str) -> list[str]:
             continue
         shifts = [k for k in res["n_sites"] if k != "dataset"]
         lines += [f"## Domain shift: `{scheme}` ({res['n_folds']} grouped folds)", "",
-                  f"`xanes-nn domain-shift --scheme {scheme} --output docs/results/domain_shift_{scheme}.json`. "
+                  f"`xanes-nn domain-shift --scheme {scheme} --folds {res['n_folds']} "
+                  f"--output docs/results/domain_shift_{scheme}.json`. "
                   "Models trained on the `dataset` FEFF physics classify held-out sites computed again with "
                   "other physics (`xanes-nn physics-variants`: no core hole, RPA screening, Dirac-Hara exchange) "
                   "or broadened (Gaussian FWHM, eV): accuracy in % and, in brackets, the drop in points against "
                   "the same sites' `dataset` spectra. Sites per set: "
                   + ", ".join(f"{k} {n}" for k, n in res["n_sites"].items())
-                  + ". The augmentation is chosen on one half of the sites (alternate picks) and reported here on "
-                  "the other half.", "",
-                  "| augmentation (report half) | dataset | " + " | ".join(shifts) + " | mean drop |",
+                  + ". The recipe is chosen on one half of the sites (alternate picks) and reported here on "
+                  "the other half; `shipped` is today's recipe. Recipes (overrides of the shipped one): "
+                  + "; ".join(f"`{name}` {json.dumps(c['overrides']) if c['overrides'] else '(none)'}"
+                              for name, c in res["candidates"].items()) + ".", "",
+                  "| recipe (report half) | dataset | " + " | ".join(shifts) + " | mean drop |",
                   "|---|---:|" + "---:|" * (len(shifts) + 1)]
         for name, tables in res["candidates"].items():
             t = tables["report"]
