@@ -341,7 +341,8 @@ def _training_config(args: argparse.Namespace):
         augment_copies=args.augment, augment_shift=args.augment_shift, augment_fwhm=args.augment_fwhm,
         augment_white_line=args.augment_white_line, calibration_folds=args.calibration_folds,
         conformal_level=args.conformal_level,
-        conformal_mode=args.conformal_mode, ood_alpha=args.ood_alpha, dont_know_budget=args.dont_know_budget,
+        conformal_mode=args.conformal_mode, ood_scores=tuple(args.ood_scores), ood_alpha=args.ood_alpha,
+        dont_know_budget=args.dont_know_budget,
     )
 
 
@@ -508,6 +509,19 @@ def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
                 f"{k.split(': ')[-1]} {v:.3f}" for k, v in row.items() if k != "mean" and not k.startswith("loeo")))
         print(f"wrote {args.output}")
         return 0
+    if args.nested_from:  # analysis of a finished run: the combination chosen on other folds than it is judged on
+        from pymatgen_xanes_nn.ood_benchmark import nested_combination
+
+        result = nested_combination(args.nested_from, shipped=args.ood_scores)
+        with open(args.output, "w") as f:
+            json.dump(result, f, indent=1)
+        print("chosen per fold: " + ", ".join(result["chosen"]))
+        for name in ("nested", "all_folds", "shipped"):
+            row = result[name]
+            print(f"{name:<10} {'+'.join(row.get('scores', [])):<28} mean AUROC {row['mean']:.3f}  " + "  ".join(
+                f"{k.split(': ')[-1]} {v:.3f}" for k, v in row.items() if k not in ("mean", "scores")))
+        print(f"ship --ood-scores {' '.join(result['all_folds']['scores'])}; wrote {args.output}")
+        return 0
     if args.sets_from:  # analysis of a finished run: coverage and set size of each conformal mode, held out
         from pymatgen_xanes_nn.ood_benchmark import prediction_set_table
 
@@ -579,7 +593,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, DEFAULT_FNN, DEFAULT_KEEP_PROB, FNN_CONFIGS
     from pymatgen_xanes_nn.preprocessing import ALIGNMENTS, DEFAULT_PREPROCESSING, NORMALIZATIONS
     from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES, TrainingConfig
-    from pymatgen_xanes_nn.trust import CONFORMAL_MODES
+    from pymatgen_xanes_nn.trust import CONFORMAL_MODES, OOD_SCORES
 
     p.add_argument("--scheme", default="chemsys", choices=LABEL_SCHEMES, help="label scheme")
     p.add_argument("--ae", default=DEFAULT_AE, choices=sorted(AE_CONFIGS), help="autoencoder (Table I)")
@@ -606,6 +620,8 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conformal-level", type=float, default=0.9, help="coverage of the prediction sets")
     p.add_argument("--conformal-mode", default=TrainingConfig.conformal_mode, choices=CONFORMAL_MODES,
                    help="one threshold for all classes, or one per class with enough calibration spectra")
+    p.add_argument("--ood-scores", nargs="+", default=list(defaults.ood_scores), choices=OOD_SCORES,
+                   help="scores combined into the OOD flag (chosen per scheme by ood-benchmark --nested-from)")
     p.add_argument("--ood-alpha", type=float, default=defaults.ood_alpha,
                    help="OOD flag level: share of unseen in-distribution materials flagged (default: chosen out of "
                         "fold among 0.01, 0.025, 0.05 with the confidence floor)")
@@ -810,6 +826,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", default=None, help="also save every score of every spectrum here (.npz)")
     p.add_argument("--combinations-from", type=_existing_file, default=None, metavar="NPZ",
                    help="no run: AUROC of every combination of up to 3 scores from a saved --scores file")
+    p.add_argument("--nested-from", type=_existing_file, default=None, metavar="NPZ",
+                   help="no run: the score combination chosen on other folds than it is judged on (nested), against "
+                        "--ood-scores, from a saved --scores file")
     p.add_argument("--sets-from", type=_existing_file, default=None, metavar="NPZ",
                    help="no run: held-out coverage, set size and ECE of each conformal mode from a saved --scores file")
     p.add_argument("--leave-out", nargs="+", default=list(LEAVE_OUT), metavar="ENV",

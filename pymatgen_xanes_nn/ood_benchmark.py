@@ -418,6 +418,56 @@ def run_ood_benchmark(
     return results
 
 
+def _fold_pvalues(saved, combo: Sequence[str], folds: Sequence[str], kinds: Sequence[str], report: Sequence[str]
+                  ) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """Combined p-values of ``combo`` for the known spectra and each set of the ``report`` folds.
+
+    Each fold is calibrated on the other ``folds`` (cross-conformal, as the benchmark does it). Refused spectra
+    count as caught (p = 0).
+    """
+    def p(calib_of, scores_of):
+        return combined_pvalue({c: np.sort(calib_of(c)) for c in combo}, {c: scores_of(c) for c in combo})
+
+    def flagged_poor(pvalue, key):  # past a quality limit: flagged whatever the scores say
+        return gated_pvalue(pvalue, saved[key]) if key in saved.files else pvalue
+
+    inside, outside = [], {k: [] for k in kinds}
+    for f in report:
+        def calib(c, f=f):
+            return np.concatenate([saved[f"{g}|inside|{c}"] for g in folds if g != f])
+
+        inside.append(flagged_poor(p(calib, lambda c, f=f: saved[f"{f}|inside|{c}"]), f"{f}|inside|poor"))
+        for kind in kinds:
+            if f"{f}|{kind}|{combo[0]}" not in saved.files:
+                continue
+            refused = int(saved[f"{f}|{kind}|n_refused"][0])
+            pk = flagged_poor(p(calib, lambda c, f=f, kind=kind: saved[f"{f}|{kind}|{c}"]), f"{f}|{kind}|poor")
+            outside[kind].append(np.concatenate([pk, np.zeros(refused)]))
+    return inside, outside
+
+
+def _set_aurocs(inside: list[np.ndarray], outside: dict[str, list[np.ndarray]]) -> dict[str, float]:
+    """AUROC per set (lower p-value: more out of distribution) and their ``mean``."""
+    row = {kind: auroc(-np.concatenate(inside), -np.concatenate(v)) for kind, v in outside.items() if v}
+    row["mean"] = float(np.mean(list(row.values())))
+    return row
+
+
+def _saved_layout(saved) -> tuple[list[str], list[str], list[str]]:
+    """The folds, the scored sets and the leave-one-environment-out runs of a ``--scores`` file."""
+    keys = [k.split("|") for k in saved.files]
+    folds = sorted({k[0] for k in keys if k[0].startswith("fold")})
+    kinds = sorted({k[1] for k in keys if k[0].startswith("fold") and k[1] != "inside"})
+    loeo = sorted({k[0] for k in keys if k[0].startswith("loeo")})
+    return folds, kinds, loeo
+
+
+def _score_combinations(max_size: int) -> list[tuple[str, ...]]:
+    from itertools import combinations
+
+    return [combo for size in range(1, max_size + 1) for combo in combinations(OOD_SCORES, size)]
+
+
 def combination_table(scores_file: str, max_size: int = 3) -> dict[str, dict[str, float]]:
     """AUROC of every combination of up to ``max_size`` scores on each set, from a saved ``--scores`` file.
 
@@ -428,50 +478,90 @@ def combination_table(scores_file: str, max_size: int = 3) -> dict[str, dict[str
     Returns:
         ``{"+".join(combination): {set name: AUROC, ..., "mean": mean over the sets}}``.
     """
-    from itertools import combinations
-
     saved = np.load(scores_file)
-    keys = [k.split("|") for k in saved.files]
-    folds = sorted({k[0] for k in keys if k[0].startswith("fold")})
-    kinds = sorted({k[1] for k in keys if k[0].startswith("fold") and k[1] != "inside"})
-    loeo = sorted({k[0] for k in keys if k[0].startswith("loeo")})
+    folds, kinds, loeo = _saved_layout(saved)
     table = {}
-    for size in range(1, max_size + 1):
-        for combo in combinations(OOD_SCORES, size):
-            def p(calib_of, scores_of, combo=combo):
-                return combined_pvalue({c: np.sort(calib_of(c)) for c in combo}, {c: scores_of(c) for c in combo})
-
-            inside, outside = [], {k: [] for k in kinds}
-            for f in folds:
-                def calib(c, f=f):
-                    return np.concatenate([saved[f"{g}|inside|{c}"] for g in folds if g != f])
-
-                def flagged_poor(pvalue, key):  # past a quality limit: flagged whatever the scores say
-                    return gated_pvalue(pvalue, saved[key]) if key in saved.files else pvalue
-
-                inside.append(flagged_poor(p(calib, lambda c, f=f: saved[f"{f}|inside|{c}"]), f"{f}|inside|poor"))
-                for kind in kinds:
-                    if f"{f}|{kind}|{combo[0]}" not in saved.files:
-                        continue
-                    refused = int(saved[f"{f}|{kind}|n_refused"][0])
-                    pk = flagged_poor(p(calib, lambda c, f=f, kind=kind: saved[f"{f}|{kind}|{c}"]), f"{f}|{kind}|poor")
-                    outside[kind].append(np.concatenate([pk, np.zeros(refused)]))
-            row = {kind: auroc(-np.concatenate(inside), -np.concatenate(v)) for kind, v in outside.items() if v}
-            near_in, near_out = [], []
-            for name in loeo:
-                half = saved[f"{name}|inside|half"]
-                def calib(c, name=name, half=half):
-                    return saved[f"{name}|inside|{c}"][half == 1]
-
-                near_in.append(p(calib, lambda c, name=name, half=half: saved[f"{name}|inside|{c}"][half == 0]))
-                near_out.append(p(calib, lambda c, name=name: saved[f"{name}|out|{c}"]))
-                row[name] = auroc(-near_in[-1], -near_out[-1])
-            if loeo:
-                row["near: left-out environment"] = auroc(-np.concatenate(near_in), -np.concatenate(near_out))
-            sets = [k for k in row if not k.startswith("loeo")]
-            row["mean"] = float(np.mean([row[k] for k in sets]))
-            table["+".join(combo)] = row
+    for combo in _score_combinations(max_size):
+        row = _set_aurocs(*_fold_pvalues(saved, combo, folds, kinds, folds))
+        if loeo:
+            row.update(_loeo_aurocs(saved, combo, loeo))
+            row["mean"] = float(np.mean([v for k, v in row.items() if k != "mean" and not k.startswith("loeo")]))
+        table["+".join(combo)] = row
     return table
+
+
+def _loeo_aurocs(saved, combo: Sequence[str], loeo: Sequence[str]) -> dict[str, float]:
+    """AUROC of ``combo`` in each leave-one-environment-out run and pooled over the runs.
+
+    In each run one half of the known materials calibrates the other; the pooled value is
+    ``"near: left-out environment"``.
+    """
+    row, near_in, near_out = {}, [], []
+    for name in loeo:
+        half = saved[f"{name}|inside|half"]
+        calib = {c: np.sort(saved[f"{name}|inside|{c}"][half == 1]) for c in combo}
+        near_in.append(combined_pvalue(calib, {c: saved[f"{name}|inside|{c}"][half == 0] for c in combo}))
+        near_out.append(combined_pvalue(calib, {c: saved[f"{name}|out|{c}"] for c in combo}))
+        row[name] = auroc(-near_in[-1], -near_out[-1])
+    row["near: left-out environment"] = auroc(-np.concatenate(near_in), -np.concatenate(near_out))
+    return row
+
+
+def nested_combination(scores_file: str, max_size: int = 3, shipped: Sequence[str] | None = None
+                       ) -> dict[str, Any]:
+    """The score combination chosen without looking at the spectra it is judged on (nested over folds).
+
+    For each fold, every combination of up to ``max_size`` scores is ranked by its mean AUROC over the sets on
+    the *other* folds only (each calibrated on the rest of them) and, when the file has them, the pooled
+    leave-one-environment-out runs; the winner then scores the fold, calibrated on all other folds. The held-out
+    p-values of all folds are pooled per set. The leave-one-environment-out runs are separate models on all
+    materials, so their AUROC is reported for the choices but is not nested.
+
+    Args:
+        scores_file: the benchmark's ``--scores`` file (at least 3 folds).
+        max_size: largest combination.
+        shipped: a combination to report the same way for comparison (e.g. the shipped ``ood_scores``).
+
+    Returns:
+        ``{"chosen": [combination per fold], "nested": {set: AUROC, "mean"}, "all_folds": the combination the same
+        rule picks on every fold (what to ship), "shipped": {...}}``.
+    """
+    saved = np.load(scores_file)
+    folds, kinds, loeo = _saved_layout(saved)
+    if len(folds) < 3:
+        raise ValueError(f"{scores_file}: a nested choice needs >= 3 folds, the file has {len(folds)}")
+    combos = _score_combinations(max_size)
+    near = {c: _loeo_aurocs(saved, c, loeo) for c in combos} if loeo else {}
+
+    def criterion(combo: tuple[str, ...], used: list[str]) -> float:
+        row = _set_aurocs(*_fold_pvalues(saved, combo, used, kinds, used))
+        terms = [v for k, v in row.items() if k != "mean"]
+        return float(np.mean(terms + ([near[combo]["near: left-out environment"]] if near else [])))
+
+    chosen, inside, outside = [], [], {k: [] for k in kinds}
+    for f in folds:
+        rest = [g for g in folds if g != f]
+        best = max(combos, key=lambda c: criterion(c, rest))
+        chosen.append(best)
+        fin, fout = _fold_pvalues(saved, best, folds, kinds, [f])
+        inside += fin
+        for kind, v in fout.items():
+            outside[kind] += v
+    pick = max(combos, key=lambda c: criterion(c, folds))
+
+    def described(combo: tuple[str, ...]) -> dict[str, Any]:
+        row = _set_aurocs(*_fold_pvalues(saved, combo, folds, kinds, folds))
+        return {"scores": list(combo), **row, **({"near: left-out environment (not nested)":
+                                                  near[combo]["near: left-out environment"]} if near else {})}
+
+    out: dict[str, Any] = {"folds": len(folds), "chosen": ["+".join(c) for c in chosen],
+                           "nested": _set_aurocs(inside, outside), "all_folds": described(pick)}
+    if near:
+        out["nested"]["near: left-out environment (not nested)"] = float(np.mean(
+            [near[c]["near: left-out environment"] for c in chosen]))
+    if shipped:
+        out["shipped"] = described(tuple(k for k in OOD_SCORES if k in shipped))
+    return out
 
 
 def prediction_set_table(scores_file: str, level: float = 0.9, classes: Sequence[str] | None = None) -> dict[str, Any]:

@@ -385,6 +385,7 @@ def _ood_section(results_dir: str) -> list[str]:
                   + (f"{100 * h['ood_flagged_wrong']:.0f}%." if h["ood_flagged_wrong"] is not None else "-."), ""]
         lines += _set_lines(results_dir, scheme)
         lines += _combination_lines(results_dir, scheme, res["combined_scores"])
+        lines += _nested_lines(results_dir, scheme)
         q = res.get("quality")
         if q:
             lines += ["Input quality (accuracy of the held-out spectra that preprocessing still accepts):", "",
@@ -447,6 +448,30 @@ def _combination_lines(results_dir: str, scheme: str, shipped: list[str]) -> lis
     for c in rows:
         lines.append(f"| {ranked.index(c) + 1} | {c}{' (this run)' if c == used else ''} | {table[c]['mean']:.3f} | "
                      + " | ".join(f"{table[c][k]:.3f}" for k in sets) + " |")
+    return [*lines, ""]
+
+
+def _nested_lines(results_dir: str, scheme: str) -> list[str]:
+    """The score combination chosen by nested folds (``ood-benchmark --nested-from``) against the one this run used."""
+    res = _load(os.path.join(results_dir, f"ood_nested_{scheme}.json"))
+    if not res:
+        return []
+    sets = [k for k in res["nested"] if k != "mean"]
+    rows = [("nested choice (held out)", res["nested"]),
+            (f"all folds: {'+'.join(res['all_folds']['scores'])}", res["all_folds"])]
+    if "shipped" in res:
+        rows.append((f"this run: {'+'.join(res['shipped']['scores'])}", res["shipped"]))
+    lines = ["", f"Nested choice of the combination (`xanes-nn ood-benchmark --scheme {scheme} --nested-from "
+             f"SCORES.npz --output docs/results/ood_nested_{scheme}.json`): for each of the {res['folds']} folds the "
+             "combination with the best mean AUROC on the other folds (and the leave-one-environment-out runs, "
+             "which are not nested) scores the fold. Chosen per fold: " + ", ".join(res["chosen"])
+             + f". The same rule on all folds picks `{'+'.join(res['all_folds']['scores'])}` (what to ship); its row "
+             "below is in-sample for the choice, the first row is not.", "",
+             "| combination | mean | " + " | ".join(k.split(": ", 1)[-1] for k in sets) + " |",
+             "|---|---:|" + "---:|" * len(sets)]
+    for name, row in rows:
+        lines.append(f"| {name} | {row['mean']:.3f} | " + " | ".join(
+            f"{row[k]:.3f}" if k in row else "-" for k in sets) + " |")
     return [*lines, ""]
 
 

@@ -99,3 +99,28 @@ def test_benchmark_on_a_tiny_problem(tmp_path):
     with pytest.raises(SpectrumError):  # the sweep's lowest coverage is below what preprocessing accepts
         DEFAULT_PREPROCESSING.transform_arrays(*apply_fault(*synthetic_edge(), "truncate", 0.45, 0.45,
                                                             np.random.default_rng(0), DEFAULT_PREPROCESSING))
+
+
+def _synthetic_scores(path, n_folds: int, informative: str = "knn", seed: int = 0) -> str:
+    """A ``--scores`` file where only ``informative`` separates the outside set from the known spectra."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for f in range(n_folds):
+        for kind, n in (("inside", 60), ("far: test", 40)):
+            for c in OOD_SCORES:
+                shift = 3.0 if (kind != "inside" and c == informative) else 0.0
+                arrays[f"fold{f}|{kind}|{c}"] = rng.normal(shift, 1.0, n)
+        arrays[f"fold{f}|far: test|n_refused"] = np.array([0])
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_nested_combination_finds_the_informative_score_without_seeing_the_fold(tmp_path):
+    from pymatgen_xanes_nn.ood_benchmark import nested_combination
+
+    res = nested_combination(_synthetic_scores(tmp_path / "s.npz", 3), max_size=1, shipped=("energy",))
+    assert res["chosen"] == ["knn"] * 3 and res["folds"] == 3
+    assert res["nested"]["far: test"] > 0.9 and res["nested"]["mean"] == res["nested"]["far: test"]
+    assert 0.3 < res["shipped"]["far: test"] < 0.7  # an uninformative score stays near chance
+    with pytest.raises(ValueError, match="needs >= 3 folds"):
+        nested_combination(_synthetic_scores(tmp_path / "two.npz", 2))

@@ -130,3 +130,17 @@ def test_derived_comparison_pairs_the_same_real_folds(tmp_path):
         json.dumps({"grouped": with_derived, "dataset": {"n_derived": 156}}))
     text = "\n".join(_derived_section(str(tmp_path)))
     assert "156 derived spectra added" in text and "| neural network (AE + FNN) | 60.0 | 73.3 | +13.3 ± 3.3 |" in text
+
+
+def test_nested_combination_lines_name_the_choice_and_keep_held_out_first(tmp_path):
+    from pymatgen_xanes_nn.report import _nested_lines
+
+    res = {"folds": 3, "chosen": ["knn", "knn", "knn+energy"],
+           "nested": {"far: non-spectra": 0.9, "mean": 0.9},
+           "all_folds": {"scores": ["knn"], "far: non-spectra": 0.95, "mean": 0.95}}
+    (tmp_path / "ood_nested_chemsys.json").write_text(json.dumps(res))
+    text = "\n".join(_nested_lines(str(tmp_path), "chemsys"))
+    assert "Chosen per fold: knn, knn, knn+energy" in text and "picks `knn` (what to ship)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows == ["| nested choice (held out) | 0.900 | 0.900 |", "| all folds: knn | 0.950 | 0.950 |"]
+    assert _nested_lines(str(tmp_path), "environment") == []
