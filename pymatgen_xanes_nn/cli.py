@@ -307,7 +307,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             png = args.png if len(args.files) == 1 and not results else f"{root}_{len(results)}{ext or '.png'}"
             vec = clf.vectorize(xas, shift=args.shift, smooth=args.smooth)[0][0]
             plot_evidence(vec, clf.preprocessing, res["evidence"],
-                          reference_vectors([e["task_id"] for e in res["evidence"]]), png,
+                          reference_vectors([e["task_id"] for e in res["evidence"]], clf.preprocessing), png,
                           title=f"{os.path.basename(name)}: {res['label']}")
             res["png"] = png
         if not args.latent:
@@ -591,7 +591,6 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     from pymatgen_xanes_nn.labels import LABEL_SCHEMES
     from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, DEFAULT_FNN, DEFAULT_KEEP_PROB, FNN_CONFIGS
-    from pymatgen_xanes_nn.preprocessing import ALIGNMENTS, DEFAULT_PREPROCESSING, NORMALIZATIONS
     from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES, TrainingConfig
     from pymatgen_xanes_nn.trust import CONFORMAL_MODES, OOD_SCORES
 
@@ -627,9 +626,17 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                         "fold among 0.01, 0.025, 0.05 with the confidence floor)")
     p.add_argument("--dont-know-budget", type=float, default=defaults.dont_know_budget,
                    help="share of correct out-of-fold predictions \"don't know\" may flag")
-    p.add_argument("--normalization", default=DEFAULT_PREPROCESSING.normalization, choices=NORMALIZATIONS)
-    p.add_argument("--alignment", default=DEFAULT_PREPROCESSING.alignment, choices=ALIGNMENTS)
+    _add_preprocessing_options(p)
     _add_dataset_options(p)
+
+
+def _add_preprocessing_options(p: argparse.ArgumentParser) -> None:
+    """How spectra become model inputs (read back by :func:`_preprocessing`)."""
+    from pymatgen_xanes_nn.preprocessing import ALIGNMENTS, DEFAULT_PREPROCESSING, NORMALIZATIONS
+
+    p.add_argument("--normalization", default=DEFAULT_PREPROCESSING.normalization, choices=NORMALIZATIONS)
+    p.add_argument("--alignment", default=DEFAULT_PREPROCESSING.alignment, choices=ALIGNMENTS,
+                   help="absolute energies (shipped) or every e0 moved to one energy")
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
@@ -647,14 +654,15 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import load_tasks
-    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
-    from pymatgen_xanes_nn.reference import build_reference, save_reference
+    from pymatgen_xanes_nn.dataset import data_path, load_tasks
+    from pymatgen_xanes_nn.reference import build_reference, reference_file, save_reference
 
+    pre = _preprocessing(args)
+    output = args.output or data_path(reference_file(pre))
     docs = [d for path in args.datasets for d in load_tasks(path)]
-    ref = build_reference(docs, DEFAULT_PREPROCESSING)
-    save_reference(ref, args.output)
-    print(f"{len(ref['task_id'])} reference spectra of {len(docs)} task documents -> {args.output}")
+    ref = build_reference(docs, pre)
+    save_reference(ref, output)
+    print(f"{len(ref['task_id'])} reference spectra of {len(docs)} task documents -> {output}")
     return 0
 
 
@@ -947,7 +955,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reference", help="index the shipped spectra for the evidence of classify()")
     p.add_argument("--datasets", nargs="+", type=_existing_file, default=[data_path(TASKS_FILE)],
                    help="packed task documents to index")
-    p.add_argument("--output", default=data_path("reference_spectra.npz"))
+    _add_preprocessing_options(p)
+    p.add_argument("--output", default=None, help="default: the shipped file for this preprocessing")
     p.set_defaults(func=_cmd_reference)
 
     p = sub.add_parser("report", help="write docs/RESULTS.md and its figures from the committed result JSON")

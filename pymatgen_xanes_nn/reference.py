@@ -2,12 +2,14 @@
 
 ``xanes-nn reference`` preprocesses every shipped FEFF spectrum once and stores a cosine k-NN index of them
 (:class:`pymatgen_xanes_nn.trust.KNNIndex`) with each spectrum's task id, formula and Si environment in
-``pymatgen_xanes_nn/data/reference_spectra.npz`` (plain arrays: loaded with ``allow_pickle=False``).
+``pymatgen_xanes_nn/data/reference_spectra.npz`` (plain arrays: loaded with ``allow_pickle=False``). Models whose
+inputs are made otherwise (e.g. e0-aligned) get their own file, named by :func:`reference_file`.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,16 @@ REFERENCE_FILE = "reference_spectra.npz"
 N_EVIDENCE = 3
 #: Fields kept per reference spectrum.
 FIELDS = ("task_id", "formula", "environment", "source")
+
+
+def reference_file(preprocessing: Preprocessing) -> str:
+    """The reference's file name for model inputs made by ``preprocessing`` (the default keeps the plain name)."""
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
+
+    if preprocessing == DEFAULT_PREPROCESSING:
+        return REFERENCE_FILE
+    digest = hashlib.sha256(json.dumps(preprocessing.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    return f"reference_spectra_{digest}.npz"
 
 
 def build_reference(docs: Sequence[dict], preprocessing: Preprocessing, n_components: int = 96) -> dict[str, Any]:
@@ -47,9 +59,10 @@ def build_reference(docs: Sequence[dict], preprocessing: Preprocessing, n_compon
             "preprocessing": json.dumps(preprocessing.as_dict()), **{k: np.asarray(v) for k, v in meta.items()}}
 
 
-def reference_vectors(task_ids: Sequence[str], filename: str | None = None) -> np.ndarray:
+def reference_vectors(task_ids: Sequence[str], preprocessing: Preprocessing, filename: str | None = None
+                      ) -> np.ndarray:
     """The model inputs of reference spectra, rebuilt from the index (exact to the projection, for plots)."""
-    ref = load_reference(filename)
+    ref = load_reference(filename or _shipped(preprocessing))
     if ref is None:
         raise FileNotFoundError("No reference spectra installed: run `xanes-nn reference`")
     where = {t: i for i, t in enumerate(ref["task_id"])}
@@ -62,12 +75,15 @@ def save_reference(reference: dict[str, Any], filename: str) -> None:
     np.savez_compressed(filename, **{k: np.asarray(v) for k, v in reference.items()})
 
 
-@functools.lru_cache(maxsize=4)
-def load_reference(filename: str | None = None) -> dict[str, Any] | None:
-    """The shipped reference (None if not installed); arrays only, never pickles."""
+def _shipped(preprocessing: Preprocessing) -> str:
     from pymatgen_xanes_nn.dataset import data_path
 
-    path = filename or data_path(REFERENCE_FILE)
+    return data_path(reference_file(preprocessing))
+
+
+@functools.lru_cache(maxsize=4)
+def load_reference(path: str) -> dict[str, Any] | None:
+    """A reference file (None if not installed); arrays only, never pickles."""
     if not os.path.exists(path):
         return None
     with np.load(path, allow_pickle=False) as npz:
@@ -87,7 +103,7 @@ def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EV
     """
     from pymatgen_xanes_nn.trust import KNNIndex
 
-    ref = load_reference(filename)
+    ref = load_reference(filename or _shipped(preprocessing))
     if ref is None or not _same_preprocessing(str(ref["preprocessing"]), preprocessing):
         return None
     sim = KNNIndex(ref["basis"], ref["reference"]).similarity(x)

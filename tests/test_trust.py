@@ -114,8 +114,19 @@ def test_evidence_finds_the_spectrum_itself(tmp_path):
     for d, ev in zip(docs, near):
         assert ev[0]["task_id"] == d["task_id"] and ev[0]["cosine_similarity"] > 0.999
         assert ev[0]["formula"] == d["metadata"]["formula"] and len(ev) == 3
-    np.testing.assert_allclose(reference_vectors([docs[1]["task_id"]], filename=path)[0], x[1], atol=1e-3)
+    np.testing.assert_allclose(reference_vectors([docs[1]["task_id"]], DEFAULT_PREPROCESSING, filename=path)[0], x[1],
+                               atol=1e-3)
     assert nearest_reference(x, Preprocessing(normalization="max"), filename=path) is None
+
+
+def test_each_preprocessing_has_its_own_shipped_reference_file():
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing
+    from pymatgen_xanes_nn.reference import REFERENCE_FILE, reference_file
+
+    aligned = reference_file(Preprocessing(alignment="e0"))
+    assert reference_file(DEFAULT_PREPROCESSING) == REFERENCE_FILE
+    assert aligned != REFERENCE_FILE and aligned == reference_file(Preprocessing(alignment="e0"))
+    assert aligned != reference_file(Preprocessing(normalization="max"))
 
 
 def test_model_can_flag_with_another_score_combination(toy_model_file, tmp_path):
