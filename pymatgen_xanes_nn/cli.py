@@ -851,7 +851,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", default=data_path(PHYSICS_TASKS_FILE),
                    help="packed task documents of xanes-nn physics-variants")
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES),
-                   help="augmentations compared")
+                   help="recipes compared (augmentation and inputs)")
     p.add_argument("--cache", default="domain_shift_models",
                    help="folder keeping each fold's model: a rerun (e.g. with more variants) loads instead of training")
     p.add_argument("--output", type=_writable_path, default="domain_shift.json")

@@ -75,7 +75,9 @@ def save_reference(reference: dict[str, Any], filename: str) -> None:
     np.savez_compressed(filename, **{k: np.asarray(v) for k, v in reference.items()})
 
 
+@functools.lru_cache(maxsize=16)
 def _shipped(preprocessing: Preprocessing) -> str:
+    """The shipped reference path for ``preprocessing`` (cached: classify() asks on every call)."""
     from pymatgen_xanes_nn.dataset import data_path
 
     return data_path(reference_file(preprocessing))
