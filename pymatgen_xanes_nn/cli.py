@@ -360,6 +360,10 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
         docs = load_tasks(args.dataset)
     if getattr(args, "with_derived", False):
         docs += load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE))
+    if getattr(args, "with_physics", False):
+        from pymatgen_xanes_nn.domain_shift import PHYSICS_TASKS_FILE
+
+        docs += load_tasks(data_path(PHYSICS_TASKS_FILE))
     return docs
 
 
@@ -397,7 +401,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = spectra.labelled()
     print(f"training {args.name!r} on {len(data.x)} spectra, {len(classes)} classes, {len(set(data.groups))} groups"
           + (f", {args.augment} augmented copies per training spectrum" if args.augment else ""))
-    is_outside = [lab is None for lab in spectra.labels]
+    # outside spectra test the OOD flag: real crystals of the dataset physics only
+    is_outside = [lab is None and real for lab, real in zip(spectra.labels, spectra.testable)]
     # outside spectra labelled by Si environment: known to the training set, or a new one
     env = {d["task_id"]: raw_label(d, "environment") for d in docs}
     known_env = {env[t] for t, lab in zip(spectra.task_ids, spectra.labels) if lab is not None}
@@ -583,6 +588,9 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--with-derived", action="store_true",
                    help="add the shipped spectra of relaxed substitution-derived structures (training only: test and "
                         "calibration folds hold real crystals)")
+    p.add_argument("--with-physics", action="store_true",
+                   help="add the shipped physics variants (sites computed without core hole, with RPA screening, "
+                        "Dirac-Hara exchange; training only)")
     p.add_argument("--store-uri", default=None, help="read task documents from this MongoDB instead")
     p.add_argument("--database", default="feff")
     p.add_argument("--collection", default="tasks")

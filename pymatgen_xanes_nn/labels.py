@@ -41,6 +41,17 @@ def raw_label(doc: dict[str, Any], scheme: str) -> str:
     return meta.get("environment", "Si-other")
 
 
+def training_only(doc: dict[str, Any]) -> bool:
+    """Whether a task document may only train, never be tested or count a class.
+
+    True for structures derived by substitution (``metadata.source = "derived"``) and for sites computed again
+    with other FEFF physics (``metadata.physics_of``, see :mod:`pymatgen_xanes_nn.domain_shift`): test folds and
+    class lists hold real crystals computed with the ``dataset`` preset only.
+    """
+    meta = doc.get("metadata") or {}
+    return meta.get("source") == "derived" or "physics_of" in meta
+
+
 def grouped_environment(env: str, neighbors: dict[str, int], keep: set[str]) -> str:
     """Map a Si environment to its class: kept as is, ``Si-metallic`` or ``Si-other``."""
     if env in keep:
@@ -54,7 +65,7 @@ def select_classes(
     docs: list[dict], scheme: str, n_classes: int = 12, min_count: int = 12, min_groups: int = 5
 ) -> list[str]:
     """Apply the scheme's rule to a dataset and return its sorted class list (counted on real crystals only)."""
-    docs = [d for d in docs if (d.get("metadata") or {}).get("source") != "derived"]
+    docs = [d for d in docs if not training_only(d)]
     if check_scheme(scheme) == "chemsys":
         families: dict[str, set] = {}
         for d in docs:

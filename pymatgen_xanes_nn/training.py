@@ -47,8 +47,8 @@ class SpectraSet:
         task_ids: task id per spectrum.
         weights: site multiplicity per spectrum.
         skipped: task ids that could not be preprocessed, with the reason.
-        derived: per spectrum, whether its structure was derived by substitution (``metadata.source``); derived
-            spectra train but are never tested (:attr:`testable`).
+        derived: per spectrum, whether it may only train (:func:`~pymatgen_xanes_nn.labels.training_only`: a
+            structure derived by substitution or a site computed with other physics); never tested (:attr:`testable`).
     """
 
     x: np.ndarray
@@ -66,6 +66,7 @@ class SpectraSet:
     ) -> SpectraSet:
         """Preprocess task documents; documents that fail are listed in ``skipped``, not fatal."""
         from pymatgen_xanes_nn.io import from_task_doc
+        from pymatgen_xanes_nn.labels import training_only
 
         xs, raw, labs, groups, ids, weights, derived, skipped = [], [], [], [], [], [], [], {}
         for doc, label in zip(docs, labels):
@@ -82,7 +83,7 @@ class SpectraSet:
             groups.append(meta.get("group_id", doc.get("task_id")))
             ids.append(doc.get("task_id"))
             weights.append(int(meta.get("multiplicity", 1)))
-            derived.append(meta.get("source") == "derived")
+            derived.append(training_only(doc))
         if skipped:
             logger.warning("%d documents could not be preprocessed", len(skipped))
         x = np.asarray(xs, dtype=np.float32).reshape(len(xs), preprocessing.n_points)
@@ -96,6 +97,15 @@ class SpectraSet:
             [self.task_ids[i] for i in idx], [self.weights[i] for i in idx], {},
             [self.derived[i] for i in idx] if self.derived else [],
         )
+
+    def concatenate(self, other: SpectraSet) -> SpectraSet:
+        """These spectra followed by ``other``'s."""
+        def flags(s: SpectraSet) -> list[bool]:
+            return s.derived or [False] * len(s.x)
+
+        return SpectraSet(np.concatenate([self.x, other.x]), self.raw + other.raw, self.labels + other.labels,
+                          self.groups + other.groups, self.task_ids + other.task_ids, self.weights + other.weights,
+                          {**self.skipped, **other.skipped}, flags(self) + flags(other))
 
     @property
     def testable(self) -> list[bool]:

@@ -118,3 +118,65 @@ def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatc
         fh.write(b"not a model")
     benchmark("chemsys", docs, more, config, candidates, n_folds=2, cache=cache)
     assert len(fits) == 7
+
+
+def test_physics_models_leave_the_test_materials_and_one_preset_out(monkeypatch):
+    from pymatgen_xanes_nn import domain_shift
+    from pymatgen_xanes_nn.labels import assign_labels, select_classes, training_only
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
+    from pymatgen_xanes_nn.training import SpectraSet, TrainingConfig
+
+    docs = fake_task_docs(n_groups=6, sites=1)
+    classes = select_classes(docs, "chemsys")
+    variants = _variants_of(docs, {d["task_id"] for d in docs}, 0.5)
+    nohole = _variants_of(docs, {d["task_id"] for d in docs}, -0.5)
+    for v in nohole:
+        v["task_id"] = v["task_id"].replace("dataset_rpa", "dataset_nohole")
+    variants += nohole
+    for v in variants:
+        v["metadata"]["physics_of"] = v["task_id"].split("+")[0]
+    assert all(training_only(v) for v in variants) and not any(training_only(d) for d in docs)
+    # variants never count a class
+    assert select_classes(docs + variants, "environment") == select_classes(docs, "environment")
+
+    def spectra(ds):
+        return SpectraSet.from_docs(ds, assign_labels(ds, "chemsys", classes)).labelled()
+
+    base, physics = spectra(docs), spectra(variants)
+    assert len(base.x) == len(docs) and len(physics.x) == 2 * len(docs)
+    assert physics.testable == [False] * len(physics.x) and all(base.testable)
+    test_groups = {base.groups[0]}
+    train_set = base.subset([i for i, g in enumerate(base.groups) if g not in test_groups])
+    seen = {}
+    monkeypatch.setattr(domain_shift, "_fold_model",
+                        lambda s, config, pre, seed, path: seen.setdefault(path, s.task_ids) and path)
+    models = domain_shift._fold_models(train_set, physics, test_groups, TrainingConfig(), DEFAULT_PREPROCESSING, 0,
+                                       "m")
+    assert set(models) == {"", "dataset_rpa", "dataset_nohole"}
+    for left_out, path in models.items():
+        ids = seen[path]
+        assert not any(t.split("+")[0] == base.task_ids[0] for t in ids)  # no site of a test material
+        presets = {domain_shift.variant_preset(t) for t in ids}
+        assert left_out not in presets - {""} and ids[:len(train_set.x)] == train_set.task_ids
+        assert len(ids) == len(train_set.x) * (3 if left_out == "" else 2)
+    assert domain_shift._fold_models(train_set, None, test_groups, TrainingConfig(), DEFAULT_PREPROCESSING, 0,
+                                     "m") == {"": "m.json.gz"}
+
+
+def test_benchmark_with_physics_variants_in_training(tmp_path):
+    from pymatgen_xanes_nn.domain_shift import benchmark
+    from pymatgen_xanes_nn.training import TrainingConfig
+
+    docs = fake_task_docs(n_groups=6, sites=2)
+    sites = pick_sites(docs)
+    variants = _variants_of(docs, set(sites), 0.5)
+    for v in variants:
+        v["metadata"]["physics_of"] = v["task_id"].split("+")[0]
+    config = TrainingConfig(ae_epochs=3, fnn_epochs=20)
+    cache = str(tmp_path / "models")
+    out = benchmark("chemsys", docs, variants, config, {"phys": {"physics": True, "augment_copies": 0}}, n_folds=2,
+                    cache=cache)
+    # per fold: one model on every preset, one without the only preset
+    assert len([f for f in os.listdir(cache) if "physics-without" in f]) == 4
+    assert out["candidates"]["phys"]["all"]["dataset_rpa"]["n"] == 18
+    assert out["n_sites"]["dataset"] == 18
