@@ -538,14 +538,15 @@ def _domain_shift_section(results_dir: str) -> list[str]:
                   "the other half; `shipped` is today's recipe. Recipes (overrides of the shipped one): "
                   + "; ".join(f"`{name}` {json.dumps(c['overrides']) if c['overrides'] else '(none)'}"
                               for name, c in res["candidates"].items()) + ".", "",
-                  "| recipe (report half) | dataset | " + " | ".join(shifts) + " | mean drop |",
-                  "|---|---:|" + "---:|" * (len(shifts) + 1)]
+                  "| recipe (report half) | dataset | " + " | ".join(shifts) + " | mean drop | physics drop |",
+                  "|---|---:|" + "---:|" * (len(shifts) + 2)]
         for name, tables in res["candidates"].items():
             t = tables["report"]
             cells = [f"{100 * t[k]['accuracy']:.1f} ({100 * t[k]['drop']:+.1f})" if k in t else "-" for k in shifts]
-            mark = " (chosen)" if name == res["chosen"] else ""
+            mark = " (selection half's pick)" if name == res["chosen"] else ""
+            physics = f"{100 * t['mean_physics']['drop']:.1f}" if t.get("mean_physics") else "-"
             lines.append(f"| {name}{mark} | {100 * t['dataset']['accuracy']:.1f} | " + " | ".join(cells)
-                         + f" | {100 * t['mean']['drop']:.1f} |")
+                         + f" | {100 * t['mean']['drop']:.1f} | {physics} |")
         lines.append("")
     return lines
 
