@@ -464,9 +464,14 @@ class XANESClassifier(MSONable):
     def _logits(self, codes: np.ndarray) -> np.ndarray:
         return forward(self.fnn[:-1], (codes - self.code_mean) / self.code_std)
 
-    def _proba_matrix(self, codes: np.ndarray, temperature: float | None = None) -> np.ndarray:
-        """Softmax of the logits divided by the temperature (the model's own unless given)."""
-        z = self._logits(codes) / (self.temperature if temperature is None else temperature)
+    def _proba_matrix(self, codes: np.ndarray, temperature: float | None = None,
+                      logits: np.ndarray | None = None) -> np.ndarray:
+        """Softmax of the logits divided by the temperature (the model's own unless given).
+
+        ``logits``: the codes' logits when the caller has them (classify() needs them for the OOD scores too).
+        """
+        z = (self._logits(codes) if logits is None else logits) / (
+            self.temperature if temperature is None else temperature)
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
@@ -527,8 +532,9 @@ class XANESClassifier(MSONable):
 
         x, single, quality = self.inputs(spectra, **kwargs)
         z = self._encode_matrix(x)
-        p = self._proba_matrix(z)
-        scores = self.ood_scores(x, z)
+        logits = self._logits(z)
+        p = self._proba_matrix(z, logits=logits)
+        scores = self.ood_scores(x, z, logits, p)
         pvalue = self.ood_pvalue(scores)
         alpha = self.ood["alpha"]
         floor = self.conformal.get("confidence_floor", 0.0)  # models before round 4 have none
@@ -578,13 +584,18 @@ class XANESClassifier(MSONable):
         """An identifier that changes whenever the weights change."""
         return self.metadata.get("model_version", f"{self.name}-{self.version}")
 
-    def ood_scores(self, x: np.ndarray, codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Every OOD score of :data:`pymatgen_xanes_nn.trust.OOD_SCORES` for each model-input row (higher: stranger)."""
+    def ood_scores(self, x: np.ndarray, codes: np.ndarray | None = None, logits: np.ndarray | None = None,
+                   proba: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Every OOD score of :data:`pymatgen_xanes_nn.trust.OOD_SCORES` for each model-input row (higher: stranger).
+
+        ``codes``, ``logits`` and ``proba`` (calibrated) of ``x`` are computed unless the caller has them.
+        """
         from pymatgen_xanes_nn.trust import KNNIndex, mahalanobis
 
         codes = self._encode_matrix(x) if codes is None else codes
         maha, rel = mahalanobis(codes, self.ood)
-        logits = self._logits(codes)
+        logits = self._logits(codes) if logits is None else logits
+        proba = self._proba_matrix(codes, logits=logits) if proba is None else proba
         top = logits.max(axis=1, keepdims=True)
         log_z = (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
         scores = {
@@ -592,7 +603,7 @@ class XANESClassifier(MSONable):
             "mahalanobis": maha,
             "relative_mahalanobis": rel,
             "knn": KNNIndex(self.ood["knn_basis"], self.ood["knn_reference"]).distance(x),
-            "max_softmax": 1.0 - self._proba_matrix(codes).max(axis=1),
+            "max_softmax": 1.0 - proba.max(axis=1),
             "energy": -log_z,
         }
         edge = self._edge_index()

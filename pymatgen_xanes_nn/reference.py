@@ -89,7 +89,8 @@ def load_reference(path: str) -> dict[str, Any] | None:
     if not os.path.exists(path):
         return None
     with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+        arrays = {k: npz[k] for k in npz.files}
+    return {k: v.item() if v.ndim == 0 else v for k, v in arrays.items()}  # 0-d: the preprocessing JSON, a str
 
 
 @functools.lru_cache(maxsize=16)
@@ -106,7 +107,7 @@ def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EV
     from pymatgen_xanes_nn.trust import KNNIndex
 
     ref = load_reference(filename or _shipped(preprocessing))
-    if ref is None or not _same_preprocessing(str(ref["preprocessing"]), preprocessing):
+    if ref is None or not _same_preprocessing(ref["preprocessing"], preprocessing):
         return None
     sim = KNNIndex(ref["basis"], ref["reference"]).similarity(x)
     k = min(k, sim.shape[1])
