@@ -480,6 +480,9 @@ def _cmd_domain_shift(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.dataset import load_tasks
     from pymatgen_xanes_nn.domain_shift import CANDIDATES, benchmark
 
+    if args.with_physics:
+        raise SystemExit("error: domain-shift trains on the variants itself (recipes with \"physics\"), leave one "
+                         "physics out; --with-physics would put every preset in every model")
     variants = load_tasks(args.variants)
     if not variants:
         raise SystemExit(f"error: no physics-variant task documents in {args.variants}: run xanes-nn physics-variants")

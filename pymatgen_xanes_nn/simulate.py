@@ -38,7 +38,8 @@ FEFF_MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "429496729
 
 #: The FEFF child: it leads its own process group (FEFF10 runs in a grandchild, ``feff10._worker``) and
 #: asks the kernel for SIGTERM when its parent dies, on which it kills the whole group: a killed
-#: ``simulate`` never leaves FEFF running.
+#: ``simulate`` never leaves FEFF running. Its own session would put it in a new scheduler autogroup, where
+#: the niceness it inherits counts for nothing against other sessions: it gives its autogroup that niceness.
 _CHILD_GUARD = """
 import ctypes, os, signal, sys
 signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
@@ -48,6 +49,11 @@ except (AttributeError, OSError):
     pass
 if os.getppid() != int(sys.argv[3]):  # the parent died before prctl
     os.killpg(0, signal.SIGKILL)
+try:  # a new session gets a new scheduler autogroup at nice 0: keep the niceness `nice xanes-nn ...` asked for
+    with open("/proc/self/autogroup", "w") as fh:
+        fh.write(str(os.nice(0)))
+except OSError:
+    pass
 """
 _CHILD = _CHILD_GUARD + """
 import json, os, resource, sys, time

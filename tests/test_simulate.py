@@ -301,3 +301,20 @@ def test_jobs_for_another_absorber(tmp_path):
                          str(tmp_path / "in2"))
     with pytest.raises(ValueError, match="jobs_from_corpus"):
         jobs_for_absorber(corpus, "Si")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="needs Linux scheduler autogroups")
+def test_feff_child_keeps_the_niceness_asked_for(tmp_path):
+    """The child leads a new session, hence a new autogroup: it must carry the niceness over, or `nice` does nothing."""
+    import subprocess
+    import sys
+
+    from pymatgen_xanes_nn import simulate as sim
+
+    out = tmp_path / "autogroup.txt"
+    code = sim._CHILD_GUARD + f"\nopen({str(out)!r}, 'w').write(open('/proc/self/autogroup').read())\n"
+    script = ("import os, sys, subprocess\nos.nice(7)\n"
+              f"from pymatgen_xanes_nn.simulate import run_child\n"
+              f"run_child([sys.executable, '-c', {code!r}, '', '', str(os.getpid())], subprocess.DEVNULL, 60)\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    assert out.read_text().split()[-1] == "7"
