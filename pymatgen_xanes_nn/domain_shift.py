@@ -272,7 +272,8 @@ def benchmark(
         variant_docs: the physics variants' task documents (:func:`simulate_variants`).
         config: the training recipe (the shipped one); candidates override some fields.
         candidates: ``{name: overrides}`` (default :data:`CANDIDATES`); ``overrides["preprocessing"]`` replaces
-            fields of ``preprocessing``.
+            fields of ``preprocessing``; ``overrides["physics"]`` adds the variants of each fold's training
+            materials to its training set, one physics left out per model (:func:`_fold_models`).
         n_folds: grouped folds.
         seed: split and training seed.
         preprocessing: the shipped inputs (default: the package's).
