@@ -76,6 +76,11 @@ def variant_task_id(task_id: str, preset: str) -> str:
     return f"{task_id}+{preset}"
 
 
+def variant_preset(task_id: str) -> str:
+    """The preset of a physics variant's task id (:func:`variant_task_id`); ``""`` for a site of the dataset."""
+    return task_id.rsplit("+", 1)[1] if "+" in task_id else ""
+
+
 def variant_jobs(docs: Sequence[dict], task_ids: Sequence[str], preset: str) -> list[SiteJob]:
     """The FEFF jobs of ``task_ids`` under ``preset``: same structure, site, labels and material group.
 
@@ -166,9 +171,10 @@ def shifted_inputs(data: SpectraSet, variant_docs: Sequence[dict], sites: Sequen
     for fwhm in BROADENINGS:
         out[f"broaden_{fwhm:g}"] = {i: preprocessing.transform_arrays(*broaden(*data.raw[i], fwhm)) for i in picked}
     for doc in variant_docs:
-        if doc.get("state", "successful") != "successful" or "+" not in doc["task_id"]:
+        preset = variant_preset(doc["task_id"])
+        if doc.get("state", "successful") != "successful" or not preset:
             continue
-        site, preset = doc["task_id"].rsplit("+", 1)  # variant_task_id's format
+        site = doc["task_id"][:-len(preset) - 1]
         if site not in row or row[site] not in out["dataset"]:
             continue
         try:
@@ -197,11 +203,6 @@ def _accuracy_table(predictions: dict[str, dict[str, str]], truth: dict[str, str
     clean = sorted(set(predictions["dataset"]) & sites)
     table["dataset"] = {"n": len(clean), "accuracy": accuracy(predictions["dataset"], clean)}
     return table
-
-
-def variant_preset(task_id: str) -> str:
-    """The preset of a physics variant's task id (:func:`variant_task_id`); ``""`` for a site of the dataset."""
-    return task_id.rsplit("+", 1)[1] if "+" in task_id else ""
 
 
 def _fold_models(train_set: SpectraSet, physics: SpectraSet | None, test_groups: set[str], config: TrainingConfig,
@@ -325,19 +326,17 @@ def benchmark(
         fields = {k: v for k, v in overrides.items() if k not in ("preprocessing", "physics")}
         pre = dataclasses.replace(preprocessing, **overrides.get("preprocessing", {}))
         data, shifted = prepare(pre)
-        if overrides.get("physics"):
-            physics_set(pre)
+        physics = physics_set(pre) if overrides.get("physics") else None
         cfg = config.replace(calibration_folds=0, **fields)
-        key = evaluation_key(data, "domain_shift", cfg, n_folds, seed, pre)
-        if overrides.get("physics"):  # the variants train too: more of them, other models
-            key = evaluation_key(data.concatenate(physics_set(pre)), "domain_shift", cfg, n_folds, seed, pre)
+        # with physics the variants train too: more of them, other models
+        key = evaluation_key(data if physics is None else data.concatenate(physics), "domain_shift", cfg, n_folds,
+                             seed, pre)
         groups = np.array(data.groups)
         predictions: dict[str, dict[str, str]] = {k: {} for k in shifted}
         for f, test_groups in enumerate(tested_groups):
             in_test = np.isin(groups, sorted(test_groups))
             tr, test = np.flatnonzero(~in_test), set(np.flatnonzero(in_test & np.array(data.testable)).tolist())
-            models = _fold_models(data.subset(tr), physics_sets[pre] if overrides.get("physics") else None,
-                                  test_groups, cfg, pre, seed + 100 * f,
+            models = _fold_models(data.subset(tr), physics, test_groups, cfg, pre, seed + 100 * f,
                                   os.path.join(cache, f"{key[:20]}-fold{f}") if cache else None)
             for variant, inputs in shifted.items():
                 rows = [i for i in inputs if i in test]
