@@ -154,33 +154,27 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 BROADENINGS = (0.5, 1.0, 2.0)
 
 
-def shifted_inputs(data: SpectraSet, variant_docs: Sequence[dict], sites: Sequence[str],
+def shifted_inputs(data: SpectraSet, physics: SpectraSet, sites: Sequence[str],
                    preprocessing: Preprocessing) -> dict[str, dict[int, np.ndarray]]:
     """Model inputs of the picked sites under each shift: ``{variant: {row of data: input}}``.
 
     Variants are ``"dataset"`` (the training physics itself), each physics preset and ``"broaden_<fwhm>"``.
-    Sites outside ``data`` (e.g. outside the chemsys classes) and spectra that fail preprocessing are left out.
+    ``physics`` holds the preprocessed physics variants (the set the ``physics`` recipes train on, so each variant
+    is preprocessed once). Sites outside ``data`` (e.g. outside the chemsys classes) and spectra that failed
+    preprocessing are left out.
     """
-    from pymatgen_xanes_nn.io import from_task_doc
     from pymatgen_xanes_nn.perturb import broaden
-    from pymatgen_xanes_nn.preprocessing import SpectrumError
 
     row = {t: i for i, t in enumerate(data.task_ids)}
     picked = [row[t] for t in sites if t in row]
     out: dict[str, dict[int, np.ndarray]] = {"dataset": {i: data.x[i] for i in picked}}
     for fwhm in BROADENINGS:
         out[f"broaden_{fwhm:g}"] = {i: preprocessing.transform_arrays(*broaden(*data.raw[i], fwhm)) for i in picked}
-    for doc in variant_docs:
-        preset = variant_preset(doc["task_id"])
-        if doc.get("state", "successful") != "successful" or not preset:
-            continue
-        site = doc["task_id"][:-len(preset) - 1]
-        if site not in row or row[site] not in out["dataset"]:
-            continue
-        try:
-            out.setdefault(preset, {})[row[site]] = preprocessing.transform(from_task_doc(doc))
-        except SpectrumError:
-            continue
+    for task_id, x in zip(physics.task_ids, physics.x):
+        preset = variant_preset(task_id)
+        site = task_id[:-len(preset) - 1]
+        if preset and site in row and row[site] in out["dataset"]:
+            out.setdefault(preset, {})[row[site]] = x
     return out
 
 
@@ -296,22 +290,22 @@ def benchmark(
     sites = pick_sites(docs)
     prepared: dict[Preprocessing, tuple[SpectraSet, dict[str, dict[int, np.ndarray]]]] = {}
 
-    def prepare(pre: Preprocessing) -> tuple[SpectraSet, dict[str, dict[int, np.ndarray]]]:
-        """The labelled spectra and the picked sites' shifted inputs under ``pre`` (once per preprocessing)."""
-        if pre not in prepared:
-            data = dataset_for_scheme(scheme, docs, pre)[0].labelled()
-            prepared[pre] = (data, shifted_inputs(data, variant_docs, sites, pre))
-        return prepared[pre]
-
     classes = select_classes(docs, scheme)  # the class order dataset_for_scheme uses (folds stratify by it)
     physics_sets: dict[Preprocessing, SpectraSet] = {}
 
     def physics_set(pre: Preprocessing) -> SpectraSet:
-        """The physics variants as labelled training spectra under ``pre`` (once per preprocessing)."""
+        """The physics variants as labelled spectra under ``pre`` (once per preprocessing)."""
         if pre not in physics_sets:
             ok = [d for d in variant_docs if d.get("state", "successful") == "successful"]
             physics_sets[pre] = SpectraSet.from_docs(ok, assign_labels(ok, scheme, classes), pre).labelled()
         return physics_sets[pre]
+
+    def prepare(pre: Preprocessing) -> tuple[SpectraSet, dict[str, dict[int, np.ndarray]]]:
+        """The labelled spectra and the picked sites' shifted inputs under ``pre`` (once per preprocessing)."""
+        if pre not in prepared:
+            data = dataset_for_scheme(scheme, docs, pre)[0].labelled()
+            prepared[pre] = (data, shifted_inputs(data, physics_set(pre), sites, pre))
+        return prepared[pre]
 
     base, shifted = prepare(preprocessing)
     truth = dict(zip(base.task_ids, base.labels))

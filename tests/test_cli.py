@@ -154,6 +154,13 @@ def test_simulate_unknown_task_id(tmp_path):
         main(["simulate", "--task-ids", "amcsd-789-s0", "nowhere-s3", "--output", str(tmp_path / "tasks")])
 
 
+def test_domain_shift_refuses_with_physics(tmp_path):
+    # the benchmark leaves one physics out per model; --with-physics would leak every preset into every model
+    with pytest.raises(SystemExit, match="leave one physics out"):
+        main(["domain-shift", "--with-physics", "--output", str(tmp_path / "ds.json")])
+    assert not (tmp_path / "ds.json").exists()
+
+
 def test_version_and_defaults_in_help(capsys):
     from pymatgen_xanes_nn import __version__
 
