@@ -496,6 +496,8 @@ def _cmd_domain_shift(args: argparse.Namespace) -> int:
         t = tables["all"]
         print(f"{name:<20} {t['dataset']['accuracy']:>8.3f} " + " ".join(
             f"{t[k]['accuracy']:>7.3f} ({t[k]['drop']:+.2f})" for k in result["n_sites"] if k in t and k != "dataset"))
+    for name, why in result["unshippable"].items():
+        print(f"{name} may not ship: {why}")
     print(f"chosen on the selection half: {result['chosen']}; wrote {args.output}")
     return 0
 

@@ -154,6 +154,19 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 BROADENINGS = (0.5, 1.0, 2.0)
 
 
+def unshippable(overrides: dict[str, Any], config: TrainingConfig) -> str | None:
+    """Why a recipe may not ship whatever its accuracy (None: it may).
+
+    The ``edge_offset`` OOD score reads where the edge lies: on e0-aligned inputs every edge lies at the same energy,
+    so a model combining that score with aligned inputs would keep a flag part that measures nothing (shifted
+    spectra and foreign edges moved into the window pass it).
+    """
+    alignment = overrides.get("preprocessing", {}).get("alignment", "absolute")
+    if alignment == "e0" and "edge_offset" in config.ood_scores:
+        return "e0-aligned inputs leave the edge_offset OOD score nothing to measure"
+    return None
+
+
 def shifted_inputs(data: SpectraSet, physics: SpectraSet, sites: Sequence[str],
                    preprocessing: Preprocessing) -> dict[str, dict[int, np.ndarray]]:
     """Model inputs of the picked sites under each shift: ``{variant: {row of data: input}}``.
@@ -277,8 +290,9 @@ def benchmark(
         progress: called with a status line after each fit.
 
     Returns:
-        ``candidates`` (per candidate: ``selection``, ``report`` and ``all`` accuracy tables), ``chosen`` and the
-        site counts.
+        ``candidates`` (per candidate: ``selection``, ``report`` and ``all`` accuracy tables), the site counts,
+        ``best`` (highest selection criterion), ``unshippable`` (:func:`unshippable`) and ``chosen`` (the best of
+        the others).
     """
     from pymatgen_xanes_nn.evaluation import evaluation_key
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
@@ -344,11 +358,24 @@ def benchmark(
         out["candidates"][name] = {"overrides": overrides,
                                    **{h: _accuracy_table(predictions, truth, ids) for h, ids in halves.items()}}
 
-    def criterion(name: str) -> float:
-        sel = out["candidates"][name]["selection"]
-        accuracies = [v["accuracy"] for k, v in sel.items() if k not in ("mean", "mean_physics")]
-        return float(np.mean(accuracies))
+    return choose(out, config)
 
-    out["selection_criterion"] = {name: criterion(name) for name in candidates}
-    out["chosen"] = max(candidates, key=criterion)
-    return out
+
+def choose(result: dict[str, Any], config: TrainingConfig) -> dict[str, Any]:
+    """Add the choice to a :func:`benchmark` result (from its tables alone, so an older result can be rescored).
+
+    ``selection_criterion``: per candidate, the mean accuracy over the selection half's sets (dataset physics,
+    broadenings, physics variants); ``best``: the highest; ``unshippable``: {candidate: why}
+    (:func:`unshippable` under ``config``); ``chosen``: the highest of the others.
+    """
+    def criterion(name: str) -> float:
+        sel = result["candidates"][name]["selection"]
+        return float(np.mean([v["accuracy"] for k, v in sel.items() if k not in ("mean", "mean_physics")]))
+
+    names = list(result["candidates"])
+    result["selection_criterion"] = {name: criterion(name) for name in names}
+    result["unshippable"] = {name: why for name in names
+                             if (why := unshippable(result["candidates"][name]["overrides"], config))}
+    result["best"] = max(names, key=criterion)
+    result["chosen"] = max((n for n in names if n not in result["unshippable"]), key=criterion, default=None)
+    return result

@@ -197,16 +197,16 @@ class Preprocessing(MSONable):
         fine_e, fine_mu = self._fine(energy, mu, shift, smooth)
         edge = find_edge(fine_e, fine_mu, self.post_edge, pre_line=self.normalization == "pre_edge")
         norm = self._normalize(fine_e, fine_mu, edge)
-        e0 = edge.e0
-        if self.alignment == "e0":
-            fine_e = fine_e - e0 + self.e0_reference
-            e0 = self.e0_reference
-        grid = self.grid
-        if not self.e_min <= e0 <= self.e_max:
+        # the measured e0, before any alignment: an e0-aligned model would otherwise move another element's edge
+        # (Al K at 1560 eV, P K at 2146 eV) onto the Si K edge and classify it
+        if not self.e_min <= edge.e0 <= self.e_max:
             raise SpectrumError(
-                f"Spectrum edge e0={e0:.1f} eV lies outside the model's window "
+                f"Spectrum edge e0={edge.e0:.1f} eV lies outside the model's window "
                 f"[{self.e_min}, {self.e_max}] eV: wrong edge, or a calibration shift is needed"
             )
+        if self.alignment == "e0":
+            fine_e = fine_e - edge.e0 + self.e0_reference
+        grid = self.grid
         covered = np.clip(min(fine_e[-1], self.e_max) - max(fine_e[0], self.e_min), 0, None)
         coverage = covered / (self.e_max - self.e_min)
         if coverage < self.min_coverage:

@@ -543,7 +543,9 @@ def _domain_shift_section(results_dir: str) -> list[str]:
         for name, tables in res["candidates"].items():
             t = tables["report"]
             cells = [f"{100 * t[k]['accuracy']:.1f} ({100 * t[k]['drop']:+.1f})" if k in t else "-" for k in shifts]
-            mark = " (selection half's pick)" if name == res["chosen"] else ""
+            mark = (" (selection half's pick)" if name == res["chosen"] else
+                    f" (best on the selection half; may not ship: {res['unshippable'][name]})"
+                    if name in res.get("unshippable", {}) and name == res.get("best") else "")
             physics = f"{100 * t['mean_physics']['drop']:.1f}" if t.get("mean_physics") else "-"
             lines.append(f"| {name}{mark} | {100 * t['dataset']['accuracy']:.1f} | " + " | ".join(cells)
                          + f" | {100 * t['mean']['drop']:.1f} | {physics} |")

@@ -106,7 +106,10 @@ def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatc
     assert out["candidates"]["e0"]["all"]["dataset"]["n"] == 18
     # a 6 eV shift turns one fake class into another: accuracy must fall there
     assert out["candidates"]["none"]["all"]["dataset_rpa"]["drop"] > 0.3
-    assert out["chosen"] == max(out["selection_criterion"], key=out["selection_criterion"].get)
+    assert out["best"] == max(out["selection_criterion"], key=out["selection_criterion"].get)
+    # the default flag reads the edge position, which e0-aligned inputs remove: that recipe may not ship
+    assert set(out["unshippable"]) == {"e0"}
+    assert out["chosen"] == max(["none", "wide"], key=out["selection_criterion"].get)
     # more variants later: the kept fold models score them without training again
     more = _variants_of(docs, set(sites), 6.0)
     again = benchmark("chemsys", docs, more, config, candidates, n_folds=2, cache=cache)
@@ -180,3 +183,13 @@ def test_benchmark_with_physics_variants_in_training(tmp_path):
     assert len([f for f in os.listdir(cache) if "physics-without" in f]) == 4
     assert out["candidates"]["phys"]["all"]["dataset_rpa"]["n"] == 18
     assert out["n_sites"]["dataset"] == 18
+
+
+def test_e0_aligned_recipes_ship_only_without_the_edge_offset_score():
+    from pymatgen_xanes_nn.domain_shift import CANDIDATES, unshippable
+    from pymatgen_xanes_nn.training import TrainingConfig
+
+    with_edge, without = TrainingConfig(ood_scores=("knn", "edge_offset")), TrainingConfig(ood_scores=("knn",))
+    assert "edge_offset" in unshippable(CANDIDATES["e0_aligned"], with_edge)
+    assert unshippable(CANDIDATES["e0_aligned"], without) is None
+    assert unshippable(CANDIDATES["white_line"], with_edge) is None

@@ -98,6 +98,14 @@ def test_shift_moves_absolute_but_not_e0_aligned():
     np.testing.assert_allclose(aligned.transform_arrays(e, mu), aligned.transform_arrays(e, mu, shift=2.0), atol=0.05)
 
 
+@pytest.mark.parametrize("alignment", ["absolute", "e0"])
+def test_another_edge_is_refused_whatever_the_alignment(alignment):
+    """An Al K edge (1560 eV) is refused by its measured e0: e0 alignment must not move it onto the Si K edge."""
+    e, mu = synthetic_edge(e0=1560.0, lo=1540.0, hi=1620.0)
+    with pytest.raises(SpectrumError, match="e0=1560.* outside the model's window"):
+        Preprocessing(alignment=alignment).transform_arrays(e, mu)
+
+
 def test_shift_calibrates():
     e, mu = synthetic_edge(e0=1846.0)
     pre = Preprocessing()

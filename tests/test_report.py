@@ -97,15 +97,19 @@ def test_domain_shift_section_reports_the_report_half(tmp_path):
                 "mean": {"accuracy": rpa, "drop": acc - rpa},
                 "mean_physics": {"accuracy": rpa, "drop": acc - rpa} if rpa < 0.8 else {}}
 
-    res = {"n_folds": 5, "n_sites": {"dataset": 160, "dataset_rpa": 156}, "chosen": "white_line",
+    res = {"n_folds": 5, "n_sites": {"dataset": 160, "dataset_rpa": 156}, "chosen": "white_line", "best": "e0",
+           "unshippable": {"e0": "no edge"},
            "candidates": {"shipped": {"overrides": {}, "selection": table(0.9, 0.5), "report": table(0.95, 0.6),
                                       "all": {}},
                           "white_line": {"overrides": {"augment_white_line": 0.5}, "selection": table(0.9, 0.8),
-                                         "report": table(0.93, 0.85), "all": {}}}}
+                                         "report": table(0.93, 0.85), "all": {}},
+                          "e0": {"overrides": {"preprocessing": {"alignment": "e0"}}, "selection": table(0.9, 0.85),
+                                 "report": table(0.9, 0.82), "all": {}}}}
     (tmp_path / "domain_shift_environment.json").write_text(json.dumps(res))
     text = "\n".join(_domain_shift_section(str(tmp_path)))
     assert "| shipped | 95.0 | 60.0 (+35.0) | 35.0 | 35.0 |" in text
     assert "| white_line (selection half's pick) | 93.0 | 85.0 (+8.0) | 8.0 | - |" in text
+    assert "| e0 (best on the selection half; may not ship: no edge) | 90.0 |" in text
     assert "dataset 160, dataset_rpa 156" in text and "chemsys" not in text
     assert '`white_line` {"augment_white_line": 0.5}' in text and "`shipped` (none)" in text
 
