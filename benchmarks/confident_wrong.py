@@ -22,7 +22,7 @@ from common import write_results
 
 from pymatgen_xanes_nn.classifier import XANESClassifier
 from pymatgen_xanes_nn.dataset import data_path, load_tasks
-from pymatgen_xanes_nn.domain_shift import variant_preset
+from pymatgen_xanes_nn.domain_shift import PHYSICS_TASKS_FILE, variant_preset
 from pymatgen_xanes_nn.io import from_task_doc
 from pymatgen_xanes_nn.labels import assign_labels, select_classes
 from pymatgen_xanes_nn.preprocessing import SpectrumError
@@ -65,7 +65,7 @@ def main() -> None:
     labelled = [(d, lab) for d, lab in zip(docs, assign_labels(docs, args.scheme, classes)) if lab is not None]
     picked = labelled[:: args.every]
     sets = {f"shift_{s:g}eV": [(d, lab, s * (-1) ** k) for k, (d, lab) in enumerate(picked)] for s in SHIFTS}
-    variants = [d for d in load_tasks(data_path("si_k_tasks_physics.json.gz"))
+    variants = [d for d in load_tasks(data_path(PHYSICS_TASKS_FILE))
                 if d.get("state", "successful") == "successful"]
     for d, lab in zip(variants, assign_labels(variants, args.scheme, classes)):
         if lab is not None:

@@ -76,9 +76,18 @@ def variant_task_id(task_id: str, preset: str) -> str:
     return f"{task_id}+{preset}"
 
 
+def split_variant(task_id: str) -> tuple[str, str]:
+    """``(site task id, preset)`` of a physics variant's task id (:func:`variant_task_id`).
+
+    A site of the dataset gives ``(task_id, "")``.
+    """
+    site, _, preset = task_id.rpartition("+")
+    return (site, preset) if "+" in task_id else (task_id, "")
+
+
 def variant_preset(task_id: str) -> str:
     """The preset of a physics variant's task id (:func:`variant_task_id`); ``""`` for a site of the dataset."""
-    return task_id.rsplit("+", 1)[1] if "+" in task_id else ""
+    return split_variant(task_id)[1]
 
 
 def variant_jobs(docs: Sequence[dict], task_ids: Sequence[str], preset: str) -> list[SiteJob]:
@@ -184,8 +193,7 @@ def shifted_inputs(data: SpectraSet, physics: SpectraSet, sites: Sequence[str],
     for fwhm in BROADENINGS:
         out[f"broaden_{fwhm:g}"] = {i: preprocessing.transform_arrays(*broaden(*data.raw[i], fwhm)) for i in picked}
     for task_id, x in zip(physics.task_ids, physics.x):
-        preset = variant_preset(task_id)
-        site = task_id[:-len(preset) - 1]
+        site, preset = split_variant(task_id)
         if preset and site in row and row[site] in out["dataset"]:
             out.setdefault(preset, {})[row[site]] = x
     return out
@@ -376,6 +384,7 @@ def choose(result: dict[str, Any], config: TrainingConfig) -> dict[str, Any]:
     result["selection_criterion"] = {name: criterion(name) for name in names}
     result["unshippable"] = {name: why for name in names
                              if (why := unshippable(result["candidates"][name]["overrides"], config))}
-    result["best"] = max(names, key=criterion)
-    result["chosen"] = max((n for n in names if n not in result["unshippable"]), key=criterion, default=None)
+    score = result["selection_criterion"].get
+    result["best"] = max(names, key=score)
+    result["chosen"] = max((n for n in names if n not in result["unshippable"]), key=score, default=None)
     return result
