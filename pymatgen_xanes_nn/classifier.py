@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 
     from pymatgen.analysis.xas.spectrum import XAS
 
-#: Version of the model file format; files of another major version are refused. Format 2 adds the checksum.
-MODEL_FORMAT = "2"
+#: Version of the model file format written; files of a major version outside :data:`READABLE_FORMATS` are refused.
+#: Format 2 adds the checksum; format 3 the network scores' standardization (``ood.reference``), which format 2 files
+#: lack (their scores are used raw, as they were calibrated).
+MODEL_FORMAT = "3"
+READABLE_FORMATS = ("2", "3")
 #: The only class markers a model file may carry; they are checked, never imported.
 MODEL_CLASSES = frozenset({("pymatgen_xanes_nn.classifier", "XANESClassifier"),
                            ("pymatgen_xanes_nn.preprocessing", "Preprocessing")})
@@ -193,9 +196,10 @@ class XANESClassifier(MSONable):
         metadata: dict[str, Any] | None = None,
         version: str = MODEL_FORMAT,
     ):
-        if str(version).split(".")[0] != MODEL_FORMAT:
+        if str(version).split(".")[0] not in READABLE_FORMATS:
             raise IncompatibleModelError(
-                f"Model {name!r} has file format {version}; this pymatgen-xanes-nn reads format {MODEL_FORMAT}. "
+                f"Model {name!r} has file format {version}; this pymatgen-xanes-nn reads formats "
+                f"{', '.join(READABLE_FORMATS)}. "
                 "Retrain it with `xanes-nn train` or install the matching package version."
             )
         if not isinstance(name, str) or not name:
@@ -262,7 +266,7 @@ class XANESClassifier(MSONable):
 
         A model without them would never flag anything, or give sets of no stated coverage, silently.
         """
-        from pymatgen_xanes_nn.trust import OOD_SCORES
+        from pymatgen_xanes_nn.trust import NETWORK_SCORES, OOD_SCORES
 
         name, code, n = self.name, self.code_size, self.preprocessing.n_points
         missing = [k for k in OOD_KEYS if k not in self.ood]
@@ -288,6 +292,14 @@ class XANESClassifier(MSONable):
             raise InvalidModelError(f"Model {name!r}: ood.calibration needs >= 10 finite scores for each of {scores}")
         if not (isinstance(self.ood["alpha"], float) and 0 < self.ood["alpha"] < 1):
             raise InvalidModelError(f"Model {name!r}: ood.alpha must be a number in (0, 1)")
+        ref = self.ood.get("reference")
+        if self.version.split(".")[0] != "2" or ref is not None:  # format 2 files predate the standardization
+            if not (isinstance(ref, dict) and set(ref) == set(NETWORK_SCORES)
+                    and all(isinstance(v, list) and len(v) == 2 and all(_is_number(t) for t in v) and v[1] > 0
+                            for v in ref.values())):
+                raise InvalidModelError(f"Model {name!r}: ood.reference needs [median, scale > 0] for each of "
+                                        f"{list(NETWORK_SCORES)}; without it the network scores are not comparable "
+                                        "with their calibration")
         thresholds, level = self.conformal.get("thresholds"), self.conformal.get("level")
         if (not isinstance(thresholds, list) or len(thresholds) != len(self.labels)
                 or not all(_is_number(t) and 0 <= t <= 1 for t in thresholds)
@@ -387,7 +399,7 @@ class XANESClassifier(MSONable):
         expected = set(inspect.signature(cls.__init__).parameters) - {"self"}
         if set(fields) - expected:
             raise InvalidModelError(f"Unknown model fields {sorted(set(fields) - expected)}")
-        if str(d.get("version", "")).split(".")[0] == MODEL_FORMAT:
+        if str(d.get("version", "")).split(".")[0] in READABLE_FORMATS:
             if "checksum" not in d:
                 raise InvalidModelError("Model has no checksum")
             if d["checksum"] != model_checksum(d):
@@ -528,13 +540,14 @@ class XANESClassifier(MSONable):
             ``reconstruction_error``, ``latent_distance``, ``latent``, ``model``, ``model_version``.
         """
         from pymatgen_xanes_nn.reference import nearest_reference
-        from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE, prediction_sets, quality_problems
+        from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE, prediction_sets, quality_problems, standardize
 
         x, single, quality = self.inputs(spectra, **kwargs)
         z = self._encode_matrix(x)
         logits = self._logits(z)
         p = self._proba_matrix(z, logits=logits)
-        scores = self.ood_scores(x, z, logits, p)
+        raw = self.ood_scores(x, z, logits, standardized=False)
+        scores = standardize(raw, self.ood.get("reference", {}))
         pvalue = self.ood_pvalue(scores)
         alpha = self.ood["alpha"]
         floor = self.conformal.get("confidence_floor", 0.0)  # models before round 4 have none
@@ -570,8 +583,8 @@ class XANESClassifier(MSONable):
                     "dont_know": bool(reasons),
                     "reason": "; ".join(reasons),
                     "evidence": near[i] if near is not None else [],
-                    "reconstruction_error": float(scores["reconstruction"][i]),
-                    "latent_distance": float(scores["mahalanobis"][i]),
+                    "reconstruction_error": float(raw["reconstruction"][i]),
+                    "latent_distance": float(raw["mahalanobis"][i]),
                     "latent": [float(v) for v in z[i]],
                     "model": self.name,
                     "model_version": self.model_version,
@@ -585,17 +598,20 @@ class XANESClassifier(MSONable):
         return self.metadata.get("model_version", f"{self.name}-{self.version}")
 
     def ood_scores(self, x: np.ndarray, codes: np.ndarray | None = None, logits: np.ndarray | None = None,
-                   proba: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   standardized: bool = True) -> dict[str, np.ndarray]:
         """Every OOD score of :data:`pymatgen_xanes_nn.trust.OOD_SCORES` for each model-input row (higher: stranger).
 
-        ``codes``, ``logits`` and ``proba`` (calibrated) of ``x`` are computed unless the caller has them.
+        ``codes`` and ``logits`` of ``x`` are computed unless the caller has them. ``max_softmax`` uses the network's
+        own probabilities (temperature 1): the calibration folds' networks have no temperature yet. With
+        ``standardized`` the network scores are divided by the model's own training-spectra scale
+        (:func:`~pymatgen_xanes_nn.trust.score_reference`), as their calibration was; raw otherwise.
         """
-        from pymatgen_xanes_nn.trust import KNNIndex, mahalanobis
+        from pymatgen_xanes_nn.trust import KNNIndex, mahalanobis, standardize
 
         codes = self._encode_matrix(x) if codes is None else codes
         maha, rel = mahalanobis(codes, self.ood)
         logits = self._logits(codes) if logits is None else logits
-        proba = self._proba_matrix(codes, logits=logits) if proba is None else proba
+        proba = self._proba_matrix(codes, temperature=1.0, logits=logits)
         top = logits.max(axis=1, keepdims=True)
         log_z = (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
         scores = {
@@ -609,7 +625,7 @@ class XANESClassifier(MSONable):
         edge = self._edge_index()
         if edge is not None:
             scores["edge_offset"] = edge.offset(x)
-        return scores
+        return standardize(scores, self.ood.get("reference", {})) if standardized else scores
 
     def _edge_index(self):
         """The model's :class:`~pymatgen_xanes_nn.trust.EdgeIndex` (None for models trained without one)."""
@@ -661,7 +677,8 @@ class XANESClassifier(MSONable):
         d = self.as_dict()
         d["ood"] = {**d["ood"], "scores": scores, "alpha": float(alpha)}
         metadata = copy.deepcopy(self.metadata)
-        metadata.setdefault("metrics", {}).get("out_of_fold", {}).pop("ood_rate_in_sample", None)
+        for key in ("ood_rate_in_sample", "ood_rate_own_training"):
+            metadata.setdefault("metrics", {}).get("out_of_fold", {}).pop(key, None)
         metadata.setdefault("ood_changes", []).append(
             {"date": now_iso(), "from": {"scores": list(self.ood["scores"]), "alpha": self.ood["alpha"]},
              "to": {"scores": scores, "alpha": float(alpha)}, "reason": reason})

@@ -421,6 +421,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"with temperature {clf.temperature:.3f} (fitted on these scores: `xanes-nn evaluate` gives "
               f"held-out numbers); {100 * clf.conformal['level']:.0f}% sets: coverage {oof['coverage']:.3f}, "
               f"mean size {oof['mean_set_size']:.2f}")
+        print(f"OOD flag (level {clf.ood['alpha']:g}, scores {'+'.join(clf.ood['scores'])}): "
+              f"{100 * oof['ood_rate_in_sample']:.1f}% of out-of-fold spectra, "
+              f"{100 * oof['ood_rate_own_training']:.1f}% of the shipped network's own training spectra")
     out = clf.metadata["metrics"].get("outside_classes")
     if out:
         print(f"spectra outside the classes ({out['n']}): {100 * out['ood_rate']:.0f}% flagged out of distribution")

@@ -389,6 +389,8 @@ def train(
                                       config.conformal_mode)
     # without folds there is nothing to choose the level on: the largest candidate, the most sensitive flag
     clf.ood["alpha"] = abstain["alpha"] if folds else (config.ood_alpha or max(OOD_ALPHAS))
+    if folds:  # the shipped network on its own training spectra: far above alpha means its scores left their scale
+        metrics["out_of_fold"]["ood_rate_own_training"] = float(np.mean(clf.ood_flags(x)))
     if x_outside is not None and len(x_outside):
         metrics["outside_classes"] = flag_rates(clf.ood_flags(np.asarray(x_outside, np.float32)), outside_labels)
     data_hash = hash_vectors(x, labels)
@@ -473,16 +475,19 @@ def _fit_networks(
 ) -> tuple[XANESClassifier, dict[str, list[float]]]:
     """:func:`fit_networks`, wrapped as a classifier with the OOD statistics of ``x_ref``.
 
-    ``x_ref`` are the unaugmented training spectra: the k-NN and edge indexes hold them, not their perturbed copies.
+    ``x_ref`` are the unaugmented training spectra: the k-NN and edge indexes hold them, not their perturbed copies,
+    and the network scores are standardized by their scores (each network by its own training spectra, so fold
+    networks and the shipped one speak the same scale).
     """
     from pymatgen_xanes_nn.classifier import XANESClassifier
-    from pymatgen_xanes_nn.trust import gaussian_stats, input_indexes
+    from pymatgen_xanes_nn.trust import gaussian_stats, input_indexes, score_reference
 
     nets = fit_networks(x_fit, y_fit, len(classes), config, seed=seed, x_unlabelled=x_unlabelled, verbose=verbose)
     ood = {**gaussian_stats(nets["codes"], y_fit, len(classes)),
            **input_indexes(x_ref, preprocessing.grid, config.knn_components), "scores": list(config.ood_scores)}
     clf = XANESClassifier(config.name, classes, preprocessing, nets["encoder"], nets["decoder"], nets["fnn"],
                           nets["code_mean"], nets["code_std"], ood=ood)
+    clf.ood["reference"] = score_reference(clf.ood_scores(x_ref, standardized=False))
     return clf, nets["history"]
 
 

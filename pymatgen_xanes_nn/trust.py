@@ -18,6 +18,11 @@ Scores are all "higher = less like the training data":
 A score becomes a conformal p-value against the same score of held-out in-distribution spectra; the ``combined``
 score is the smallest p-value of its parts times their number (Bonferroni), so a threshold on it keeps the
 false-alarm rate below its level whatever the parts' scales.
+
+The network scores (:data:`NETWORK_SCORES`) are calibrated on the out-of-fold scores of the calibration folds'
+networks but applied with the shipped network, trained on everything: their scale differs from one training run to
+the next (the size of the logits sets ``energy``). Each network's scores are therefore standardized by its own
+training spectra (:func:`score_reference`) before calibration and before use, so the p-values compare like with like.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ OOD_SCORES = ("reconstruction", "mahalanobis", "relative_mahalanobis", "knn", "e
 #: shifts of 3-5 eV 0.92 -> 0.97, at a cost on self-absorption (0.81 -> 0.74) and left-out environments
 #: (0.78 -> 0.70); the mean over the sets rose, and rose again on the chemsys scheme (other K edges 0.96 -> 0.99).
 DEFAULT_OOD_SCORES = ("knn", "edge_offset")
+#: The scores computed by the trained networks (the rest depend on the training spectra only).
+NETWORK_SCORES = ("reconstruction", "mahalanobis", "relative_mahalanobis", "max_softmax", "energy")
 #: A prediction set with more labels than this says little: the classification reports "don't know".
 MAX_USEFUL_SET_SIZE = 3
 
@@ -159,6 +166,29 @@ def pvalues(calibration: np.ndarray, scores: np.ndarray) -> np.ndarray:
     cal = np.asarray(calibration, float)
     n_greater = len(cal) - np.searchsorted(cal, np.asarray(scores, float), side="left")
     return (1.0 + n_greater) / (len(cal) + 1.0)
+
+
+def score_reference(scores: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """Location and scale of each network score on the network's own training spectra: ``{name: [median, scale]}``.
+
+    The scale is the mean absolute deviation from the median (robust, and unlike the interquartile range not zero
+    when most training spectra score the same, as ``max_softmax`` does on confidently fitted spectra).
+
+    Args:
+        scores: raw scores of the unaugmented training spectra, as :meth:`XANESClassifier.ood_scores` gives them.
+    """
+    out = {}
+    for name in NETWORK_SCORES:
+        s = np.asarray(scores[name], float)
+        median = float(np.median(s))
+        scale = float(np.mean(np.abs(s - median)))
+        out[name] = [median, max(scale, 1e-12 * max(abs(median), 1.0))]  # a floor: constant scores divide by no 0
+    return out
+
+
+def standardize(scores: dict[str, np.ndarray], reference: dict[str, list[float]]) -> dict[str, np.ndarray]:
+    """The scores with each network score in ``reference`` made ``(s - median) / scale``; the others unchanged."""
+    return {k: (v - reference[k][0]) / reference[k][1] if k in reference else v for k, v in scores.items()}
 
 
 def combined_pvalue(calibrations: dict[str, np.ndarray], scores: dict[str, np.ndarray]) -> np.ndarray:

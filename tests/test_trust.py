@@ -263,3 +263,56 @@ def test_fit_dont_know_spends_the_budget_on_the_best_rule():
         assert gap > 0 and chosen == (0.01 if budget == 0.05 else 0.05) and (gap > se) == (budget == 0.05)
     # empty and large sets count as "don't know" whatever the confidence
     assert dont_know(np.ones(3), 0.05, np.array([0, 1, 5]), np.ones(3)).tolist() == [True, False, True]
+
+
+def test_score_reference_makes_network_scores_scale_free():
+    from pymatgen_xanes_nn.trust import NETWORK_SCORES, score_reference, standardize
+
+    rng = np.random.default_rng(3)
+    train_scores = {k: rng.gamma(2.0, 1.0, 200) for k in NETWORK_SCORES}
+    test_scores = {k: rng.gamma(2.0, 1.5, 50) for k in NETWORK_SCORES}
+    ref = score_reference(train_scores)
+    # another network whose scores are the same up to scale and offset standardizes to the same numbers
+    moved = {k: 3.0 * v - 7.0 for k, v in train_scores.items()}
+    a = standardize({**test_scores, "knn": test_scores["energy"]}, ref)
+    b = standardize({k: 3.0 * v - 7.0 for k, v in test_scores.items()}, score_reference(moved))
+    for k in NETWORK_SCORES:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-9)
+    np.testing.assert_array_equal(a["knn"], test_scores["energy"])  # network-free scores are left alone
+    # mostly tied training scores (max_softmax of confidently fitted spectra) still have a scale > 0
+    tied = score_reference({k: np.r_[np.zeros(150), rng.random(50)] for k in NETWORK_SCORES})
+    assert all(v[1] > 0.01 for v in tied.values())
+
+
+def test_network_scores_keep_their_calibration_when_the_logits_change_scale(toy_model):
+    """A network whose logits are smaller (another training run) must not flag its own training spectra: the energy
+    score is compared with its calibration on the network's own scale (the r5 white-line model flagged 11%)."""
+    import copy
+
+    from pymatgen_xanes_nn.trust import score_reference
+    from .conftest import toy_set
+
+    x, *_ = toy_set()
+    clf = toy_model.with_ood_scores(["energy"], alpha=0.05)
+    assert np.median(clf.ood_scores(x)["energy"]) == pytest.approx(0.0, abs=1e-6)  # its own training median
+    flat = copy.deepcopy(clf)
+    last = max(i for i, layer in enumerate(flat.fnn) if "W" in layer)
+    flat.fnn[last] = {**flat.fnn[last], "W": flat.fnn[last]["W"] * 0.3, "b": flat.fnn[last]["b"] * 0.3}
+    # the calibration's scale applied to another network (what the fold networks' raw scores did to the shipped one)
+    assert flat.ood_flags(x).mean() > 0.5
+    flat.ood["reference"] = score_reference(flat.ood_scores(x, standardized=False))  # its own, as training does
+    assert flat.ood_flags(x).mean() <= 0.1
+
+
+def test_a_format_3_model_needs_its_score_reference(toy_model):
+    from pymatgen_xanes_nn.classifier import InvalidModelError, XANESClassifier, model_checksum
+
+    d = toy_model.as_dict()
+    assert d["version"] == "3" and set(d["ood"]["reference"]) >= {"energy", "max_softmax"}
+    d["ood"] = {k: v for k, v in d["ood"].items() if k != "reference"}
+    d["checksum"] = model_checksum(d)
+    with pytest.raises(InvalidModelError, match="ood.reference"):
+        XANESClassifier.from_dict(d)
+    d["version"] = "2"  # format 2 files predate it and load as they were calibrated
+    d["checksum"] = model_checksum(d)
+    assert "reference" not in XANESClassifier.from_dict(d).ood
