@@ -290,6 +290,7 @@ def test_network_scores_keep_their_calibration_when_the_logits_change_scale(toy_
     import copy
 
     from pymatgen_xanes_nn.trust import score_reference
+
     from .conftest import toy_set
 
     x, *_ = toy_set()
