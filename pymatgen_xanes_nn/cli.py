@@ -658,11 +658,14 @@ def _add_preprocessing_options(p: argparse.ArgumentParser) -> None:
 def _cmd_card(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.corpus import load_corpus
     from pymatgen_xanes_nn.dataset import dataset_summary, derived_summary, load_tasks, render_card
+    from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
 
     study = json.load(open(args.study)) if args.study and os.path.exists(args.study) else None
     summary = dataset_summary(load_tasks(args.dataset, include_failed=True))
-    derived = derived_summary(load_tasks(args.derived, include_failed=True),
-                              load_corpus(args.derived_corpus) if os.path.exists(args.derived_corpus) else None)
+    derived = derived_summary(
+        load_tasks(args.derived, include_failed=True),
+        load_corpus(args.derived_corpus) if os.path.exists(args.derived_corpus) else None,
+        read_json(args.relaxed_corpus, PYMATGEN_CLASSES) if os.path.exists(args.relaxed_corpus) else None)
     with open(args.output, "w") as f:
         f.write(render_card(summary, load_corpus(), study, derived))
     print(f"{summary['n_successful']} spectra, {summary['n_structures']} structures -> {args.output}")
@@ -774,7 +777,13 @@ def _writable_path(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
     from pymatgen_xanes_nn import __version__
-    from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, OTHER_EDGES_FILE, TASKS_FILE, data_path
+    from pymatgen_xanes_nn.dataset import (
+        DERIVED_RELAXED_TASKS_FILE,
+        DERIVED_TASKS_FILE,
+        OTHER_EDGES_FILE,
+        TASKS_FILE,
+        data_path,
+    )
     from pymatgen_xanes_nn.domain_shift import CANDIDATES, N_SITES, PHYSICS_TASKS_FILE
     from pymatgen_xanes_nn.ood_benchmark import LEAVE_OUT
     from pymatgen_xanes_nn.simulate import PHYSICS_VARIANTS, PRESETS
@@ -962,8 +971,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("card", help="write the dataset card (markdown) from the packed dataset")
     p.add_argument("--dataset", default=data_path(TASKS_FILE))
-    p.add_argument("--derived", default=data_path(DERIVED_TASKS_FILE), help="packed derived task documents")
-    p.add_argument("--derived-corpus", default=data_path("derived_corpus.json.gz"))
+    p.add_argument("--derived", default=data_path(DERIVED_RELAXED_TASKS_FILE),
+                   help="packed task documents of the relaxed derived structures")
+    p.add_argument("--derived-corpus", default=data_path("derived_corpus.json.gz"), help="planned derived structures")
+    p.add_argument("--relaxed-corpus", default=data_path("derived_corpus_relaxed.json.gz"),
+                   help="derived structures relaxed so far")
     p.add_argument("--study", default=os.path.join("docs", "feff_study.json"))
     p.add_argument("--output", default=os.path.join("docs", "DATASET.md"))
     p.set_defaults(func=_cmd_card)

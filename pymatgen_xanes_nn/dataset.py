@@ -143,8 +143,14 @@ DERIVED_RELAXED_TASKS_FILE = "si_k_tasks_derived_relaxed.json.gz"
 OTHER_EDGES_FILE = "other_k_edges.json.gz"
 
 
-def derived_summary(docs: list[dict], derived_corpus: dict | None = None) -> dict:
-    """Counts of derived task documents: per route and substitution, environment and chemical system."""
+def derived_summary(docs: list[dict], derived_corpus: dict | None = None, relaxed_corpus: dict | None = None) -> dict:
+    """Counts of derived task documents: per route and substitution, environment and chemical system.
+
+    Args:
+        docs: the derived task documents (failed ones included).
+        derived_corpus: the planned structures (``xanes-nn derive``), for the planned counts.
+        relaxed_corpus: the structures relaxed so far (``xanes-nn relax-corpus``).
+    """
     from collections import Counter
 
     ok = [d for d in docs if d.get("state") != "failed"]
@@ -161,6 +167,7 @@ def derived_summary(docs: list[dict], derived_corpus: dict | None = None) -> dic
         "routes": dict(Counter(d["metadata"].get("substitution", {}).get("route", "?") for d in ok).most_common()),
         "substitutions": dict(Counter(swap(d) for d in ok).most_common()),
         "environment_sites": dict(Counter(d["metadata"]["environment"] for d in ok).most_common()),
+        "chemsys_sites": dict(Counter(d["metadata"]["chemsys"] for d in ok).most_common()),
         "chemsys_structures": dict(Counter(
             c for c, _ in {(d["metadata"]["chemsys"], d["metadata"]["structure_id"]) for d in ok}).most_common()),
     }
@@ -168,29 +175,38 @@ def derived_summary(docs: list[dict], derived_corpus: dict | None = None) -> dic
         recs = derived_corpus["structures"]
         out["planned_structures"] = len(recs)
         out["planned_sites"] = sum(len(r["sites"]) for r in recs)
+    if relaxed_corpus:
+        out["relaxed_structures"] = len(relaxed_corpus["structures"])
     return out
 
 
-def _derived_card(summary: dict) -> list[str]:
+def _derived_card(summary: dict, real: dict) -> list[str]:
     lines = ["", "## Derived structures (ion substitution)", "",
              "Made by `xanes-nn derive` from the corpus (`pymatgen_xanes_nn/data/derived_corpus.json.gz`): pymatgen's "
              "data-mined substitution probabilities, charge balance by oxidation states, volumes from pymatgen's "
-             "ionic-radius predictor, StructureMatcher de-duplication. Each task document records "
-             "`metadata.source = \"derived\"`, its parent and the substitution, and carries the parent's group, "
-             "so no grouped split separates a derived structure from its parent. They are not yet used by "
-             "`load_tasks()` or any shipped model; when they are, they are training data only and test folds "
-             "hold real materials.", "",
+             "ionic-radius predictor, StructureMatcher de-duplication; then relaxed with CHGNet (`xanes-nn "
+             "relax-corpus`, chosen by the relaxation study) and computed with the `dataset` preset "
+             f"(`pymatgen_xanes_nn/data/{DERIVED_RELAXED_TASKS_FILE}`). Each task document records "
+             "`metadata.source = \"derived\"`, its parent, the substitution and the relaxation, and carries the "
+             "parent's group, so no grouped split separates a derived structure from its parent. They are training "
+             "data only: test and calibration folds hold real materials. The unrelaxed runs "
+             f"(`{DERIVED_TASKS_FILE}`) served the relaxation study and train nothing.", "",
              f"- FEFF task documents: {summary['n_documents']} ({summary['n_successful']} successful, "
              f"{summary['n_failed']} failed) of {summary['n_structures']} structures"
              + (f"; planned: {summary['planned_sites']} sites of {summary['planned_structures']} structures"
-                if "planned_sites" in summary else ""),
+                if "planned_sites" in summary else "")
+             + (f"; relaxed so far: {summary['relaxed_structures']} structures" if "relaxed_structures" in summary
+                else ""),
              "- routes (sites): " + ", ".join(f"{k} {v}" for k, v in summary["routes"].items()), "",
-             "| substitution | sites |", "|---|---:|"]
+             "| chemical system | real structures | derived structures | derived sites |", "|---|---:|---:|---:|"]
+    systems = sorted(set(real["chemsys_structures"]) | set(summary["chemsys_structures"]),
+                     key=lambda c: (-real["chemsys_structures"].get(c, 0) - summary["chemsys_structures"].get(c, 0), c))
+    lines += [f"| {c} | {real['chemsys_structures'].get(c, 0)} | {summary['chemsys_structures'].get(c, 0)} | "
+              f"{summary['chemsys_sites'].get(c, 0)} |" for c in systems[:40]]
+    lines += ["", "| substitution | sites |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in list(summary["substitutions"].items())[:40]]
     lines += ["", "| Si environment (derived) | sites |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in summary["environment_sites"].items()]
-    lines += ["", "| chemical system (derived) | structures |", "|---|---:|"]
-    lines += [f"| {k} | {v} |" for k, v in list(summary["chemsys_structures"].items())[:40]]
     return lines
 
 
@@ -230,7 +246,7 @@ def render_card(summary: dict, corpus: dict | None = None, study: dict | None = 
     lines += ["", "## Sources", ""]
     lines += [f"- {src}: {n} structures" for src, n in summary["source_structures"].items()]
     if derived and derived["n_documents"]:
-        lines += _derived_card(derived)
+        lines += _derived_card(derived, summary)
     if summary["failed"]:
         lines += ["", "## Failed calculations", ""] + [f"- `{k}`: {v}" for k, v in summary["failed"].items()]
     if summary.get("suspect_geometries"):

@@ -4,6 +4,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 
 from pymatgen_xanes_nn.dataset import dataset_summary, load_tasks, suspect_geometries
 from pymatgen_xanes_nn.io import from_task_doc
@@ -96,10 +97,11 @@ def test_suspect_geometries():
     assert list(found) == ["split"] and found["split"].endswith("O-O 0.90 A")
 
 
-def test_derived_documents_carry_provenance_and_the_card_counts_them():
-    from pymatgen_xanes_nn.dataset import DERIVED_TASKS_FILE, data_path, derived_summary
+@pytest.mark.parametrize("filename", ["si_k_tasks_derived.json.gz", "si_k_tasks_derived_relaxed.json.gz"])
+def test_derived_documents_carry_provenance(filename):
+    from pymatgen_xanes_nn.dataset import data_path
 
-    docs = load_tasks(data_path(DERIVED_TASKS_FILE), include_failed=True)
+    docs = load_tasks(data_path(filename), include_failed=True)
     assert docs, "derived FEFF chunks are committed"
     real_groups = {d["metadata"]["group_id"] for d in load_tasks()}
     for d in docs:
@@ -107,10 +109,25 @@ def test_derived_documents_carry_provenance_and_the_card_counts_them():
         assert m["source"] == "derived" and m["parent_structure_id"] and m["substitution"]["route"]
         # a corpus parent's group, or a group of its own for a parent outside the corpus
         assert m["group_id"] in real_groups or m["group_id"].startswith("gx-")
-    summary = derived_summary(docs)
+        assert ("relaxed" in filename) == bool(m.get("relaxation"))
+
+
+def test_the_card_counts_the_relaxed_derived_spectra():
+    """docs/DATASET.md is regenerated with every data chunk (`xanes-nn card`): its derived counts are the file's."""
+    from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, data_path, dataset_summary, derived_summary
+
+    summary = derived_summary(load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE), include_failed=True))
+    real = dataset_summary(load_tasks(include_failed=True))
     card = open(os.path.join(ROOT, "docs", "DATASET.md")).read()
     assert f"FEFF task documents: {summary['n_documents']} ({summary['n_successful']} successful" in card
     assert sum(summary["routes"].values()) == summary["n_successful"]
+    table = card.split("| chemical system | real structures | derived structures | derived sites |")[1].split("\n\n")[0]
+    rows = {r.split("|")[1].strip(): [int(v) for v in r.split("|")[2:5]] for r in table.strip().splitlines()[1:]}
+    for chemsys, n in summary["chemsys_sites"].items():
+        if chemsys in rows:  # the 40 largest systems are listed
+            assert rows[chemsys] == [real["chemsys_structures"].get(chemsys, 0),
+                                     summary["chemsys_structures"][chemsys], n]
+    assert len(rows) == min(40, len(set(real["chemsys_structures"]) | set(summary["chemsys_sites"])))
 
 
 def test_load_tasks_with_derived_appends_the_relaxed_derived_spectra():
