@@ -105,7 +105,7 @@ def store_choice(model: str) -> dict:
 
     def loaded(store):
         store.connect()
-        store._collection.insert_many(load_tasks(include_failed=True))
+        store._collection.insert_many(load_tasks(include_failed=True, derived=False))
         return store
 
     res = {}

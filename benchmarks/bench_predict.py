@@ -111,7 +111,7 @@ def main() -> None:
         from pymatgen_xanes_nn.evaluation import make_baseline
         from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES, dataset_for_scheme, train
 
-        spectra, _ = dataset_for_scheme("environment")
+        spectra, _ = dataset_for_scheme("environment", load_tasks(derived=False))
         data = spectra.labelled()
         t = time.perf_counter()
         train(data.x, data.labels, data.groups, ae_epochs=200, fnn_epochs=500, calibration_folds=0)

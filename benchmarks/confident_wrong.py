@@ -60,7 +60,7 @@ def main() -> None:
     p.add_argument("--name", default=None, help="results name (default: confident_wrong_<scheme>)")
     args = p.parse_args()
 
-    docs = load_tasks()
+    docs = load_tasks(derived=False)  # real crystals: the in-sample spectra of every model
     classes = select_classes(docs, args.scheme)
     labelled = [(d, lab) for d, lab in zip(docs, assign_labels(docs, args.scheme, classes)) if lab is not None]
     picked = labelled[:: args.every]

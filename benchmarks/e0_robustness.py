@@ -32,7 +32,7 @@ def summary(errors: np.ndarray) -> dict[str, float]:
 
 def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
-    raw = dataset_for_scheme("environment", load_tasks(), DEFAULT_PREPROCESSING)[0].raw
+    raw = dataset_for_scheme("environment", load_tasks(derived=False), DEFAULT_PREPROCESSING)[0].raw
     clean = np.array([[find_e0(e, m, s) for s in SMOOTHINGS] for e, m in raw])
     rng = np.random.default_rng(0)
     errors = []

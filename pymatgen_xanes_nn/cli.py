@@ -411,7 +411,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     clf = train(data.x, data.labels, data.groups, _training_config(args), preprocessing=pre, raw=data.raw,
                 x_outside=spectra.x[is_outside], outside_labels=outside_kinds,
                 metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
-                          "n_labelled": len(data.x), "skipped": len(spectra.skipped)}},
+                          "n_labelled": len(data.x), "n_derived": int(sum(data.derived)),
+                          "skipped": len(spectra.skipped)}},
                 testable=data.testable, verbose=args.verbose)
     clf.to(args.output)
     oof = clf.metadata["metrics"].get("out_of_fold", {})

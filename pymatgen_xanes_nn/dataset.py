@@ -50,17 +50,21 @@ def merge_into_dataset(directories: list[str], filename: str) -> dict[str, int]:
     return {"documents": len(docs), "successful": sum(d.get("state") != "failed" for d in docs.values())}
 
 
-def load_tasks(filename: str | None = None, include_failed: bool = False, derived: bool = False) -> list[dict]:
-    """Load task documents (default: the shipped dataset), with their structures restored.
+def load_tasks(filename: str | None = None, include_failed: bool = False, derived: bool | None = None) -> list[dict]:
+    """Load task documents (default: the whole shipped dataset, real and derived), with their structures restored.
 
     Args:
-        filename: a file written by :func:`pack_tasks`.
+        filename: a file written by :func:`pack_tasks` (default: the shipped real crystals, :data:`TASKS_FILE`).
         include_failed: also return documents of failed FEFF runs.
         derived: also the spectra of the relaxed substitution-derived structures (:data:`DERIVED_RELAXED_TASKS_FILE`,
-            ``metadata.source = "derived"``), after the others: training data only, never in a test fold.
+            ``metadata.source = "derived"``), after the others: training data only, never in a test fold
+            (:func:`~pymatgen_xanes_nn.labels.training_only`). Default: yes for the shipped dataset, no for a file.
     """
+    if derived is None:
+        derived = filename is None
     if derived:
-        return load_tasks(filename, include_failed) + load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE), include_failed)
+        return (load_tasks(filename, include_failed, derived=False)
+                + load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE), include_failed, derived=False))
     path = filename or data_path(TASKS_FILE)
     if not os.path.exists(path):
         return []

@@ -14,7 +14,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
 def test_shipped_dataset_is_valid():
-    docs = load_tasks(include_failed=True)
+    docs = load_tasks(include_failed=True, derived=False)
     assert len(docs) > 100
     ids = [d["task_id"] for d in docs]
     assert len(ids) == len(set(ids))
@@ -30,7 +30,7 @@ def test_shipped_dataset_is_valid():
 
 def test_card_matches_committed_dataset():
     card = open(os.path.join(ROOT, "docs", "DATASET.md")).read()
-    summary = dataset_summary(load_tasks(include_failed=True))
+    summary = dataset_summary(load_tasks(include_failed=True, derived=False))
     assert f"task documents: {summary['n_documents']} ({summary['n_successful']} successful" in card
     table = card.split("## Sites per chemical system")[1].split("##")[0]
     rows = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(r"\| (\S+) \| (\d+) \| (\d+) \|", table)}
@@ -103,7 +103,7 @@ def test_derived_documents_carry_provenance(filename):
 
     docs = load_tasks(data_path(filename), include_failed=True)
     assert docs, "derived FEFF chunks are committed"
-    real_groups = {d["metadata"]["group_id"] for d in load_tasks()}
+    real_groups = {d["metadata"]["group_id"] for d in load_tasks(derived=False)}
     for d in docs:
         m = d["metadata"]
         assert m["source"] == "derived" and m["parent_structure_id"] and m["substitution"]["route"]
@@ -117,7 +117,7 @@ def test_the_card_counts_the_relaxed_derived_spectra():
     from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, data_path, dataset_summary, derived_summary
 
     summary = derived_summary(load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE), include_failed=True))
-    real = dataset_summary(load_tasks(include_failed=True))
+    real = dataset_summary(load_tasks(include_failed=True, derived=False))
     card = open(os.path.join(ROOT, "docs", "DATASET.md")).read()
     assert f"FEFF task documents: {summary['n_documents']} ({summary['n_successful']} successful" in card
     assert sum(summary["routes"].values()) == summary["n_successful"]
@@ -130,13 +130,15 @@ def test_the_card_counts_the_relaxed_derived_spectra():
     assert len(rows) == min(40, len(set(real["chemsys_structures"]) | set(summary["chemsys_sites"])))
 
 
-def test_load_tasks_with_derived_appends_the_relaxed_derived_spectra():
-    from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, data_path
+def test_load_tasks_returns_the_whole_shipped_dataset_real_then_derived():
+    from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, TASKS_FILE, data_path
 
-    real = load_tasks()
-    both = load_tasks(derived=True)
+    real = load_tasks(derived=False)
+    both = load_tasks()
     derived = load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE))
     assert derived and len(both) == len(real) + len(derived)
+    assert len(load_tasks(data_path(TASKS_FILE))) == len(real)  # a file is just that file
+    assert len(load_tasks(data_path(TASKS_FILE), derived=True)) == len(both)
     assert [d["task_id"] for d in both[:len(real)]] == [d["task_id"] for d in real]
     assert all(d["metadata"]["source"] == "derived" and d["metadata"].get("relaxation") for d in both[len(real):])
     assert not any(d["metadata"].get("source") == "derived" for d in real)
