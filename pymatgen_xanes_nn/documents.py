@@ -75,7 +75,10 @@ class ClassificationDoc(_Doc):
     ood: bool = Field(description="out of distribution: ood_pvalue < ood_alpha")
     ood_pvalue: float = Field(description="conformal p-value of the OOD score(s) against training spectra")
     ood_alpha: float = Field(description="significance level of the OOD flag")
-    ood_scores: dict[str, float] = Field(description="every OOD score (reconstruction, mahalanobis, knn, ...)")
+    ood_scores: dict[str, float] = Field(description="every OOD score as the p-value reads it (knn, edge_offset raw; "
+                                                     "the network scores reconstruction, mahalanobis, energy, ... "
+                                                     "standardized by the model's own training spectra in format-3 "
+                                                     "models)")
     quality: dict[str, float] | None = Field(
         None, description="input quality of the raw spectrum (edge_step_ev: largest energy step near the edge, eV; "
                           "noise: share of the edge step); null when classified from the grid")
