@@ -118,9 +118,11 @@ def test_derived_comparison_pairs_the_same_real_folds(tmp_path):
     from pymatgen_xanes_nn.report import _derived_section, derived_comparison
 
     def run(accs):
-        folds = [{"repeat": 0, "fold": k, "n_test": 10, "neural_network": {"clean": {"accuracy": a}},
-                  "random_forest": {"clean": {"accuracy": 0.5}}} for k, a in enumerate(accs)]
-        return {"folds": folds, "summary": {"neural_network": {}, "random_forest": {}}}
+        folds = [{"repeat": 0, "fold": k, "n_test": 10,
+                  "neural_network": {"clean": {"accuracy": a, "balanced_accuracy": a - 0.1}},
+                  "random_forest": {"clean": {"accuracy": 0.5, "balanced_accuracy": 0.4}}} for k, a in enumerate(accs)]
+        return {"folds": folds, "summary": {"neural_network": {}, "random_forest": {}}, "repeats": 1,
+                "augment_copies": 4, "train_kwargs": {"augment_white_line": 0.5, "calibration_folds": 0}}
 
     without, with_derived = run([0.6, 0.7, 0.5]), run([0.7, 0.8, 0.7])
     table = derived_comparison(without, with_derived)
@@ -130,11 +132,14 @@ def test_derived_comparison_pairs_the_same_real_folds(tmp_path):
     other["folds"][0]["n_test"] = 11  # another split: no pairing
     with pytest.raises(ValueError, match="same test folds"):
         derived_comparison(without, other)
-    (tmp_path / "evaluation_chemsys_grouped.json").write_text(json.dumps({"grouped": without}))
-    (tmp_path / "evaluation_chemsys_grouped_derived.json").write_text(
+    (tmp_path / "derived_chemsys_grouped_without.json").write_text(json.dumps({"grouped": without}))
+    (tmp_path / "derived_chemsys_grouped_with.json").write_text(
         json.dumps({"grouped": with_derived, "dataset": {"n_derived": 156}}))
     text = "\n".join(_derived_section(str(tmp_path)))
-    assert "156 derived spectra added" in text and "| neural network (AE + FNN) | 60.0 | 73.3 | +13.3 ± 3.3 |" in text
+    assert "156 derived spectra added" in text
+    assert "| neural network (AE + FNN) | 60.0 | 73.3 | +13.3 ± 3.3 | 50.0 | 63.3 | +13.3 ± 3.3 |" in text
+    assert "--augment-white-line 0.5 --calibration-folds 0 [--with-derived]" in text
+    assert "network is +23.3 ± 3.3 points against the best baseline (random forest)" in text
 
 
 def test_nested_combination_lines_name_the_choice_and_keep_held_out_first(tmp_path):
