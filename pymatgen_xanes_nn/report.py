@@ -548,8 +548,8 @@ def _derived_section(results_dir: str) -> list[str]:
                 ahead = _paired(np.array([f["neural_network"]["clean"]["accuracy"] - f[best]["clean"]["accuracy"]
                                           for f in b["folds"]]))
                 lines += ["", f"With the derived data the network is {100 * ahead['difference']:+.1f} ± "
-                              f"{100 * ahead['se']:.1f} points against the best baseline ({MODEL_NAMES.get(best, best)}), "
-                              "paired over the same folds."]
+                              f"{100 * ahead['se']:.1f} points against the best baseline "
+                              f"({MODEL_NAMES.get(best, best)}), paired over the same folds."]
             lines.append("")
     return lines
 
