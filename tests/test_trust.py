@@ -294,7 +294,11 @@ def test_network_scores_keep_their_calibration_when_the_logits_change_scale(toy_
     from .conftest import toy_set
 
     x, *_ = toy_set()
+    # training records the shipped network's flag rate on its own training spectra
+    assert toy_model.metadata["metrics"]["out_of_fold"]["ood_rate_own_training"] == pytest.approx(
+        toy_model.ood_flags(x).mean())
     clf = toy_model.with_ood_scores(["energy"], alpha=0.05)
+    assert "ood_rate_own_training" not in clf.metadata["metrics"]["out_of_fold"]  # stale for another flag
     assert np.median(clf.ood_scores(x)["energy"]) == pytest.approx(0.0, abs=1e-6)  # its own training median
     flat = copy.deepcopy(clf)
     last = max(i for i, layer in enumerate(flat.fnn) if "W" in layer)
