@@ -540,14 +540,14 @@ class XANESClassifier(MSONable):
             ``reconstruction_error``, ``latent_distance``, ``latent``, ``model``, ``model_version``.
         """
         from pymatgen_xanes_nn.reference import nearest_reference
-        from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE, prediction_sets, quality_problems, standardize
+        from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE, prediction_sets, quality_problems
 
         x, single, quality = self.inputs(spectra, **kwargs)
         z = self._encode_matrix(x)
         logits = self._logits(z)
         p = self._proba_matrix(z, logits=logits)
         raw = self.ood_scores(x, z, logits, standardized=False)
-        scores = standardize(raw, self.ood.get("reference", {}))
+        scores = self._standardized(raw)
         pvalue = self.ood_pvalue(scores)
         alpha = self.ood["alpha"]
         floor = self.conformal.get("confidence_floor", 0.0)  # models before round 4 have none
@@ -606,7 +606,7 @@ class XANESClassifier(MSONable):
         ``standardized`` the network scores are divided by the model's own training-spectra scale
         (:func:`~pymatgen_xanes_nn.trust.score_reference`), as their calibration was; raw otherwise.
         """
-        from pymatgen_xanes_nn.trust import KNNIndex, mahalanobis, standardize
+        from pymatgen_xanes_nn.trust import KNNIndex, mahalanobis
 
         codes = self._encode_matrix(x) if codes is None else codes
         maha, rel = mahalanobis(codes, self.ood)
@@ -625,7 +625,13 @@ class XANESClassifier(MSONable):
         edge = self._edge_index()
         if edge is not None:
             scores["edge_offset"] = edge.offset(x)
-        return standardize(scores, self.ood.get("reference", {})) if standardized else scores
+        return self._standardized(scores) if standardized else scores
+
+    def _standardized(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw scores as the calibration reads them (format 2 models have no reference: unchanged)."""
+        from pymatgen_xanes_nn.trust import standardize
+
+        return standardize(scores, self.ood.get("reference", {}))
 
     def _edge_index(self):
         """The model's :class:`~pymatgen_xanes_nn.trust.EdgeIndex` (None for models trained without one)."""

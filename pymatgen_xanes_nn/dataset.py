@@ -110,6 +110,22 @@ def suspect_geometries(docs: list[dict], min_distance: float = MIN_HEAVY_ATOM_DI
     return out
 
 
+def _counts(docs: list[dict], ok: list[dict]) -> dict:
+    """The counts every summary shares: documents by state, structures, sites per chemical system and environment."""
+    from collections import Counter
+
+    return {
+        "n_documents": len(docs),
+        "n_successful": len(ok),
+        "n_failed": len(docs) - len(ok),
+        "n_structures": len({d["metadata"]["structure_id"] for d in ok}),
+        "chemsys_sites": dict(Counter(d["metadata"]["chemsys"] for d in ok).most_common()),
+        "chemsys_structures": dict(Counter(
+            c for c, _ in {(d["metadata"]["chemsys"], d["metadata"]["structure_id"]) for d in ok}).most_common()),
+        "environment_sites": dict(Counter(d["metadata"]["environment"] for d in ok).most_common()),
+    }
+
+
 def dataset_summary(docs: list[dict]) -> dict:
     """Counts of a task-document list: per state, chemical system, environment, source; cost; versions."""
     from collections import Counter
@@ -118,16 +134,9 @@ def dataset_summary(docs: list[dict]) -> dict:
     cpu = [d["metadata"]["timing"]["user_s"] + d["metadata"]["timing"]["sys_s"] for d in ok
            if d.get("metadata", {}).get("timing")]
     return {
-        "n_documents": len(docs),
-        "n_successful": len(ok),
-        "n_failed": len(docs) - len(ok),
+        **_counts(docs, ok),
         "failed": {d["task_id"]: d.get("error", "")[:200] for d in docs if d.get("state") == "failed"},
-        "n_structures": len({d["metadata"]["structure_id"] for d in ok}),
         "n_groups": len({d["metadata"]["group_id"] for d in ok}),
-        "chemsys_sites": dict(Counter(d["metadata"]["chemsys"] for d in ok).most_common()),
-        "chemsys_structures": dict(Counter(
-            c for c, _ in {(d["metadata"]["chemsys"], d["metadata"]["structure_id"]) for d in ok}).most_common()),
-        "environment_sites": dict(Counter(d["metadata"]["environment"] for d in ok).most_common()),
         "source_structures": dict(Counter(
             s for s, _ in {(d["metadata"]["source"], d["metadata"]["structure_id"]) for d in ok}).most_common()),
         "ordered_from_disorder_sites": sum(bool(d["metadata"].get("ordered_from_disorder")) for d in ok),
@@ -166,14 +175,9 @@ def derived_summary(docs: list[dict], derived_corpus: dict | None = None, relaxe
         return f"{sub.get('route')} " + ", ".join(f"{a}->{b}" for a, b in sorted(sub.get("map", {}).items()))
 
     out = {
-        "n_documents": len(docs), "n_successful": len(ok), "n_failed": len(docs) - len(ok),
-        "n_structures": len({d["metadata"]["structure_id"] for d in ok}),
+        **_counts(docs, ok),
         "routes": dict(Counter(d["metadata"].get("substitution", {}).get("route", "?") for d in ok).most_common()),
         "substitutions": dict(Counter(swap(d) for d in ok).most_common()),
-        "environment_sites": dict(Counter(d["metadata"]["environment"] for d in ok).most_common()),
-        "chemsys_sites": dict(Counter(d["metadata"]["chemsys"] for d in ok).most_common()),
-        "chemsys_structures": dict(Counter(
-            c for c, _ in {(d["metadata"]["chemsys"], d["metadata"]["structure_id"]) for d in ok}).most_common()),
     }
     if derived_corpus:
         recs = derived_corpus["structures"]

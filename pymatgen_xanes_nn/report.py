@@ -501,11 +501,14 @@ def _paired(diff: np.ndarray) -> dict[str, float]:
 
 def _recipe_flags(result: dict[str, Any]) -> str:
     """The ``xanes-nn evaluate`` options of a result's recipe that differ from the defaults."""
-    kw = result.get("train_kwargs", {})
-    flags = [f"--augment {result['augment_copies']}"] if result.get("augment_copies", 4) != 4 else []
-    if kw.get("augment_white_line"):
+    from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES, TrainingConfig
+
+    kw, default = result.get("train_kwargs", {}), TrainingConfig()
+    copies = result.get("augment_copies", DEFAULT_AUGMENT_COPIES)
+    flags = [f"--augment {copies}"] if copies != DEFAULT_AUGMENT_COPIES else []
+    if kw.get("augment_white_line", default.augment_white_line) != default.augment_white_line:
         flags.append(f"--augment-white-line {kw['augment_white_line']:g}")
-    if kw.get("calibration_folds", 5) != 5:
+    if kw.get("calibration_folds", default.calibration_folds) != default.calibration_folds:
         flags.append(f"--calibration-folds {kw['calibration_folds']}")
     return " ".join(flags)
 
