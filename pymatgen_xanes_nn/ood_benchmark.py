@@ -222,7 +222,8 @@ def run_ood_benchmark(
         preprocessing: the preprocessing of ``spectra``.
         scheme: ``"environment"`` or ``"chemsys"``.
         environments: raw Si environment of each spectrum (for the leave-one-environment-out test).
-        outside: spectra outside the classes (chemsys: other chemical systems; environment: none).
+        outside: spectra outside the classes (chemsys: other chemical systems; environment: none); derived
+            structures among them are dropped (they only ever train).
         n_folds: grouped folds.
         combined: the scores combined into the p-value (default: the config's).
         leave_out: environments to leave out of training in turn.
@@ -259,6 +260,8 @@ def run_ood_benchmark(
     # quality of the clean spectra (FEFF spectra pass every limit; measured here, not assumed)
     poor_all = _vectorize(spectra.raw, preprocessing, gate=False)[2]
 
+    if outside is not None:  # derived structures only ever train: the outside set holds real crystals
+        outside = outside.subset(np.flatnonzero(outside.testable))
     poor_outside = (_vectorize(outside.raw, preprocessing, gate=False)[2] if outside is not None and len(outside.x)
                     else None)
     t0 = time.time()
@@ -343,7 +346,8 @@ def run_ood_benchmark(
         env = np.asarray(environments)
         for k, name in enumerate(leave_out):
             out_mask = (env == name) | (np.asarray(spectra.labels) == name)
-            if out_mask.sum() < 5:
+            scored = out_mask & np.asarray(spectra.testable)  # left out of training all, scored on real ones
+            if scored.sum() < 5:
                 continue
             keep = np.flatnonzero(~out_mask)
             rest = spectra.subset(keep)
@@ -354,10 +358,10 @@ def run_ood_benchmark(
             clf = train(train_set.x, train_set.labels, train_set.groups, config.replace(seed=config.seed + 50 + k),
                         preprocessing=preprocessing, raw=train_set.raw, testable=train_set.testable)
             s_in = clf.ood_scores(test_set.x)
-            s_out = clf.ood_scores(spectra.x[out_mask])
+            s_out = clf.ood_scores(spectra.x[scored])
             half = _halves(test_set.groups, config.seed + k)
             calib = {c: np.sort(s_in[c][half == 1]) for c in combined}
-            poor_in, poor_out = poor_all[keep[te]][half == 0], poor_all[out_mask]
+            poor_in, poor_out = poor_all[keep[te]][half == 0], poor_all[scored]
             p_in = gated_pvalue(combined_pvalue(calib, {c: s_in[c][half == 0] for c in combined}), poor_in)
             p_out = gated_pvalue(combined_pvalue(calib, {c: s_out[c] for c in combined}), poor_out)
             dump.update({f"loeo {name}|{part}|{c}": v[c] for part, v in (("inside", s_in), ("out", s_out))
@@ -367,7 +371,7 @@ def run_ood_benchmark(
             inside["combined"] = pvalue_score(p_in)
             out = {c: s_out[c] for c in OOD_SCORES}
             out["combined"] = pvalue_score(p_out)
-            loeo[name] = {"n": int(out_mask.sum()), "scores": score_table(inside, out),
+            loeo[name] = {"n": int(scored.sum()), "scores": score_table(inside, out),
                           "flagged": float(np.mean(p_out < loeo_alpha)),
                           "inside_flagged": float(np.mean(p_in < loeo_alpha))}
             bucket = pooled.setdefault("near: left-out environment",

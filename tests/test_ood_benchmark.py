@@ -62,15 +62,21 @@ def test_benchmark_on_a_tiny_problem(tmp_path):
     spectra, classes = dataset_for_scheme("chemsys", docs)
     data = spectra.labelled()
     envs = ["SiN4" if i % 4 == 0 else "SiO4" for i in range(len(data.x))]
+    data.derived = [i % 12 == 0 for i in range(len(data.x))]  # 3 of the 9 SiN4 spectra: derived structures
+    outside = data.subset(range(6))  # one derived, five real
     res = run_ood_benchmark(data, classes, TrainingConfig(ae_epochs=2, fnn_epochs=2, ae_config="NN4"),
                             DEFAULT_PREPROCESSING, "environment", environments=envs, n_folds=2, n_far=2,
-                            leave_out=("SiN4",), progress=None,
+                            leave_out=("SiN4",), progress=None, outside=outside,
                             other_edge_docs=load_tasks(data_path(OTHER_EDGES_FILE))[:3],
                             scores_file=str(tmp_path / "scores.npz"))
     assert {"far: non-spectra", "far: other K edges", "near: left-out environment"} <= set(res["sets"])
     assert res["sets"]["far: other K edges"]["n"] == 3 * 2  # every fold scores them
+    # derived structures only ever train: never scored as held out, left out or outside the classes
+    assert res["held_out"]["n"] == 36 - 3
+    assert res["leave_one_environment_out"]["SiN4"]["n"] == 9 - 3
+    assert res["sets"]["near: outside the classes"]["n"] == 5 * 2
     # the quality gate refuses every spectrum cut to <= 80% of the window: refused counts as caught
-    assert res["held_out"]["faults_refused_by_input_checks"]["truncated 50-80%"] == len(data.x)
+    assert res["held_out"]["faults_refused_by_input_checks"]["truncated 50-80%"] == 36 - 3
     assert all(v["auroc"] == 1.0 for v in res["sets"]["fault: truncated 50-80%"]["scores"].values())
     saved = np.load(tmp_path / "scores.npz")
     assert {"fold0|inside|knn", "fold1|far: other K edges|energy", "loeo SiN4|out|knn"} <= set(saved.files)
@@ -86,13 +92,13 @@ def test_benchmark_on_a_tiny_problem(tmp_path):
         assert set(r["scores"]) == {*OOD_SCORES, "combined"}
         assert all(0 <= s["auroc"] <= 1 and 0 <= s["fpr_at_95_tpr"] <= 1 for s in r["scores"].values())
     h = res["held_out"]
-    assert h["n"] == len(data.x) and 0 <= h["coverage"] <= 1
+    assert 0 <= h["coverage"] <= 1
     # sparse and noisy faults are flagged by the quality limits whatever their scores: caught
     for fault in ("noise SNR 5", "sparse 10-30 points"):
         assert res["sets"][f"fault: {fault}"]["flagged"] == 1.0
     # held-out sets rebuilt offline from the saved probabilities: the run's own mode gives the run's coverage
     sets = prediction_set_table(str(tmp_path / "scores.npz"), level=0.9)
-    assert sets["n"] == len(data.x) and set(sets["modes"]) == {"marginal", "class_conditional"}
+    assert sets["n"] == 36 - 3 and set(sets["modes"]) == {"marginal", "class_conditional"}
     assert sets["modes"][TrainingConfig().conformal_mode]["coverage"] == pytest.approx(h["coverage"])
     assert sets["accuracy"] == pytest.approx(h["accuracy"])
     assert set(res["quality"]) == {"coverage", "points"}
