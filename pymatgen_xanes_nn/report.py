@@ -553,6 +553,11 @@ def _derived_section(results_dir: str) -> list[str]:
                 lines += ["", f"With the derived data the network is {100 * ahead['difference']:+.1f} ± "
                               f"{100 * ahead['se']:.1f} points against the best baseline "
                               f"({MODEL_NAMES.get(best, best)}), paired over the same folds."]
+            recall = [r["summary"].get("neural_network", {}).get("clean", {}).get("per_class_recall") for r in (a, b)]
+            if all(recall):
+                pairs = (f"{c} {100 * v:.0f} -> {100 * recall[1].get(c, np.nan):.0f}" for c, v in recall[0].items())
+                lines += ["", "Network recall per class in %, without -> with derived (mean over the folds that "
+                              "hold the class): " + ", ".join(pairs) + "."]
             lines.append("")
     return lines
 

@@ -121,7 +121,9 @@ def test_derived_comparison_pairs_the_same_real_folds(tmp_path):
         folds = [{"repeat": 0, "fold": k, "n_test": 10,
                   "neural_network": {"clean": {"accuracy": a, "balanced_accuracy": a - 0.1}},
                   "random_forest": {"clean": {"accuracy": 0.5, "balanced_accuracy": 0.4}}} for k, a in enumerate(accs)]
-        return {"folds": folds, "summary": {"neural_network": {}, "random_forest": {}}, "repeats": 1,
+        recall = {"O-Si": accs[0], "C-Si": accs[1]}
+        return {"folds": folds, "summary": {"neural_network": {"clean": {"per_class_recall": recall}},
+                                            "random_forest": {}}, "repeats": 1,
                 "augment_copies": 4, "train_kwargs": {"augment_white_line": 0.5, "calibration_folds": 0}}
 
     without, with_derived = run([0.6, 0.7, 0.5]), run([0.7, 0.8, 0.7])
@@ -140,6 +142,7 @@ def test_derived_comparison_pairs_the_same_real_folds(tmp_path):
     assert "| neural network (AE + FNN) | 60.0 | 73.3 | +13.3 ± 3.3 | 50.0 | 63.3 | +13.3 ± 3.3 |" in text
     assert "--augment-white-line 0.5 --calibration-folds 0 [--with-derived]" in text
     assert "network is +23.3 ± 3.3 points against the best baseline (random forest)" in text
+    assert "(mean over the folds that hold the class): O-Si 60 -> 70, C-Si 70 -> 80." in text
 
 
 def test_nested_combination_lines_name_the_choice_and_keep_held_out_first(tmp_path):
