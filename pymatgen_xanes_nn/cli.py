@@ -401,15 +401,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = spectra.labelled()
     print(f"training {args.name!r} on {len(data.x)} spectra, {len(classes)} classes, {len(set(data.groups))} groups"
           + (f", {args.augment} augmented copies per training spectrum" if args.augment else ""))
-    # outside spectra test the OOD flag: real crystals of the dataset physics only
-    is_outside = [lab is None and real for lab, real in zip(spectra.labels, spectra.testable)]
+    outside = spectra.outside()
     # outside spectra labelled by Si environment: known to the training set, or a new one
     env = {d["task_id"]: raw_label(d, "environment") for d in docs}
-    known_env = {env[t] for t, lab in zip(spectra.task_ids, spectra.labels) if lab is not None}
-    outside_kinds = [env[t] if env[t] not in known_env else "environment seen in training"
-                     for t, out in zip(spectra.task_ids, is_outside) if out]
+    known_env = {env[t] for t in data.task_ids}
+    outside_kinds = [env[t] if env[t] not in known_env else "environment seen in training" for t in outside.task_ids]
     clf = train(data.x, data.labels, data.groups, _training_config(args), preprocessing=pre, raw=data.raw,
-                x_outside=spectra.x[is_outside], outside_labels=outside_kinds,
+                x_outside=outside.x, outside_labels=outside_kinds,
                 metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
                           "n_labelled": len(data.x), "n_derived": int(sum(data.derived)),
                           "skipped": len(spectra.skipped)}},
@@ -555,9 +553,8 @@ def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
     spectra, classes = dataset_for_scheme(args.scheme, docs, pre)
     data = spectra.labelled()
     env = {d["task_id"]: raw_label(d, "environment") for d in docs}
-    outside = spectra.subset([i for i, lab in enumerate(spectra.labels) if lab is None])
     res = run_ood_benchmark(data, classes, _training_config(args), pre, args.scheme,
-                            environments=[env[t] for t in data.task_ids], outside=outside, n_folds=args.folds,
+                            environments=[env[t] for t in data.task_ids], outside=spectra.outside(), n_folds=args.folds,
                             combined=args.combined, n_far=args.n_far, leave_out=args.leave_out,
                             other_edge_docs=load_tasks(args.other_edges) if args.other_edges else (),
                             scores_file=args.scores)

@@ -222,8 +222,8 @@ def run_ood_benchmark(
         preprocessing: the preprocessing of ``spectra``.
         scheme: ``"environment"`` or ``"chemsys"``.
         environments: raw Si environment of each spectrum (for the leave-one-environment-out test).
-        outside: spectra outside the classes (chemsys: other chemical systems; environment: none); derived
-            structures among them are dropped (they only ever train).
+        outside: spectra outside the classes (:meth:`SpectraSet.outside`; chemsys: other chemical systems,
+            environment: none); any derived structure among them is dropped, since it only ever trains.
         n_folds: grouped folds.
         combined: the scores combined into the p-value (default: the config's).
         leave_out: environments to leave out of training in turn.

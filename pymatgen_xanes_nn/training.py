@@ -116,6 +116,13 @@ class SpectraSet:
         """Only the spectra with a label."""
         return self.subset([i for i, lab in enumerate(self.labels) if lab is not None])
 
+    def outside(self) -> SpectraSet:
+        """The real crystals outside the classes, which test the OOD flag.
+
+        Derived structures outside the classes are left out: like every derived spectrum, they never test.
+        """
+        return self.subset([i for i, (lab, real) in enumerate(zip(self.labels, self.testable)) if lab is None and real])
+
 
 def dataset_for_scheme(
     scheme: str, docs: Sequence[dict] | None = None, preprocessing: Preprocessing = DEFAULT_PREPROCESSING,

@@ -53,3 +53,14 @@ def test_random_folds_split_only_testable_spectra():
         assert set(np.flatnonzero(derived)) <= set(tr) and not set(tr) & set(te)
     plain = random_folds(len(y), y, 3, seed=1)
     assert sorted(np.concatenate([te for _, te in plain])) == list(range(len(y)))
+
+
+def test_outside_set_holds_real_unlabelled_crystals_only():
+    from pymatgen_xanes_nn.training import SpectraSet
+
+    labels = ["a", None, None, "b", None]
+    derived = [False, False, True, True, False]
+    s = SpectraSet(np.zeros((5, 3)), [(np.zeros(2), np.zeros(2))] * 5, labels, list("ggghh"), list("vwxyz"),
+                   [1] * 5, {}, derived)
+    assert s.outside().task_ids == ["w", "z"]  # x is unlabelled but derived: it only ever trains
+    assert s.labelled().task_ids == ["v", "y"]
