@@ -357,10 +357,10 @@ def _ood_section(results_dir: str) -> list[str]:
                   f"`xanes-nn ood-benchmark --scheme {scheme} --output docs/results/ood_{scheme}.json`. AUROC of each "
                   "score (higher: better separated from held-out materials of known classes); `combined` is the "
                   f"Bonferroni p-value of {', '.join(res['combined_scores'])}, flagged below {level}"
-                  # runs since the edge offset also flag inputs past the quality limits
+                  # runs with the input-quality limits also record accuracy by input quality
                   + (f"; a spectrum past an input-quality limit (points more than {MAX_EDGE_STEP} eV apart near the "
                      f"edge, noise above {MAX_NOISE:.0%} of the edge step) is flagged whatever its p-value"
-                     if "edge_offset" in res["combined_scores"] else "") + ".", "",
+                     if "quality" in res else "") + ".", "",
                   "| spectra | n | " + " | ".join(cols) + " | flagged |", "|---|---:|" + "---:|" * (len(cols) + 1)]
         for kind, r in res["sets"].items():
             lines.append(f"| {kind} | {r['n']} | " + " | ".join(f"{r['scores'][c]['auroc']:.3f}" for c in cols)
