@@ -39,9 +39,9 @@ def child(epochs: int, n_spectra: int) -> None:
 def run(n_jobs: int, env: dict[str, str], epochs: int, n_spectra: int) -> float:
     """Wall time (s) of ``n_jobs`` concurrent training jobs."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--epochs", str(epochs), "--spectra", str(n_spectra)]
+    defaults = {k: v for k, v in os.environ.items() if k not in ONE_THREAD}  # the baseline: TensorFlow's defaults
     t = time.perf_counter()
-    base = {k: v for k, v in os.environ.items() if k not in ONE_THREAD}  # the baseline: TensorFlow's defaults
-    procs = [subprocess.Popen(cmd, env={**base, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [subprocess.Popen(cmd, env={**defaults, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for _ in range(n_jobs)]
     if any(p.wait() for p in procs):
         raise RuntimeError("a training job failed; run it with --child to see why")
@@ -62,9 +62,9 @@ def main() -> None:
     res["wall_s_one_job_default_threads"] = run(1, {}, args.epochs, args.spectra)
     res["wall_s_one_job_one_thread"] = run(1, ONE_THREAD, args.epochs, args.spectra)
     res[f"wall_s_{cores}_jobs_one_thread"] = run(cores, ONE_THREAD, args.epochs, args.spectra)
-    base = 1 / res["wall_s_one_job_default_threads"]
-    res["throughput_ratio_one_thread"] = (1 / res["wall_s_one_job_one_thread"]) / base
-    res[f"throughput_ratio_{cores}_jobs_one_thread"] = (cores / res[f"wall_s_{cores}_jobs_one_thread"]) / base
+    baseline_rate = 1 / res["wall_s_one_job_default_threads"]  # jobs per second
+    res["throughput_ratio_one_thread"] = (1 / res["wall_s_one_job_one_thread"]) / baseline_rate
+    res[f"throughput_ratio_{cores}_jobs_one_thread"] = (cores / res[f"wall_s_{cores}_jobs_one_thread"]) / baseline_rate
     write_results("training_threads", res)
 
 
