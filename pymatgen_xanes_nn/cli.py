@@ -411,8 +411,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
                           "n_labelled": len(data.x), "n_derived": int(sum(data.derived)),
                           "skipped": len(spectra.skipped)}},
-                testable=data.testable, verbose=args.verbose)
+                testable=data.testable, checkpoint=f"{args.output}.partial.jsonl", verbose=args.verbose)
     clf.to(args.output)
+    if os.path.exists(f"{args.output}.partial.jsonl"):
+        os.remove(f"{args.output}.partial.jsonl")  # the model holds every fold's calibration now
     oof = clf.metadata["metrics"].get("out_of_fold", {})
     if oof:
         print(f"out of fold ({oof['folds']} grouped folds, {oof['n']} spectra): accuracy {oof['accuracy']:.3f}, "

@@ -302,10 +302,9 @@ def benchmark(
         ``best`` (highest selection criterion), ``unshippable`` (:func:`unshippable`) and ``chosen`` (the best of
         the others).
     """
-    from pymatgen_xanes_nn.evaluation import evaluation_key
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
     from pymatgen_xanes_nn.splits import grouped_folds
-    from pymatgen_xanes_nn.training import SpectraSet, dataset_for_scheme
+    from pymatgen_xanes_nn.training import SpectraSet, dataset_for_scheme, run_key
 
     preprocessing = preprocessing or DEFAULT_PREPROCESSING
     candidates = dict(candidates or CANDIDATES)
@@ -345,8 +344,8 @@ def benchmark(
         physics = physics_set(pre) if overrides.get("physics") else None
         cfg = config.replace(calibration_folds=0, **fields)
         # with physics the variants train too: more of them, other models
-        key = evaluation_key(data if physics is None else data.concatenate(physics), "domain_shift", cfg, n_folds,
-                             seed, pre)
+        trained = data if physics is None else data.concatenate(physics)
+        key = run_key(trained.x, trained.labels, trained.groups, "domain_shift", cfg, n_folds, seed, pre)
         groups = np.array(data.groups)
         predictions: dict[str, dict[str, str]] = {k: {} for k in shifted}
         for f, test_groups in enumerate(tested_groups):

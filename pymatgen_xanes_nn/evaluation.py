@@ -8,14 +8,12 @@ the same folds and the same preprocessed inputs as the neural model.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.jsonio import append_checkpoint, read_checkpoint
 from pymatgen_xanes_nn.metrics import classification_metrics
 from pymatgen_xanes_nn.preprocessing import SpectrumError
 from pymatgen_xanes_nn.splits import grouped_folds, random_folds
@@ -126,15 +124,15 @@ def evaluate(
         ``folds`` (per fold and model metrics) and ``summary`` (mean and std per model and metric).
     """
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
-    from pymatgen_xanes_nn.training import TrainingConfig, train
+    from pymatgen_xanes_nn.training import TrainingConfig, run_key, train
 
     preprocessing = preprocessing or DEFAULT_PREPROCESSING
     if protocol not in ("grouped", "random"):
         raise ValueError(f"Unknown protocol {protocol!r}; choose 'grouped' or 'random'")
     y = np.array([list(classes).index(lab) for lab in spectra.labels])
     train_kwargs = dict(train_kwargs or {})
-    key = evaluation_key(spectra, protocol, n_splits, seed, train_kwargs, baselines, robustness, augment_copies,
-                          preprocessing)
+    key = run_key(spectra.x, spectra.labels, spectra.groups, protocol, n_splits, seed, train_kwargs, baselines,
+                  robustness, augment_copies, preprocessing)
     done = {(r["repeat"], r["fold"]): r for r in read_checkpoint(checkpoint, key)}
     folds_out = []
     for r in range(repeats):
@@ -210,40 +208,6 @@ def evaluate(
     return {"protocol": protocol, "n_splits": n_splits, "repeats": repeats, "classes": list(classes),
             "train_kwargs": train_kwargs, "augment_copies": augment_copies, "folds": folds_out,
             "summary": summarize(folds_out)}
-
-
-def evaluation_key(spectra: SpectraSet, *options: Any) -> str:
-    """Fingerprint of the data and every option that changes a fold's result (the checkpoint key)."""
-    from pymatgen_xanes_nn.classifier import hash_vectors
-
-    h = hashlib.sha256(hash_vectors(spectra.x, spectra.labels).encode())
-    h.update("\n".join(spectra.groups).encode())
-    h.update(json.dumps([o.as_dict() if hasattr(o, "as_dict") else o for o in options], sort_keys=True,
-                        default=str).encode())
-    return h.hexdigest()
-
-
-def read_checkpoint(path: str | None, key: str) -> list[dict[str, Any]]:
-    """Finished fold results of a run with this key (lines of other runs or a torn last line are ignored)."""
-    done = []
-    if not path or not os.path.exists(path):
-        return done
-    with open(path) as fh:
-        for line in fh:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if entry.get("key") == key:
-                done.append(entry["result"])
-    return done
-
-
-def append_checkpoint(path: str | None, key: str, result: dict[str, Any]) -> None:
-    """Keep one finished fold result (a JSON line) so that a rerun with the same key skips it."""
-    if path:
-        with open(path, "a") as fh:
-            fh.write(json.dumps({"key": key, "result": result}) + "\n")
 
 
 def summarize(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:

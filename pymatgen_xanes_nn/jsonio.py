@@ -199,3 +199,26 @@ def iter_directory(directory: str, allowed: frozenset = frozenset(), suffix: str
             yield path, read_json(path, allowed)
         except UnsafeDocumentError as exc:
             logging.getLogger(__name__).warning("skipping %s", exc)
+
+
+def read_checkpoint(path: str | None, key: str) -> list[dict[str, Any]]:
+    """Finished fold results of a run with this key (lines of other runs or a torn last line are ignored)."""
+    done = []
+    if not path or not os.path.exists(path):
+        return done
+    with open(path) as fh:
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("key") == key:
+                done.append(entry["result"])
+    return done
+
+
+def append_checkpoint(path: str | None, key: str, result: dict[str, Any]) -> None:
+    """Keep one finished fold result (a JSON line) so that a rerun with the same key skips it."""
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"key": key, "result": result}) + "\n")

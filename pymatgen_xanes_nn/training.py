@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -9,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from monty.json import MSONable
 
+from pymatgen_xanes_nn.jsonio import append_checkpoint, read_checkpoint
 from pymatgen_xanes_nn.models import (
     AE_CONFIGS,
     DEFAULT_AE,
@@ -289,6 +292,7 @@ def train(
     outside_labels: Sequence[str] | None = None,
     metadata: dict[str, Any] | None = None,
     testable: Sequence[bool] | None = None,
+    checkpoint: str | None = None,
     verbose: int = 0,
     **options: Any,
 ) -> XANESClassifier:
@@ -313,6 +317,8 @@ def train(
         metadata: extra metadata to store (e.g. dataset provenance).
         testable: which spectra the calibration folds may score (default: all; :attr:`SpectraSet.testable` keeps
             derived structures out, so temperature, sets and OOD flag are calibrated on real crystals only).
+        checkpoint: a JSON-lines file that keeps every finished calibration fold's out-of-fold scores; a rerun
+            with the same data and options skips those folds (a killed training loses only the fold in flight).
         verbose: Keras verbosity.
         **options: fields of :class:`TrainingConfig` to override (e.g. ``ae_epochs=30``).
     """
@@ -354,14 +360,21 @@ def train(
         scored = np.zeros(len(x), bool)
         proba_raw = np.zeros((len(x), len(classes)))
         scores = {name: np.zeros(len(x)) for name in OOD_SCORES}  # all calibrated; config.ood_scores combined
+        key = run_key(x, labels, groups, "train", config, preprocessing, None if testable is None else list(testable),
+                      None if x_unlabelled is None else hash_vectors(x_unlabelled, []))
+        done = {r["fold"]: r for r in read_checkpoint(checkpoint, key)}
         for k, (tr, te) in enumerate(folds):
             scored[te] = True
-            clf_k, _ = fit_on(tr, config.seed + 1000 * (k + 1))
-            codes = clf_k._encode_matrix(x[te])
-            proba_raw[te] = clf_k._proba_matrix(codes, temperature=1.0)
-            fold_scores = clf_k.ood_scores(x[te], codes)
+            if k not in done:
+                clf_k, _ = fit_on(tr, config.seed + 1000 * (k + 1))
+                codes = clf_k._encode_matrix(x[te])
+                fold_scores = clf_k.ood_scores(x[te], codes)
+                done[k] = {"fold": k, "proba_raw": clf_k._proba_matrix(codes, temperature=1.0).tolist(),
+                           "scores": {name: np.asarray(fold_scores[name]).tolist() for name in scores}}
+                append_checkpoint(checkpoint, key, done[k])
+            proba_raw[te] = done[k]["proba_raw"]
             for name in scores:
-                scores[name][te] = fold_scores[name]
+                scores[name][te] = done[k]["scores"][name]
         proba_raw, y_oof = proba_raw[scored], y[scored]
         scores = {name: v[scored] for name, v in scores.items()}
         temperature = fit_temperature(proba_raw, y_oof)
@@ -416,6 +429,17 @@ def train(
         **(metadata or {}),
     }
     return clf
+
+
+def run_key(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], *options: Any) -> str:
+    """Fingerprint of the data and every option that changes a result: the key of a resumable run's checkpoint."""
+    from pymatgen_xanes_nn.classifier import hash_vectors
+
+    h = hashlib.sha256(hash_vectors(x, labels).encode())
+    h.update("\n".join(groups).encode())
+    h.update(json.dumps([o.as_dict() if hasattr(o, "as_dict") else o for o in options], sort_keys=True,
+                        default=str).encode())
+    return h.hexdigest()
 
 
 def temper(proba: np.ndarray, temperature: float) -> np.ndarray:

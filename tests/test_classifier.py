@@ -376,3 +376,33 @@ def test_calibration_scores_only_testable_spectra():
     assert clf.metadata["metrics"]["out_of_fold"]["n"] == testable.sum()
     for name in OOD_SCORES:
         assert len(clf.ood["calibration"][name]) == testable.sum()
+
+
+def test_training_resumes_from_checkpoint(tmp_path, monkeypatch):
+    """A killed training keeps its finished calibration folds; a rerun trains only the rest and calibrates alike."""
+    from pymatgen_xanes_nn import training
+
+    x, labels, groups, _ = _toy_set(6)
+    ckpt = str(tmp_path / "model.partial.jsonl")
+    kwargs = {"ae_epochs": 2, "fnn_epochs": 2, "seed": 3, "calibration_folds": 3, "checkpoint": ckpt}
+    first = train(x, labels, groups, **kwargs)
+    assert len(open(ckpt).read().splitlines()) == 3
+    with open(ckpt, "a") as fh:
+        fh.write('{"key": "torn')  # a run killed while writing
+    fits = []
+    real_fit = training._fit_networks
+
+    def counting_fit(*args, **kw):
+        fits.append(kw["seed"])
+        return real_fit(*args, **kw)
+
+    monkeypatch.setattr(training, "_fit_networks", counting_fit)
+    again = train(x, labels, groups, **kwargs)
+    assert fits == [3]  # only the final networks: every fold came from the checkpoint
+    assert again.temperature == first.temperature
+    for name, cal in first.ood["calibration"].items():
+        assert np.array_equal(again.ood["calibration"][name], cal)
+    # other options are another training: its folds are trained again
+    fits.clear()
+    train(x, labels, groups, **{**kwargs, "seed": 4})
+    assert len(fits) == 4

@@ -101,6 +101,7 @@ def test_train_and_evaluate(tmp_path, capsys):
     assert clf.labels == ["C-Si", "Mg-O-Si", "O-Si"] and clf.code_size == 64
     assert clf.metadata["config"]["keep_prob"] == 0.6 and clf.metadata["label_scheme"] == "chemsys"
     assert clf.metadata["metrics"]["out_of_fold"]["folds"] == 3
+    assert not os.path.exists(f"{model}.partial.jsonl")  # removed once the model holds every fold's calibration
     out = tmp_path / "eval.json"
     assert main(["evaluate", "--dataset", str(dataset), "--ae-epochs", "2", "--fnn-epochs", "2", "--folds", "2",
                  "--repeats", "1", "--augment", "1", "--calibration-folds", "2", "--output", str(out)]) == 0
