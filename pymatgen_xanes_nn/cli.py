@@ -406,15 +406,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     env = {d["task_id"]: raw_label(d, "environment") for d in docs}
     known_env = {env[t] for t in data.task_ids}
     outside_kinds = [env[t] if env[t] not in known_env else "environment seen in training" for t in outside.task_ids]
+    checkpoint = f"{args.output}.partial.jsonl"
     clf = train(data.x, data.labels, data.groups, _training_config(args), preprocessing=pre, raw=data.raw,
                 x_outside=outside.x, outside_labels=outside_kinds,
                 metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
                           "n_labelled": len(data.x), "n_derived": int(sum(data.derived)),
                           "skipped": len(spectra.skipped)}},
-                testable=data.testable, checkpoint=f"{args.output}.partial.jsonl", verbose=args.verbose)
+                testable=data.testable, checkpoint=checkpoint, verbose=args.verbose)
     clf.to(args.output)
-    if os.path.exists(f"{args.output}.partial.jsonl"):
-        os.remove(f"{args.output}.partial.jsonl")  # the model holds every fold's calibration now
+    if os.path.exists(checkpoint):  # none without calibration folds
+        os.remove(checkpoint)  # the model holds every fold's calibration now
     oof = clf.metadata["metrics"].get("out_of_fold", {})
     if oof:
         print(f"out of fold ({oof['folds']} grouped folds, {oof['n']} spectra): accuracy {oof['accuracy']:.3f}, "
