@@ -193,16 +193,17 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_physics_variants(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import load_tasks, merge_into_dataset
-    from pymatgen_xanes_nn.domain_shift import simulate_variants
+    from pymatgen_xanes_nn.dataset import load_collection, load_tasks, write_shard
+    from pymatgen_xanes_nn.domain_shift import PHYSICS_COLLECTION, simulate_variants
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # as simulate: stop FEFF, keep what is written
-    counts = simulate_variants(load_tasks(args.dataset), args.output, args.presets, n=args.n,
+    counts = simulate_variants(load_tasks(args.dataset), args.output, args.presets, n=args.n or None,
+                               also_done=load_collection(PHYSICS_COLLECTION, include_failed=True),
                                n_workers=args.workers, scratch=args.scratch)
     print(json.dumps(counts))
-    if args.pack:
-        merged = merge_into_dataset([args.output], args.pack)
-        print(f"packed {merged['documents']} task documents -> {args.pack}")
+    if args.shard:
+        out = write_shard([args.output], PHYSICS_COLLECTION, data_dir=args.shard)
+        print(f"{out['documents']} new task documents -> {out['shard']}")
     return 0
 
 
@@ -944,12 +945,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "hole none / RPA, Dirac-Hara exchange): the domain-shift benchmark's "
                                                 "spectra (resumable)")
     p.add_argument("--presets", nargs="+", default=list(PHYSICS_VARIANTS), choices=PHYSICS_VARIANTS)
-    p.add_argument("--n", type=_int_at_least(1), default=N_SITES, help="sites, one per material, stratified")
+    p.add_argument("--n", type=_int_at_least(0), default=N_SITES,
+                   help="sites, one per material, stratified (0: every real site, the physics-diverse training set)")
     p.add_argument("--workers", type=_int_at_least(1), default=os.cpu_count() or 1)
     p.add_argument("--output", default="physics_variant_tasks", help="folder of finished task documents")
     p.add_argument("--scratch", default=None, help="folder for FEFF working directories")
     p.add_argument("--dataset", default=data_path(TASKS_FILE), help="the dataset preset's packed task documents")
-    p.add_argument("--pack", default=None, metavar="FILE", help="merge finished documents into this packed file")
+    p.add_argument("--shard", default=None, metavar="DATA_DIR",
+                   help="at the end, pack the new documents into the next shard file of the physics collection under "
+                        "this data folder (e.g. pymatgen_xanes_nn/data)")
     p.set_defaults(func=_cmd_physics_variants)
 
     p = sub.add_parser("relax-corpus", help="relax every derived structure with CHGNet before FEFF (needs pip "

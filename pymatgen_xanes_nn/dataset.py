@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, read_json, write_json
 
@@ -42,10 +43,7 @@ def merge_into_dataset(directories: list[str], filename: str) -> dict[str, int]:
     """
     docs = {d["task_id"]: d for d in load_tasks(filename, include_failed=True)}
     for directory in directories:
-        for _, doc in iter_directory(directory, PYMATGEN_CLASSES):
-            if doc.get("state") == "failed" and docs.get(doc["task_id"], {}).get("state", "failed") != "failed":
-                continue
-            docs[doc["task_id"]] = doc
+        _merge(docs, [doc for _, doc in iter_directory(directory, PYMATGEN_CLASSES)])
     pack_tasks(list(docs.values()), filename)
     return {"documents": len(docs), "successful": sum(d.get("state") != "failed" for d in docs.values())}
 
@@ -79,6 +77,73 @@ def load_tasks(filename: str | None = None, include_failed: bool = False, derive
         doc["structure"] = packed["structures"][doc.pop("structure_ref")]
         docs.append(doc)
     return docs
+
+
+#: Data grows in shard files, each written once and never rewritten (the repository's history must stay small):
+#: a collection is its base file ``data/<name>.json.gz`` (if any) plus ``data/shards/<name>/NNNN.json.gz``.
+SHARDS_DIR = "shards"
+
+
+def shard_files(collection: str, data_dir: str = DATA_DIR) -> list[str]:
+    """The shard files of ``collection`` in the order they were written."""
+    folder = os.path.join(data_dir, SHARDS_DIR, collection)
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".json.gz")]
+
+
+def _merge(docs: dict[str, dict], new: list[dict]) -> None:
+    """Add ``new`` to ``docs`` by task id; a failed document never replaces a successful one."""
+    for doc in new:
+        if doc.get("state") == "failed" and docs.get(doc["task_id"], {}).get("state", "failed") != "failed":
+            continue
+        docs[doc["task_id"]] = doc
+
+
+def load_collection(collection: str, include_failed: bool = False, data_dir: str = DATA_DIR) -> list[dict]:
+    """Task documents of a collection: its base file, then its shards (later successful documents win).
+
+    Args:
+        collection: the collection's name, e.g. ``"si_k_tasks_physics"``.
+        include_failed: also return documents of failed FEFF runs.
+        data_dir: where the base file and ``shards/`` live (default: the package's data).
+    """
+    docs: dict[str, dict] = {}
+    base = os.path.join(data_dir, f"{collection}.json.gz")
+    for path in ([base] if os.path.exists(base) else []) + shard_files(collection, data_dir):
+        _merge(docs, load_tasks(path, include_failed=True, derived=False))
+    return [d for d in docs.values() if include_failed or d.get("state") != "failed"]
+
+
+def write_shard(directories: list[str], collection: str, data_dir: str = DATA_DIR) -> dict[str, Any]:
+    """Pack the finished documents of ``directories`` that ``collection`` lacks into its next shard file.
+
+    A document is new when its task id is not in the collection, or is stored failed and now succeeded. Existing
+    files are never touched (the new shard is created exclusively).
+
+    Returns:
+        ``shard`` (the file written, or None when nothing was new), ``documents`` and ``successful`` in it.
+    """
+    stored = {d["task_id"]: d.get("state") for d in load_collection(collection, include_failed=True,
+                                                                     data_dir=data_dir)}
+    new: dict[str, dict] = {}
+    for directory in directories:
+        _merge(new, [doc for _, doc in iter_directory(directory, PYMATGEN_CLASSES)])
+    new = {k: d for k, d in new.items()
+           if k not in stored or (stored[k] == "failed" and d.get("state") != "failed")}
+    out: dict[str, Any] = {"shard": None, "documents": len(new),
+                           "successful": sum(d.get("state") != "failed" for d in new.values())}
+    if not new:
+        return out
+    existing = shard_files(collection, data_dir)
+    index = int(os.path.basename(existing[-1]).split(".")[0]) + 1 if existing else 1
+    path = os.path.join(data_dir, SHARDS_DIR, collection, f"{index:04d}.json.gz")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "x"):  # claim the name: a shard is never overwritten
+        pass
+    pack_tasks(list(new.values()), path)
+    out["shard"] = path
+    return out
 
 
 #: Non-hydrogen atoms closer than this (Angstrom) mark split positions or a corrupt CIF: no bond between

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 #: Packed task documents of the physics variants (in ``pymatgen_xanes_nn/data``).
 PHYSICS_TASKS_FILE = "si_k_tasks_physics.json.gz"
+#: The collection (base file + shards, :func:`~pymatgen_xanes_nn.dataset.load_collection`) of every physics variant.
+PHYSICS_COLLECTION = "si_k_tasks_physics"
 #: Sites picked: one per material, half stratified by chemical system (the seed's classes), the rest by
 #: Si environment, so both models have their classes covered.
 N_SITES = 160
@@ -112,19 +114,33 @@ def variant_jobs(docs: Sequence[dict], task_ids: Sequence[str], preset: str) -> 
     return jobs
 
 
-def simulate_variants(docs: Sequence[dict], output: str, presets: Sequence[str] = (), n: int = N_SITES,
-                      chunk: int = 20, **simulate_kwargs) -> dict[str, int]:
+def all_sites(docs: Sequence[dict], seed: int = 0) -> list[str]:
+    """Every real site of ``docs``: first :func:`pick_sites` (one per material, stratified), then the rest shuffled.
+
+    A run stopped part way through therefore still covers classes and materials evenly.
+    """
+    ok = [d["task_id"] for d in docs if d.get("state", "successful") == "successful" and not training_only(d)]
+    first = pick_sites(docs, len(ok), seed)
+    rest = sorted(set(ok) - set(first))
+    np.random.default_rng(seed).shuffle(rest)
+    return first + rest
+
+
+def simulate_variants(docs: Sequence[dict], output: str, presets: Sequence[str] = (), n: int | None = N_SITES,
+                      chunk: int = 20, also_done: Sequence[dict] = (), **simulate_kwargs) -> dict[str, int]:
     """Compute the picked sites with every physics variant, ``chunk`` sites at a time through all presets.
 
-    Resumable: finished documents in ``output`` (one file per site and preset) are skipped, so an interrupted run
-    leaves every preset done for the same leading sites.
+    Resumable: finished documents in ``output`` (one file per site and preset) and ``also_done`` are skipped, so an
+    interrupted run leaves every preset done for the same leading sites.
 
     Args:
         docs: the ``dataset`` preset's task documents.
         output: folder of finished variant documents.
         presets: the variants (default :data:`~pymatgen_xanes_nn.simulate.PHYSICS_VARIANTS`).
-        n: how many sites (:func:`pick_sites`).
+        n: how many sites (:func:`pick_sites`); None: every real site (:func:`all_sites`), the training set of
+            physics-diverse models.
         chunk: sites per round.
+        also_done: variant documents already stored elsewhere (the shipped collection).
         simulate_kwargs: passed to :func:`~pymatgen_xanes_nn.simulate.simulate` (``n_workers``, ``scratch``, ...).
 
     Returns:
@@ -132,8 +148,8 @@ def simulate_variants(docs: Sequence[dict], output: str, presets: Sequence[str] 
     """
     from pymatgen_xanes_nn.simulate import PHYSICS_VARIANTS, DirectorySink, simulate
 
-    sites = pick_sites(docs, n)
-    sink = DirectorySink(output)
+    sites = all_sites(docs) if n is None else pick_sites(docs, n)
+    sink = DirectorySink(output, also_done=also_done)
     totals = {"skipped": 0, "successful": 0, "failed": 0}
     for start in range(0, len(sites), chunk):
         for preset in presets or PHYSICS_VARIANTS:

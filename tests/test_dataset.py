@@ -83,6 +83,36 @@ def test_merge_never_replaces_success_with_failure(tmp_path):
     assert kept[good[0]["task_id"]]["spectrum"] == good[0]["spectrum"]
 
 
+def test_shards_grow_a_collection_without_rewriting_a_file(tmp_path):
+    import copy
+    import hashlib
+
+    from pymatgen_xanes_nn.dataset import load_collection, shard_files, write_shard
+    from pymatgen_xanes_nn.simulate import DirectorySink
+
+    from .conftest import task_docs
+
+    docs = copy.deepcopy(task_docs()[:3])
+    failed = copy.deepcopy(docs[2])
+    failed.update(state="failed", error="FEFF failed", spectrum=None)
+    run = DirectorySink(str(tmp_path / "run"))
+    for d in docs[:2] + [failed]:
+        run.write(d)
+    data = str(tmp_path / "data")
+    first = write_shard([str(tmp_path / "run")], "coll", data_dir=data)
+    assert first["documents"] == 3 and first["successful"] == 2
+    digest = hashlib.sha256(open(first["shard"], "rb").read()).hexdigest()
+    assert write_shard([str(tmp_path / "run")], "coll", data_dir=data)["shard"] is None  # nothing new
+    assert len(load_collection("coll", data_dir=data)) == 2
+    run.write(docs[2])  # the failed site succeeds on a rerun
+    second = write_shard([str(tmp_path / "run")], "coll", data_dir=data)
+    assert second["documents"] == 1 and second["shard"] != first["shard"]
+    assert shard_files("coll", data) == [first["shard"], second["shard"]]
+    assert hashlib.sha256(open(first["shard"], "rb").read()).hexdigest() == digest
+    loaded = {d["task_id"]: d for d in load_collection("coll", include_failed=True, data_dir=data)}
+    assert len(loaded) == 3 and all(d["state"] == "successful" for d in loaded.values())
+
+
 def test_suspect_geometries():
     from pymatgen.core import Lattice, Structure
 
