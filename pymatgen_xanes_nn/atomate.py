@@ -164,11 +164,11 @@ def get_wf_xanes_classified(
     from atomate.feff.fireworks.core import XASFW
     from fireworks import Workflow
 
-    from pymatgen_xanes_nn.corpus import si_sites
+    from pymatgen_xanes_nn.corpus import absorber_sites
     from pymatgen_xanes_nn.simulate import get_settings
 
     preset = get_settings(settings)
-    sites = si_sites(structure)
+    sites = absorber_sites(structure)
     if not sites:
         raise ValueError(f"{structure.composition.reduced_formula} has no Si site")
     fws = []

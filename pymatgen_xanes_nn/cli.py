@@ -77,10 +77,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_corpus(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.corpus import build_corpus, chemsys_ranking, save_corpus
 
-    corpus = build_corpus(progress=True)
+    corpus = build_corpus(progress=True, element=args.element)
     save_corpus(corpus, args.output)
     n_sites = sum(len(r["sites"]) for r in corpus["structures"])
-    print(f"{len(corpus['structures'])} unique structures, {n_sites} unique Si sites -> {args.output}")
+    print(f"{len(corpus['structures'])} unique structures, {n_sites} unique {args.element} sites -> {args.output}")
     print("largest chemical systems:", ", ".join(f"{c} {n}" for c, n in chemsys_ranking(corpus)[:12]))
     print("rejected:", {k: len(v) for k, v in corpus["rejected"].items()})
     return 0
@@ -111,14 +111,24 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.corpus import chemsys_ranking, load_corpus
     from pymatgen_xanes_nn.dataset import load_tasks
-    from pymatgen_xanes_nn.simulate import DirectorySink, StoreSink, jobs_for_absorber, jobs_from_corpus, simulate
+    from pymatgen_xanes_nn.edges import SI_K
+    from pymatgen_xanes_nn.simulate import (
+        DirectorySink,
+        StoreSink,
+        interleave,
+        jobs_for_absorber,
+        jobs_from_corpus,
+        simulate,
+    )
 
     corpus = load_corpus(args.corpus)
     top = [c for c, _ in chemsys_ranking(corpus)[: args.priority]]
-    if args.absorber != "Si":
+    if args.absorber and args.absorber != corpus.get("element", SI_K.element):
         jobs = jobs_for_absorber(corpus, args.absorber, args.limit or 4)
     else:
         jobs = jobs_from_corpus(corpus, priority_chemsys=top)
+    if args.interleave:
+        jobs = interleave(jobs, args.interleave)
     if args.only_priority:
         jobs = [j for j in jobs if j.metadata["chemsys"] in top]
     if args.task_ids:
@@ -139,11 +149,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     counts = simulate(jobs, sink, settings=args.settings, n_workers=args.workers, scratch=args.scratch,
                       retry_failed=args.retry_failed)
     print(json.dumps(counts))
-    if args.pack and isinstance(sink, DirectorySink) and args.dataset:
-        from pymatgen_xanes_nn.dataset import merge_into_dataset
-
-        counts = merge_into_dataset([args.output], args.dataset)
-        print(f"packed {counts['documents']} task documents -> {args.dataset}")
     return 0
 
 
@@ -172,10 +177,13 @@ def _cmd_load_tasks(args: argparse.Namespace) -> int:
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import merge_into_dataset
+    from pymatgen_xanes_nn.dataset import write_shard
 
-    counts = merge_into_dataset(args.directories, args.dataset)
-    print(f"packed {counts['documents']} task documents ({counts['successful']} successful) -> {args.dataset}")
+    out = write_shard(args.directories, args.collection, data_dir=args.data_dir)
+    if out["shard"] is None:
+        print(f"nothing new for {args.collection} in {', '.join(args.directories)}")
+    else:
+        print(f"packed {out['documents']} new task documents ({out['successful']} successful) -> {out['shard']}")
     return 0
 
 
@@ -787,6 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
         data_path,
     )
     from pymatgen_xanes_nn.domain_shift import CANDIDATES, N_SITES, PHYSICS_TASKS_FILE
+    from pymatgen_xanes_nn.edges import EDGES, SI_K
     from pymatgen_xanes_nn.ood_benchmark import LEAVE_OUT
     from pymatgen_xanes_nn.simulate import PHYSICS_VARIANTS, PRESETS
     from pymatgen_xanes_nn.trust import DEFAULT_OOD_SCORES, OOD_SCORES
@@ -895,7 +904,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection", default="tasks")
     p.set_defaults(func=_cmd_experiment)
 
-    p = sub.add_parser("corpus", help="build the Si structure corpus (AMCSD + matbench_dielectric)")
+    p = sub.add_parser("corpus", help="build the structure corpus of an edge (AMCSD + matbench_dielectric)")
+    p.add_argument("--element", default=SI_K.element, choices=sorted(EDGES), help="the absorbing element")
     p.add_argument("--output", default="corpus.json.gz")
     p.set_defaults(func=_cmd_corpus)
 
@@ -919,14 +929,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scratch", default=None, help="folder for FEFF working directories")
     p.add_argument("--dataset", type=_dataset_or_none, default=data_path(TASKS_FILE),
                    help="packed dataset whose tasks are skipped ('none': none)")
-    p.add_argument("--pack", action="store_true", help="merge finished documents into --dataset at the end")
     p.add_argument("--priority", type=int, default=12, help="simulate the N largest chemical systems first")
     p.add_argument("--only-priority", action="store_true", help="only the N largest chemical systems")
     p.add_argument("--limit", type=_int_at_least(0), default=0, help="at most this many sites (0: all)")
     p.add_argument("--retry-failed", action="store_true", help="rerun sites whose documents record a failure")
-    p.add_argument("--absorber", default="Si", type=_element,
-                   help="another element's K edge (one site in each of the --limit smallest structures, default 4): "
-                        "OOD test spectra")
+    p.add_argument("--absorber", default=None, type=_element,
+                   help="another element's K edge than the corpus's (one site in each of the --limit smallest "
+                        "structures, default 4): OOD test spectra")
+    p.add_argument("--interleave", default=None, metavar="KEY",
+                   help="order sites round robin over this site annotation (e.g. oxidation), so a stopped run has "
+                        "every class")
     p.add_argument("--task-ids", nargs="+", default=None, metavar="ID", help="only these sites (e.g. amcsd-1264-s16)")
     p.add_argument("--store-uri", default=None, help="MongoDB URI: write task documents to a store instead")
     p.add_argument("--database", default="feff")
@@ -1005,9 +1017,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="packed task documents (default: the shipped dataset)")
     p.set_defaults(func=_cmd_load_tasks)
 
-    p = sub.add_parser("pack", help="merge folders of finished task documents into the dataset file")
+    p = sub.add_parser("pack", help="pack the new documents of folders of finished task documents into the next "
+                                     "shard file of a collection (committed files are never rewritten)")
     p.add_argument("directories", nargs="+")
-    p.add_argument("--dataset", default=data_path(TASKS_FILE))
+    p.add_argument("--collection", required=True, help="e.g. s_k_tasks, si_k_tasks_physics")
+    p.add_argument("--data-dir", required=True, help="the data folder to add the shard to, e.g. pymatgen_xanes_nn/data")
     p.set_defaults(func=_cmd_pack)
     for command in sub.choices.values():  # every command's --help shows its defaults
         command.formatter_class = argparse.ArgumentDefaultsHelpFormatter

@@ -28,12 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from pymatgen.core import Composition, Element, Structure
 
+from pymatgen_xanes_nn.edges import S_K, SI_K
+from pymatgen_xanes_nn.labels import sulfur_oxidation
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 logger = logging.getLogger(__name__)
 
-CORPUS_VERSION = "1"
+CORPUS_VERSION = "2"  # 2: families stand by representative(); 1 took the first member
 #: Overlap threshold (Angstrom) after majority ordering: split positions collapse closer than this.
 MIN_INTERATOMIC_DISTANCE = 0.7
 
@@ -70,7 +73,7 @@ def matbench_path() -> str:
 
 
 def _majority_order(structure: Structure) -> Structure:
-    """Order a structure that is disordered only off the Si sublattice by majority occupancy.
+    """Order a structure that is disordered only off the absorber's sublattice by majority occupancy.
 
     Sites whose majority is a vacancy are removed.
     """
@@ -85,13 +88,13 @@ def _majority_order(structure: Structure) -> Structure:
     return Structure(structure.lattice, species, coords)
 
 
-def _check_structure(structure: Structure) -> str | None:
-    """Return why a structure is unusable, or None."""
+def _check_structure(structure: Structure, element: str = SI_K.element) -> str | None:
+    """Return why a structure is unusable for ``element``'s edge, or None."""
     for el in structure.composition.elements:
         if not isinstance(el, Element) or el.Z > 94:
             return f"unsupported species {el} (e.g. NH4 read as Nh)"
-    if "Si" not in {el.symbol for el in structure.composition.elements}:
-        return "no Si"
+    if element not in {el.symbol for el in structure.composition.elements}:
+        return f"no {element}"
     if len(structure) > 1:
         dmat = structure.distance_matrix
         dmat[range(len(structure)), range(len(structure))] = 10.0
@@ -100,8 +103,9 @@ def _check_structure(structure: Structure) -> str | None:
     return None
 
 
-def parse_cif(ciftext: str, source: str, source_id: str, mineral: str | None = None) -> RawEntry | str:
-    """Parse CIF text into a :class:`RawEntry`, or return the reason it was rejected."""
+def parse_cif(ciftext: str, source: str, source_id: str, mineral: str | None = None,
+              element: str = SI_K.element) -> RawEntry | str:
+    """Parse CIF text into a :class:`RawEntry` for ``element``'s edge, or return the reason it was rejected."""
     from pymatgen.io.cif import CifParser
 
     try:
@@ -116,19 +120,19 @@ def parse_cif(ciftext: str, source: str, source_id: str, mineral: str | None = N
     entry = RawEntry(source, source_id, structure, mineral=mineral)
     if not structure.is_ordered:
         for site in structure:
-            if "Si" in {el.symbol for el in site.species.elements} and (
+            if element in {el.symbol for el in site.species.elements} and (
                 len(site.species) > 1 or site.species.num_atoms < 1 - 1e-3
             ):
-                return "disordered Si site"
+                return f"disordered {element} site"
         entry.structure = _majority_order(structure)
         entry.ordered_from_disorder = True
-        entry.notes.append("ordered by majority occupancy (disorder off the Si sublattice)")
-    reason = _check_structure(entry.structure)
+        entry.notes.append(f"ordered by majority occupancy (disorder off the {element} sublattice)")
+    reason = _check_structure(entry.structure, element)
     return reason if reason else entry
 
 
-def iter_amcsd(db_path: str | None = None) -> Iterator[RawEntry | tuple[str, str]]:
-    """Yield AMCSD entries containing Si (or ``(source_id, reason)`` for rejected ones)."""
+def iter_amcsd(db_path: str | None = None, element: str = SI_K.element) -> Iterator[RawEntry | tuple[str, str]]:
+    """Yield AMCSD entries containing ``element`` (or ``(source_id, reason)`` for rejected ones)."""
     from larixite.amcsd import AMCSD
 
     db_path = db_path or amcsd_db_path()
@@ -137,7 +141,8 @@ def iter_amcsd(db_path: str | None = None) -> Iterator[RawEntry | tuple[str, str
     ids = sorted(
         int(r[0])
         for r in con.execute(
-            "select distinct e.cif_id from cif_elements e join cif c on c.id = e.cif_id where e.element = 'Si'"
+            "select distinct e.cif_id from cif_elements e join cif c on c.id = e.cif_id where e.element = ?",
+            (element,),
         )
     )
     con.close()
@@ -147,27 +152,27 @@ def iter_amcsd(db_path: str | None = None) -> Iterator[RawEntry | tuple[str, str
         # larixite returns the mineral as an (id, name) database row
         mineral = cif.mineral if cif.mineral is None or isinstance(cif.mineral, str) else str(cif.mineral[1])
         mineral = None if mineral in (None, "", "<missing>") else mineral
-        result = parse_cif(cif.ciftext, "amcsd", str(cif_id), mineral=mineral)
+        result = parse_cif(cif.ciftext, "amcsd", str(cif_id), mineral=mineral, element=element)
         yield result if isinstance(result, RawEntry) else (str(cif_id), result)
 
 
-def iter_matbench(path: str | None = None) -> Iterator[RawEntry | tuple[str, str]]:
-    """Yield Si-containing structures of the matbench_dielectric example table."""
+def iter_matbench(path: str | None = None, element: str = SI_K.element) -> Iterator[RawEntry | tuple[str, str]]:
+    """Yield the structures of the matbench_dielectric example table that contain ``element``."""
     with gzip.open(path or matbench_path(), "rt") as f:
         table = json.load(f)
     for row, sdict in table["structure"].items():
         structure = Structure.from_dict(sdict)
-        if "Si" not in {el.symbol for el in structure.composition.elements}:
+        if element not in {el.symbol for el in structure.composition.elements}:
             continue
-        reason = _check_structure(structure)
+        reason = _check_structure(structure, element)
         yield (row, reason) if reason else RawEntry("matbench_dielectric", row, structure)
 
 
-def si_sites(structure: Structure, symprec: float = 0.01) -> list[dict[str, Any]]:
-    """Symmetry-unique Si sites with multiplicity and CrystalNN local environment.
+def absorber_sites(structure: Structure, element: str = SI_K.element, symprec: float = 0.01) -> list[dict[str, Any]]:
+    """Symmetry-unique sites of ``element`` with multiplicity and CrystalNN local environment.
 
     Returns:
-        One dict per unique Si site: ``site_index`` (index into ``structure``), ``multiplicity``,
+        One dict per unique absorber site: ``site_index`` (index into ``structure``), ``multiplicity``,
         ``cn`` (CrystalNN coordination number), ``neighbors`` (e.g. ``{"O": 4}``) and
         ``environment`` (e.g. ``"SiO4"``).
     """
@@ -182,7 +187,7 @@ def si_sites(structure: Structure, symprec: float = 0.01) -> list[dict[str, Any]
     sites = []
     for group in groups:
         index = group[0]
-        if structure[index].specie.symbol != "Si":
+        if structure[index].specie.symbol != element:
             continue
         try:
             nn = cnn.get_nn_info(structure, index)
@@ -190,23 +195,24 @@ def si_sites(structure: Structure, symprec: float = 0.01) -> list[dict[str, Any]
         except Exception as exc:
             logger.warning("CrystalNN failed on site %d: %s", index, exc)
             neighbors = {}
-        sites.append(
-            {
-                "site_index": int(index),
-                "multiplicity": len(group),
-                "cn": int(sum(neighbors.values())),
-                "neighbors": neighbors,
-                "environment": environment_label(neighbors),
-            }
-        )
+        site = {
+            "site_index": int(index),
+            "multiplicity": len(group),
+            "cn": int(sum(neighbors.values())),
+            "neighbors": neighbors,
+            "environment": environment_label(neighbors, element),
+        }
+        if element == S_K.element:
+            site["oxidation"] = sulfur_oxidation(structure, index)
+        sites.append(site)
     return sites
 
 
-def environment_label(neighbors: dict[str, int]) -> str:
-    """Write a Si local environment as a formula, e.g. ``{"O": 4} -> "SiO4"``, ``{} -> "Si(isolated)"``."""
+def environment_label(neighbors: dict[str, int], element: str = SI_K.element) -> str:
+    """Write a local environment as a formula, e.g. ``{"O": 4} -> "SiO4"``, ``{} -> "Si(isolated)"``."""
     if not neighbors:
-        return "Si(isolated)"
-    return "Si" + "".join(f"{el}{n}" for el, n in sorted(neighbors.items()))
+        return f"{element}(isolated)"
+    return element + "".join(f"{el}{n}" for el, n in sorted(neighbors.items()))
 
 
 def deduplicate(entries: list[RawEntry]) -> list[list[RawEntry]]:
@@ -231,22 +237,37 @@ def deduplicate(entries: list[RawEntry]) -> list[list[RawEntry]]:
     return [[entries[i] for i in fam] for fam in families]
 
 
+def representative(family: list[RawEntry]) -> RawEntry:
+    """The member that stands for a StructureMatcher family: a Materials Project (DFT-relaxed) structure if there
+    is one, else the newest AMCSD entry (the oldest ones are early refinements: AMCSD 6, pyrite of 1925, puts S at
+    x = 0.338 and loses the S-S bond that x = 0.385 gives; StructureMatcher still matches the two).
+
+    Corpus version 1 (the shipped Si corpus) kept the first member instead.
+    """
+    relaxed = [e for e in family if e.source == "matbench_dielectric"]
+    if relaxed:
+        return relaxed[0]
+    return max(family, key=lambda e: int(e.source_id) if e.source_id.isdigit() else -1)
+
+
 def build_corpus(
     sources: Iterable[Iterable[RawEntry | tuple[str, str]]] | None = None,
     progress: bool = False,
+    element: str = SI_K.element,
 ) -> dict[str, Any]:
-    """Build the corpus document: structures, their unique Si sites, groups and rejections.
+    """Build the corpus document: structures, their unique absorber sites, groups and rejections.
 
     Args:
         sources: iterables of parsed entries (default: AMCSD, then matbench_dielectric).
         progress: show a progress bar while annotating sites.
+        element: the absorbing element.
 
     Returns:
         A dict with ``version``, ``structures`` (list of records) and ``rejected`` (counts and ids).
     """
     from tqdm import tqdm
 
-    sources = sources if sources is not None else [iter_amcsd(), iter_matbench()]
+    sources = sources if sources is not None else [iter_amcsd(element=element), iter_matbench(element=element)]
     entries: list[RawEntry] = []
     rejected: dict[str, list[str]] = {}
     for source in sources:
@@ -257,9 +278,13 @@ def build_corpus(
                 rejected.setdefault(item[1].split(":")[0], []).append(item[0])
     families = deduplicate(entries)
     records = []
-    for group_number, family in enumerate(tqdm(families, disable=not progress, desc="Si sites")):
-        head = family[0]
+    for group_number, family in enumerate(tqdm(families, disable=not progress, desc=f"{element} sites")):
+        head = representative(family)
         structure = head.structure
+        sites = absorber_sites(structure, element)
+        if any(not site["neighbors"] for site in sites):  # e.g. digenite: its Cu sites all below half occupancy
+            rejected.setdefault("isolated absorber after ordering", []).append(f"{head.source}:{head.source_id}")
+            continue
         comp = Composition(structure.composition)
         key = f"{'amcsd' if head.source == 'amcsd' else 'mbd'}-{head.source_id}"
         records.append(
@@ -274,12 +299,13 @@ def build_corpus(
                 "ordered_from_disorder": head.ordered_from_disorder,
                 "notes": head.notes,
                 "family_members": [f"{m.source}:{m.source_id}" for m in family],
-                "sites": si_sites(structure),
+                "sites": sites,
                 "structure": structure.as_dict(),
             }
         )
     return {
         "version": CORPUS_VERSION,
+        "element": element,
         "structures": records,
         "rejected": {reason: sorted(ids) for reason, ids in rejected.items()},
     }
@@ -297,9 +323,10 @@ def save_corpus(corpus: dict[str, Any], filename: str) -> None:
         json.dump(corpus, f)
 
 
-def load_corpus(filename: str | None = None) -> dict[str, Any]:
-    """Read a corpus file (default: the one shipped with the package)."""
+def load_corpus(filename: str | None = None, element: str = SI_K.element) -> dict[str, Any]:
+    """Read a corpus file (default: the one shipped with the package for ``element``'s edge)."""
     from pymatgen_xanes_nn.dataset import data_path
+    from pymatgen_xanes_nn.edges import get_edge
 
-    with gzip.open(filename or data_path("corpus.json.gz"), "rt") as f:
+    with gzip.open(filename or data_path(get_edge(element).corpus_file), "rt") as f:
         return json.load(f)

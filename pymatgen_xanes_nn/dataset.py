@@ -33,21 +33,6 @@ def pack_tasks(docs: list[dict], filename: str) -> None:
     write_json({"format": DATASET_FORMAT, "structures": structures, "tasks": tasks}, filename)
 
 
-def merge_into_dataset(directories: list[str], filename: str) -> dict[str, int]:
-    """Merge folders of finished task documents (``<task_id>.json.gz``) into a packed dataset file.
-
-    A successful result is never replaced by a failed rerun.
-
-    Returns:
-        ``documents`` and ``successful`` counts of the merged file.
-    """
-    docs = {d["task_id"]: d for d in load_tasks(filename, include_failed=True)}
-    for directory in directories:
-        _merge(docs, [doc for _, doc in iter_directory(directory, PYMATGEN_CLASSES)])
-    pack_tasks(list(docs.values()), filename)
-    return {"documents": len(docs), "successful": sum(d.get("state") != "failed" for d in docs.values())}
-
-
 def load_tasks(filename: str | None = None, include_failed: bool = False, derived: bool | None = None) -> list[dict]:
     """Load task documents (default: the whole shipped dataset, real and derived), with their structures restored.
 

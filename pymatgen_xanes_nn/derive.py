@@ -117,7 +117,7 @@ def strip(structure: Structure) -> Structure:
 def _record(structure: Structure, parent: dict, route: str, substitution: dict[str, Any]) -> dict[str, Any]:
     from pymatgen.core import Composition
 
-    from pymatgen_xanes_nn.corpus import si_sites
+    from pymatgen_xanes_nn.corpus import absorber_sites
 
     comp = Composition(structure.composition)
     key = hashlib.sha1(f"{parent['structure_id']}|{route}|{sorted(substitution.items())}".encode()).hexdigest()[:8]
@@ -134,7 +134,7 @@ def _record(structure: Structure, parent: dict, route: str, substitution: dict[s
         "family_members": [],
         "parent_structure_id": parent["structure_id"],
         "substitution": dict(substitution, route=route),
-        "sites": si_sites(structure),
+        "sites": absorber_sites(structure),
         "structure": structure.as_dict(),
     }
 
@@ -510,7 +510,7 @@ def relax_corpus(derived: dict, output: str, limit: int | None = None, chunk: in
 
     from pymatgen.core import Structure
 
-    from pymatgen_xanes_nn.corpus import si_sites
+    from pymatgen_xanes_nn.corpus import absorber_sites
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json, write_json
 
     out = read_json(output, PYMATGEN_CLASSES) if os.path.exists(output) else dict(
@@ -522,7 +522,7 @@ def relax_corpus(derived: dict, output: str, limit: int | None = None, chunk: in
     for i, rec in enumerate(todo, 1):
         try:
             relaxed, record = relax(rec["structure"])
-            sites = si_sites(Structure.from_dict(relaxed))
+            sites = absorber_sites(Structure.from_dict(relaxed))
             if not sites:
                 raise ValueError("no Si site left after relaxation")
             out["structures"].append(dict(rec, structure=relaxed, sites=sites, relaxation=record))

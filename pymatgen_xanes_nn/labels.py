@@ -41,6 +41,38 @@ def raw_label(doc: dict[str, Any], scheme: str) -> str:
     return meta.get("environment", "Si-other")
 
 
+#: Oxidation-state labels of S (the ``oxidation`` scheme), most reduced first.
+S_OXIDATION_STATES = ("S2-", "S1-", "S0", "S4+", "S6+")
+#: Longest bond (Angstrom) from S to each partner that oxidises it or shares its electrons: S-O is 1.43-1.55 in
+#: sulfates and sulfites, S-S 2.0-2.2 in S8, polysulfides, pyrite and thiosulfate; non-bonded contacts are >= 2.9.
+_S_BOND = {"O": 1.75, "N": 1.8, "F": 1.75, "S": 2.4}
+
+
+def sulfur_oxidation(structure, index: int) -> str | None:
+    """Oxidation state of the S atom at ``index`` from its bonds (one of :data:`S_OXIDATION_STATES`, or None).
+
+    Bonds are counted by length (:data:`_S_BOND`), not by CrystalNN, which misses the S-S bond of pyrite. Four
+    bonds to O (or N, F), or three and one to S (the central S of thiosulfate), are S6+; three to O are S4+
+    (sulfite); otherwise S is an anion: no S-S bond S2-, one S1- (disulfides, pyrite, terminal S of thiosulfate),
+    two S0 (S8, inner atoms of polysulfides). Anything else (e.g. S bonded to two O) is None.
+    """
+    n_ox = n_s = 0
+    for nb in structure.get_neighbors(structure[index], max(_S_BOND.values())):
+        cutoff = _S_BOND.get(nb.specie.symbol)
+        if cutoff is not None and nb.nn_distance <= cutoff:
+            if nb.specie.symbol == "S":
+                n_s += 1
+            else:
+                n_ox += 1
+    if n_ox == 4 or (n_ox == 3 and n_s == 1):
+        return "S6+"
+    if n_ox == 3 and n_s == 0:
+        return "S4+"
+    if n_ox == 0 and n_s <= 2:
+        return S_OXIDATION_STATES[n_s]
+    return None
+
+
 def training_only(doc: dict[str, Any]) -> bool:
     """Whether a task document may only train, never be tested or count a class.
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from monty.json import MSONable
 
+from pymatgen_xanes_nn.edges import SI_K
 from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, write_json
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ def feff_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def write_feff_input(structure: Structure, site_index: int, settings: FeffSettings, directory: str,
-                     element: str = "Si") -> dict:
+                     element: str = SI_K.element) -> dict:
     """Write ``feff.inp`` (and pymatgen's split files) for one absorbing site (K edge).
 
     Args:
@@ -349,7 +350,7 @@ class SiteJob:
     structure: dict
     site_index: int
     metadata: dict = field(default_factory=dict)
-    element: str = "Si"
+    element: str = SI_K.element
 
 
 def simulate_site(job: SiteJob, settings: FeffSettings, scratch: str, timeout: float | None = None) -> dict:
@@ -517,7 +518,12 @@ def simulate(
 
 
 def jobs_from_corpus(corpus: dict, priority_chemsys: Iterable[str] = ()) -> list[SiteJob]:
-    """One :class:`SiteJob` per unique Si site, sites of ``priority_chemsys`` first."""
+    """One :class:`SiteJob` per unique absorber site of the corpus, sites of ``priority_chemsys`` first.
+
+    The absorber is the corpus's ``element`` (Si for corpora that do not say). Si sites keep their task ids
+    ``<structure_id>-s<index>``; other absorbers' are ``<structure_id>-<element><index>``.
+    """
+    element = corpus.get("element", SI_K.element)
     priority = {c: i for i, c in enumerate(priority_chemsys)}
     records = sorted(
         enumerate(corpus["structures"]), key=lambda ir: (priority.get(ir[1]["chemsys"], len(priority)), ir[0])
@@ -529,11 +535,29 @@ def jobs_from_corpus(corpus: dict, priority_chemsys: Iterable[str] = ()) -> list
         # provenance of structures made by pymatgen_xanes_nn.derive (and relaxed by derive.relax_corpus)
         meta.update({k: rec[k] for k in ("parent_structure_id", "substitution", "relaxation") if k in rec})
         for site in rec["sites"]:
-            site_meta = dict(meta, **{k: site[k] for k in ("multiplicity", "cn", "neighbors", "environment")})
-            jobs.append(
-                SiteJob(f"{rec['structure_id']}-s{site['site_index']}", rec["structure"], site["site_index"], site_meta)
-            )
+            site_meta = dict(meta, **{k: site[k] for k in ("multiplicity", "cn", "neighbors", "environment",
+                                                            "oxidation") if k in site})
+            tag = "s" if element == SI_K.element else element
+            jobs.append(SiteJob(f"{rec['structure_id']}-{tag}{site['site_index']}", rec["structure"],
+                                site["site_index"], site_meta, element))
     return jobs
+
+
+def interleave(jobs: list[SiteJob], key: str, seed: int = 0) -> list[SiteJob]:
+    """Reorder jobs round robin over the values of ``metadata[key]`` (random within each), so that a run stopped
+    part way has every class; the classes with fewest sites are complete first."""
+    rng = np.random.default_rng(seed)
+    pools: dict[str, list[SiteJob]] = {}
+    for job in jobs:
+        pools.setdefault(str(job.metadata.get(key)), []).append(job)
+    for pool in pools.values():
+        rng.shuffle(pool)
+    out: list[SiteJob] = []
+    while len(out) < len(jobs):
+        for name in sorted(pools):
+            if pools[name]:
+                out.append(pools[name].pop())
+    return out
 
 
 def jobs_for_absorber(corpus: dict, element: str, n_structures: int = 4) -> list[SiteJob]:
@@ -550,8 +574,8 @@ def jobs_for_absorber(corpus: dict, element: str, n_structures: int = 4) -> list
     from pymatgen.core import Structure
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    if element == "Si":
-        raise ValueError("Si sites come from jobs_from_corpus")
+    if element == corpus.get("element", SI_K.element):
+        raise ValueError(f"{element} sites of a {element} corpus come from jobs_from_corpus")
     records = sorted((r for r in corpus["structures"] if element in r["chemsys"].split("-")),
                      key=lambda r: (len(r["structure"]["sites"]), r["structure_id"]))
     smallest: dict[str, dict] = {}

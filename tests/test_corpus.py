@@ -11,7 +11,7 @@ from pymatgen_xanes_nn.corpus import (
     environment_label,
     load_corpus,
     parse_cif,
-    si_sites,
+    absorber_sites,
 )
 from pymatgen_xanes_nn.labels import assign_labels, select_classes
 
@@ -33,7 +33,7 @@ def _quartz_cif(si_occ: float = 1.0, o_occ: float = 1.0) -> str:
 def test_parse_quartz_and_sites():
     entry = parse_cif(_quartz_cif(), "amcsd", "q")
     assert isinstance(entry, RawEntry) and not entry.ordered_from_disorder
-    sites = si_sites(entry.structure)
+    sites = absorber_sites(entry.structure)
     assert len(sites) == 1 and sites[0]["multiplicity"] == 3
     assert sites[0]["environment"] == "SiO4" and sites[0]["cn"] == 4
 
@@ -104,3 +104,41 @@ def test_chemsys_rule_needs_enough_materials():
     docs = fake_task_docs(n_groups=3, sites=1)
     assert select_classes(docs, "chemsys", min_groups=3) == ["C-Si", "Mg-O-Si", "O-Si"]
     assert select_classes(docs, "chemsys", min_groups=4) == []
+
+
+def test_a_family_stands_by_its_relaxed_or_newest_member():
+    from pymatgen_xanes_nn.corpus import representative
+
+    si = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.431), ["Si"], [[0, 0, 0]])
+    old, new, mp = RawEntry("amcsd", "6", si), RawEntry("amcsd", "17728", si), RawEntry("matbench_dielectric", "3", si)
+    assert representative([old, new]) is new
+    assert representative([old, mp, new]) is mp
+
+
+@pytest.mark.parametrize("structure_id, oxidation", [
+    ("amcsd-19829", "S6+"),  # anhydrite, CaSO4
+    ("amcsd-17434", "S4+"),  # Na2SO3
+    ("amcsd-15833", "S0"),  # sulfur, S8 rings
+    ("mbd-3727", "S1-"),  # pyrite, FeS2 (CrystalNN misses its S-S bond)
+    ("mbd-2982", "S2-"),  # sphalerite, ZnS
+])
+def test_sulfur_oxidation_of_well_known_compounds(structure_id, oxidation):
+    from pymatgen_xanes_nn.edges import S_K
+    from pymatgen_xanes_nn.labels import sulfur_oxidation
+
+    corpus = load_corpus(element=S_K.element)
+    rec = next(r for r in corpus["structures"] if r["structure_id"] == structure_id)
+    structure = Structure.from_dict(rec["structure"])
+    assert {sulfur_oxidation(structure, s["site_index"]) for s in rec["sites"]} == {oxidation}
+    assert {s["oxidation"] for s in rec["sites"]} == {oxidation}
+
+
+def test_pyrite_with_its_s_s_bond_stretched_is_a_sulfide():
+    from pymatgen_xanes_nn.labels import sulfur_oxidation
+
+    def pyrite(x: float) -> Structure:
+        return Structure.from_spacegroup("Pa-3", Lattice.cubic(5.417), ["Fe", "S"], [[0, 0, 0], [x, x, x]])
+
+    s_index = next(i for i, site in enumerate(pyrite(0.385)) if site.specie.symbol == "S")
+    assert sulfur_oxidation(pyrite(0.385), s_index) == "S1-"  # S-S 2.16 A
+    assert sulfur_oxidation(pyrite(0.338), s_index) == "S2-"  # AMCSD 6 (1925): S-S 3.0 A

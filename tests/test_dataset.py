@@ -57,32 +57,6 @@ def test_architecture_names_exist():
         assert f'"{collection}"' in builders_src and f"xanes_{collection}" in text
 
 
-def test_merge_never_replaces_success_with_failure(tmp_path):
-    import copy
-
-    from pymatgen_xanes_nn.dataset import merge_into_dataset
-    from pymatgen_xanes_nn.simulate import DirectorySink
-
-    from .conftest import task_docs
-
-    good = task_docs()[:2]
-    first = DirectorySink(str(tmp_path / "run1"))
-    for d in good:
-        first.write(d)
-    dataset = str(tmp_path / "tasks.json.gz")
-    assert merge_into_dataset([str(tmp_path / "run1")], dataset) == {"documents": 2, "successful": 2}
-    failed = copy.deepcopy(good[0])
-    failed.update(state="failed", error="FEFF failed", spectrum=None)
-    new = copy.deepcopy(good[0])
-    new["task_id"] = "new-site"
-    second = DirectorySink(str(tmp_path / "run2"))
-    second.write(failed)
-    second.write(new)
-    assert merge_into_dataset([str(tmp_path / "run2")], dataset) == {"documents": 3, "successful": 3}
-    kept = {d["task_id"]: d for d in load_tasks(dataset)}
-    assert kept[good[0]["task_id"]]["spectrum"] == good[0]["spectrum"]
-
-
 def test_shards_grow_a_collection_without_rewriting_a_file(tmp_path):
     import copy
     import hashlib
@@ -111,6 +85,9 @@ def test_shards_grow_a_collection_without_rewriting_a_file(tmp_path):
     assert hashlib.sha256(open(first["shard"], "rb").read()).hexdigest() == digest
     loaded = {d["task_id"]: d for d in load_collection("coll", include_failed=True, data_dir=data)}
     assert len(loaded) == 3 and all(d["state"] == "successful" for d in loaded.values())
+    rerun = DirectorySink(str(tmp_path / "rerun"))  # a failed rerun never replaces a stored success
+    rerun.write(dict(copy.deepcopy(docs[0]), state="failed", error="FEFF failed", spectrum=None))
+    assert write_shard([str(tmp_path / "rerun")], "coll", data_dir=data)["shard"] is None
 
 
 def test_suspect_geometries():

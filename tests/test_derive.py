@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from pymatgen_xanes_nn.corpus import si_sites
+from pymatgen_xanes_nn.corpus import absorber_sites
 from pymatgen_xanes_nn.derive import (
     Deduplicator,
     anion_candidates,
@@ -41,7 +41,7 @@ def _forsterite() -> Structure:
 def _rec(structure: Structure, sid: str, group: str = "g1") -> dict:
     comp = structure.composition
     return {"structure_id": sid, "group_id": group, "formula": comp.reduced_formula, "chemsys": comp.chemical_system,
-            "sites": si_sites(structure), "structure": structure.as_dict()}
+            "sites": absorber_sites(structure), "structure": structure.as_dict()}
 
 
 def test_decorate_assigns_charge_balanced_oxidation_states():
@@ -69,7 +69,7 @@ def test_anion_route_makes_mixed_environments_and_balances_charge():
     swaps = {sub["site"] for _, _, sub in cands}
     assert swaps == {"O->S"}, "O->N needs a non-Si cation to compensate; quartz has none"
     new = strip(cands[0][1])
-    envs = {s["environment"] for s in si_sites(new)}
+    envs = {s["environment"] for s in absorber_sites(new)}
     assert "SiO3S1" in envs
 
 
@@ -128,7 +128,7 @@ def test_relax_corpus_resumes_and_recomputes_sites(monkeypatch, tmp_path):
     from pymatgen.core import Structure
 
     import pymatgen_xanes_nn.derive as derive
-    from pymatgen_xanes_nn.corpus import si_sites
+    from pymatgen_xanes_nn.corpus import absorber_sites
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
 
     from .conftest import diamond_si
@@ -145,7 +145,7 @@ def test_relax_corpus_resumes_and_recomputes_sites(monkeypatch, tmp_path):
 
     monkeypatch.setattr(derive, "relax", fake_relax)
     base = diamond_si()
-    recs = [{"structure_id": f"drv-{i}", "structure": base.as_dict(), "sites": si_sites(base), "source": "derived"}
+    recs = [{"structure_id": f"drv-{i}", "structure": base.as_dict(), "sites": absorber_sites(base), "source": "derived"}
             for i in range(3)]
     out = str(tmp_path / "relaxed.json.gz")
     counts = derive.relax_corpus({"version": "1", "structures": copy.deepcopy(recs)}, out, chunk=1)
@@ -160,7 +160,7 @@ def test_relax_corpus_resumes_and_recomputes_sites(monkeypatch, tmp_path):
 
 
 def test_jobs_of_relaxed_structures_carry_their_provenance():
-    from pymatgen_xanes_nn.corpus import si_sites
+    from pymatgen_xanes_nn.corpus import absorber_sites
     from pymatgen_xanes_nn.simulate import jobs_from_corpus
 
     from .conftest import diamond_si
@@ -168,7 +168,7 @@ def test_jobs_of_relaxed_structures_carry_their_provenance():
     s = diamond_si()
     rec = {"structure_id": "drv-x", "source": "derived", "source_id": "x", "mineral": None, "formula": "Si",
            "chemsys": "Si", "group_id": "g1", "ordered_from_disorder": False, "parent_structure_id": "mbd-1",
-           "substitution": {"route": "prototype"}, "relaxation": {"volume_ratio": 1.02}, "sites": si_sites(s),
+           "substitution": {"route": "prototype"}, "relaxation": {"volume_ratio": 1.02}, "sites": absorber_sites(s),
            "structure": s.as_dict()}
     (job,) = jobs_from_corpus({"structures": [rec]})
     assert job.metadata["relaxation"] == {"volume_ratio": 1.02} and job.metadata["parent_structure_id"] == "mbd-1"

@@ -1,0 +1,100 @@
+"""Absorption edges as configuration: one definition per edge, read by every stage.
+
+An :class:`Edge` holds what differs between, say, the Si K edge and the S K edge: the absorber, where its edge
+lies on FEFF's energy scale, the window of the model grid, the label schemes and the shipped model names, and the
+offset between FEFF's energies and a beamline's. Adding an edge is one new definition here plus its data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One absorption edge.
+
+    Args:
+        element: the absorbing element, e.g. ``"S"``.
+        edge: the edge (``"K"``).
+        e0_feff: a typical e0 of the dataset's FEFF spectra, in eV: where e0-aligned inputs put every edge.
+        window: the model grid's energy window ``(start, end)`` in eV on FEFF's scale.
+        e0_range: where e0 of this edge may lie on FEFF's scale, in eV; a spectrum outside it is another edge.
+        label_schemes: the label schemes of this edge's models.
+        models: the shipped model names, the default (``predict`` without ``--model``) first.
+        corpus_file: the structure corpus in ``pymatgen_xanes_nn/data``.
+        tasks_collection: the FEFF task documents of real crystals (a base file and/or shards).
+        feff_preset: the FEFF settings of the dataset (:data:`~pymatgen_xanes_nn.simulate.PRESETS`).
+        calibration_offset: measured energy minus FEFF energy, in eV, for the same compound (a beamline's scale);
+            added to FEFF's energies by nothing in the models, recorded so a user's spectrum can be put on FEFF's
+            scale (subtract it).
+        calibration_note: how ``calibration_offset`` was obtained.
+    """
+
+    element: str
+    edge: str
+    e0_feff: float
+    window: tuple[float, float]
+    e0_range: tuple[float, float]
+    label_schemes: tuple[str, ...]
+    models: tuple[str, ...]
+    corpus_file: str
+    tasks_collection: str
+    feff_preset: str = "dataset"
+    calibration_offset: float = 0.0
+    calibration_note: str = ""
+
+    @property
+    def name(self) -> str:
+        """``"Si K"``."""
+        return f"{self.element} {self.edge}"
+
+    @property
+    def default_model(self) -> str:
+        """The model ``predict`` uses for this edge when none is named."""
+        return self.models[0]
+
+    def contains_e0(self, e0: float) -> bool:
+        """True when an edge found at ``e0`` eV (FEFF's scale) may be this edge."""
+        return self.e0_range[0] <= e0 <= self.e0_range[1]
+
+
+SI_K = Edge(
+    element="Si",
+    edge="K",
+    e0_feff=1846.0,
+    window=(1836.0, 1896.0),
+    e0_range=(1830.0, 1860.0),
+    label_schemes=("environment", "chemsys"),
+    models=("si_k_environment", "si_k_chemsys"),
+    corpus_file="corpus.json.gz",
+    tasks_collection="si_k_tasks",
+)
+
+S_K = Edge(
+    element="S",
+    edge="K",
+    e0_feff=2470.0,
+    window=(2460.0, 2530.0),
+    e0_range=(2455.0, 2495.0),
+    label_schemes=("oxidation", "environment"),
+    models=("s_k_oxidation", "s_k_environment"),
+    corpus_file="corpus_s.json.gz",
+    tasks_collection="s_k_tasks",
+)
+
+#: Every edge with a definition, by absorbing element.
+EDGES: dict[str, Edge] = {e.element: e for e in (SI_K, S_K)}
+
+
+def get_edge(element: str | Edge) -> Edge:
+    """The edge of ``element`` (an :class:`Edge` is returned as is).
+
+    Raises:
+        ValueError: if no edge of that element is defined.
+    """
+    if isinstance(element, Edge):
+        return element
+    if element not in EDGES:
+        raise ValueError(f"No edge defined for {element!r}; defined: {', '.join(sorted(EDGES))}")
+    return EDGES[element]
