@@ -72,6 +72,49 @@ def _as_utc(value: Any) -> datetime | None:
     return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
+def _future_horizon() -> datetime:
+    """Latest ``last_updated`` (naive UTC) taken as real: now plus a day of clock skew."""
+    from datetime import timedelta
+
+    return datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=1)
+
+
+#: Largest site multiplicity accepted: a unique site of a cell of at most this many atoms (FEFF clusters of
+#: bigger cells are not computed).
+MAX_MULTIPLICITY = 10_000
+
+
+def site_multiplicity(value: Any) -> int:
+    """A task's ``metadata.multiplicity`` as the weight of its site (None: not recorded, weight 1).
+
+    Raises:
+        ValueError: if it is not a whole number from 1 to :data:`MAX_MULTIPLICITY` (0, 2.5, 1e30, "4", NaN).
+    """
+    if value is None:
+        return 1
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    if not (ok and value == int(value) and 1 <= value <= MAX_MULTIPLICITY):
+        raise ValueError(f"metadata.multiplicity {value!r} is not a site multiplicity (a whole number from 1 to "
+                         f"{MAX_MULTIPLICITY})")
+    return int(value)
+
+
+def structure_fingerprint(structure: Any) -> str | None:
+    """16 hex digits of a structure dict's species and lattice: every site spectrum of one material shares them.
+
+    Read from the dict without building a ``Structure`` (None when the document holds no usable structure).
+    """
+    import hashlib
+    import json
+
+    try:
+        matrix = np.round(np.asarray(structure["lattice"]["matrix"], float), 3).tolist()
+        species = sorted(sp["element"] for site in structure["sites"] for sp in site["species"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return hashlib.sha256(json.dumps([matrix, species]).encode()).hexdigest()[:16]
+
+
 def _usable_key(value: Any) -> bool:
     """Task ids may be strings or integers (atomate numbers its tasks); nothing else identifies a document."""
     return (isinstance(value, str) and bool(value)) or (isinstance(value, int) and not isinstance(value, bool))
@@ -107,8 +150,9 @@ class CheckedMapBuilder(QuietRun, MapBuilder):
         if self.exhaustive:
             return criteria
         lu = self.source.last_updated_field
-        newest = next(iter(self.target.query(properties=[self.target.last_updated_field],
-                                             sort={self.target.last_updated_field: -1}, limit=1)), None)
+        tlu = self.target.last_updated_field
+        newest = next(iter(self.target.query(criteria={tlu: {"$lte": _future_horizon()}}, properties=[tlu],
+                                             sort={tlu: -1}, limit=1)), None)
         newest_dt = _as_utc(newest.get(self.target.last_updated_field)) if newest else None
         if newest_dt is None:
             return criteria
@@ -118,6 +162,7 @@ class CheckedMapBuilder(QuietRun, MapBuilder):
     def select(self) -> tuple[list, dict[Any, str]]:
         """Keys to build and malformed keys with their reason; documents without a usable key are logged."""
         key, lu = self.source.key, self.source.last_updated_field
+        horizon = _future_horizon()
         newest: dict[Any, datetime] = {}
         invalid: dict[Any, str] = {}
         seen: dict[Any, int] = {}
@@ -132,6 +177,8 @@ class CheckedMapBuilder(QuietRun, MapBuilder):
             t = _as_utc(d[lu]) if lu in d else datetime(1970, 1, 1)
             if t is None:
                 invalid[k] = f"{lu} is not a date: {d.get(lu)!r}"
+            elif t > horizon:  # stored, it would hide every later update from the fast incremental mode
+                invalid[k] = f"{lu} {t.isoformat()} lies in the future"
             else:
                 newest[k] = max(t, newest.get(k, t))
         for k, n in seen.items():
@@ -254,7 +301,8 @@ class SpectrumBuilder(CheckedMapBuilder):
             }
         )
         doc["structure_id"] = doc["structure_id"] or item.get("task_id")
-        doc["multiplicity"] = int(doc["multiplicity"] or 1)
+        doc["multiplicity"] = site_multiplicity(doc["multiplicity"])
+        doc["structure_fingerprint"] = structure_fingerprint(item.get("structure"))
         doc["task_id"] = item[self.source.key]
         return validated(SpectrumDoc, doc)
 
@@ -276,7 +324,8 @@ class MaterialSpectrumBuilder(QuietRun, GroupBuilder):
 
     #: Site-spectrum fields a material document is made from.
     PROJECTION = ("structure_id", "task_id", "spectrum", "multiplicity", "formula", "chemsys", "group_id", "source",
-                  "source_id", "mineral", "preprocessing", "preprocessing_version", "preprocessing_fingerprint")
+                  "source_id", "mineral", "preprocessing", "preprocessing_version", "preprocessing_fingerprint",
+                  "structure_fingerprint")
 
     def __init__(self, spectra: Store, materials: Store, retry_failed: bool = False, **kwargs):
         self.spectra = spectra
@@ -330,6 +379,14 @@ class MaterialSpectrumBuilder(QuietRun, GroupBuilder):
         if len(prints) > 1:
             raise ValueError(f"Site spectra of {first['structure_id']} were preprocessed differently "
                              f"(fingerprints {sorted(map(str, prints))}): rebuild the spectra")
+        structures: dict[str, list] = {}
+        for d in items:
+            if d.get("structure_fingerprint"):
+                structures.setdefault(d["structure_fingerprint"], []).append(d[self.spectra.key])
+        if len(structures) > 1:  # a task claiming another material's structure_id: never average it in
+            raise ValueError(f"Site spectra of {first['structure_id']} come from {len(structures)} different "
+                             "structures: " + "; ".join(f"{', '.join(map(str, ids[:3]))}" for ids in
+                                                         structures.values()) + " (fix their structure_id)")
         weights = np.array([d.get("multiplicity") or 1 for d in items], float)
         if not (np.isfinite(weights).all() and (weights > 0).all()):
             raise ValueError(f"site multiplicities must be positive numbers, got {weights.tolist()}")

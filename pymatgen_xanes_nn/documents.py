@@ -33,8 +33,8 @@ class SpectrumDoc(Provenance):
     """``xanes_spectra``: one preprocessed site spectrum per FEFF task (key ``task_id``)."""
 
     task_id: str | int = Field(description="the FEFF task document's key")
-    multiplicity: int = Field(description="number of symmetry-equivalent Si sites this site stands for")
-    cn: int | None = Field(None, description="Si coordination number")
+    multiplicity: int = Field(description="number of symmetry-equivalent absorber sites this site stands for")
+    cn: int | None = Field(None, description="coordination number of the absorber")
     environment: str | None = Field(None, description="coordination environment label (SiO4, SiC4, Si-other, ...)")
     absorbing_atom: int | str | None = Field(None, description="absorbing site index (or element) of the task")
     spectrum: list[float] = Field(description="normalized mu on the preprocessing's energy grid (500 points)")
@@ -45,6 +45,8 @@ class SpectrumDoc(Provenance):
     preprocessing_version: str = Field(description="preprocessing version string")
     preprocessing_fingerprint: str = Field(description="hash of every preprocessing parameter; a model refuses "
                                                        "spectra whose fingerprint differs from its own")
+    structure_fingerprint: str | None = Field(None, description="hash of the task's structure (species, lattice): "
+                                                                "the sites of one material share it")
 
 
 class MaterialSpectrumDoc(Provenance):

@@ -217,7 +217,11 @@ class Preprocessing(MSONable):
         from scipy.interpolate import interp1d
 
         f = interp1d(fine_e, norm, bounds_error=False, fill_value=(norm[0], norm[-1]), assume_sorted=True)
-        return f(grid), edge
+        out = f(grid)
+        if not np.isfinite(out).all():  # e.g. intensities near the float limit overflow in the edge step
+            raise SpectrumError(f"The normalized spectrum has {int((~np.isfinite(out)).sum())} non-finite values "
+                                f"(intensities span {np.min(mu):.3g} to {np.max(mu):.3g}): not a usable spectrum")
+        return out, edge
 
     def _normalize(self, energy: np.ndarray, mu: np.ndarray, edge: Edge) -> np.ndarray:
         if self.normalization == "none":

@@ -273,3 +273,61 @@ def test_output_documents_are_validated(stores, toy_model_file):
         validated(SpectrumDoc, dict(spectrum, e0="high"))
     with pytest.raises(ValidationError, match="colour"):
         validated(SpectrumDoc, dict(spectrum, colour="blue"))  # an undocumented field never slips in
+
+
+@pytest.mark.parametrize("multiplicity", [1e30, 0, -2, 2.5, "4", float("nan"), True])
+def test_a_bad_multiplicity_fails_its_document_alone(stores, multiplicity):
+    tasks, s = stores
+    bad = copy.deepcopy(task_docs()[0])
+    bad["task_id"], bad["last_updated"] = "bad-multiplicity", datetime.now(timezone.utc)
+    bad["metadata"]["multiplicity"] = multiplicity
+    tasks.update([bad])
+    SpectrumBuilder(tasks, s["spectra"]).run()
+    MaterialSpectrumBuilder(s["spectra"], s["materials"]).run()
+    doc = s["spectra"].query_one({"task_id": "bad-multiplicity"})
+    assert doc["state"] == "failed" and "multiplicity" in doc["error"]
+    good = [d["task_id"] for d in task_docs()]
+    assert all(s["spectra"].query_one({"task_id": t})["state"] == "successful" for t in good)
+    assert s["materials"].query_one({"structure_id": "amcsd-789"})["state"] == "successful"
+
+
+def test_a_task_claiming_another_materials_structure_is_never_averaged_in(stores):
+    tasks, s = stores
+    docs = task_docs()
+    rogue = copy.deepcopy(next(d for d in docs if d["metadata"]["structure_id"] != "amcsd-789"))
+    rogue["task_id"], rogue["last_updated"] = "rogue", datetime.now(timezone.utc)
+    rogue["metadata"]["structure_id"] = "amcsd-789"
+    tasks.update([rogue])
+    SpectrumBuilder(tasks, s["spectra"]).run()
+    MaterialSpectrumBuilder(s["spectra"], s["materials"]).run()
+    mat = s["materials"].query_one({"structure_id": "amcsd-789"})
+    assert mat["state"] == "failed" and "different structures" in mat["error"] and "rogue" in mat["error"]
+
+
+def test_a_spectrum_that_overflows_is_failed_not_stored_with_nulls(stores):
+    tasks, s = stores
+    bad = copy.deepcopy(task_docs()[0])
+    bad["task_id"], bad["last_updated"] = "overflow", datetime.now(timezone.utc)
+    rows = np.asarray(bad["spectrum"], float)
+    rows[len(rows) // 3:: 2, 3] = 1e308  # mu alternating with the float limit above the edge
+    bad["spectrum"] = rows.tolist()
+    tasks.update([bad])
+    SpectrumBuilder(tasks, s["spectra"]).run()
+    doc = s["spectra"].query_one({"task_id": "overflow"})
+    assert doc["state"] == "failed", doc.get("spectrum", [])[:5]
+    assert all(np.isfinite(d["spectrum"]).all() for d in s["spectra"].query({"state": "successful"}))
+
+
+def test_a_task_dated_in_the_future_does_not_freeze_the_fast_mode(stores):
+    tasks, s = stores
+    fast = SpectrumBuilder(tasks, s["spectra"], exhaustive=False)
+    future = copy.deepcopy(task_docs()[0])
+    future["task_id"], future["last_updated"] = "future", datetime(2999, 1, 1, tzinfo=timezone.utc)
+    tasks.update([future])
+    fast.run()
+    doc = s["spectra"].query_one({"task_id": "future"})
+    assert doc["state"] == "failed" and "future" in doc["error"]
+    update = copy.deepcopy(task_docs()[1])
+    update["last_updated"] = datetime.now(timezone.utc) + timedelta(seconds=5)
+    tasks.update([update])
+    assert [d["task_id"] for d in fast.get_items() if "_invalid" not in d] == [update["task_id"]]
