@@ -46,6 +46,12 @@ OOD_ARRAYS = ("class_means", "precision", "background_mean", "background_precisi
 OOD_KEYS = (*OOD_ARRAYS, "calibration", "scores", "alpha")
 #: The edge index (:class:`~pymatgen_xanes_nn.trust.EdgeIndex`): needed only by models that use ``edge_offset``.
 EDGE_ARRAYS = ("edge_basis", "edge_reference", "edge_e0")
+#: Accepted OOD significance levels: training picks 0.01-0.05; far below, the flag never fires.
+ALPHA_RANGE = (1e-4, 0.5)
+#: Accepted softmax temperatures (fitted ones are 0.5-5): below, logits overflow to NaN confidences.
+TEMPERATURE_RANGE = (0.01, 100.0)
+#: Largest |median| or scale of a network score's reference: a scale of 1e30 would squash every score to 0.
+MAX_REFERENCE = 1e6
 _WARNINGS_LOCK = threading.Lock()
 #: Pretrained models shipped in ``pymatgen_xanes_nn/data``, listed once.
 PRETRAINED = {
@@ -223,8 +229,9 @@ class XANESClassifier(MSONable):
             raise InvalidModelError(f"Model {name!r}: the classifier must end in a softmax")
         self.code_mean = _decode_array(code_mean, "code_mean")
         self.code_std = _decode_array(code_std, "code_std")
-        if not _is_positive_number(temperature):
-            raise InvalidModelError(f"Model {name!r}: temperature must be a finite number > 0, got {temperature!r}")
+        if not (_is_positive_number(temperature) and TEMPERATURE_RANGE[0] <= temperature <= TEMPERATURE_RANGE[1]):
+            raise InvalidModelError(f"Model {name!r}: temperature must be a number in {list(TEMPERATURE_RANGE)} "
+                                    f"(outside it the probabilities overflow or say nothing), got {temperature!r}")
         self.temperature = float(temperature)
         if not isinstance(ood or {}, dict):
             raise InvalidModelError(f"Model {name!r}: ood must be a dict")
@@ -282,6 +289,15 @@ class XANESClassifier(MSONable):
             raise InvalidModelError(f"Model {name!r}: the k-NN index does not match the {n}-point grid")
         if not all(np.isfinite(self.ood[k]).all() for k in OOD_ARRAYS):
             raise InvalidModelError(f"Model {name!r}: ood statistics are not finite")
+        if all(k in self.ood for k in EDGE_ARRAYS):
+            e_basis, e_ref, e_e0 = (np.asarray(self.ood[k]) for k in EDGE_ARRAYS)
+            if (e_basis.ndim != 2 or e_basis.shape[0] != n or e_ref.ndim != 2 or e_ref.shape[1] != e_basis.shape[1]
+                    or e_e0.shape != (len(e_ref),) or not len(e_ref)):
+                raise InvalidModelError(f"Model {name!r}: the edge index does not match the {n}-point grid "
+                                        f"(edge_basis {e_basis.shape}, edge_reference {e_ref.shape}, "
+                                        f"edge_e0 {e_e0.shape})")
+            if not all(np.isfinite(a).all() for a in (e_basis, e_ref, e_e0)):
+                raise InvalidModelError(f"Model {name!r}: the edge index is not finite")
         scores = self.ood["scores"]
         if not isinstance(scores, list) or not scores or not set(scores) <= set(OOD_SCORES):
             raise InvalidModelError(f"Model {name!r}: ood.scores must name scores among {OOD_SCORES}")
@@ -290,14 +306,20 @@ class XANESClassifier(MSONable):
         cal = self.ood["calibration"]
         if not set(scores) <= set(cal) or any(len(cal[k]) < 10 or not np.isfinite(cal[k]).all() for k in cal):
             raise InvalidModelError(f"Model {name!r}: ood.calibration needs >= 10 finite scores for each of {scores}")
-        if not (isinstance(self.ood["alpha"], float) and 0 < self.ood["alpha"] < 1):
-            raise InvalidModelError(f"Model {name!r}: ood.alpha must be a number in (0, 1)")
+        if any(np.any(np.diff(np.asarray(cal[k])) < 0) for k in cal):  # p-values are read by binary search
+            raise InvalidModelError(f"Model {name!r}: ood.calibration scores must be sorted")
+        lo, hi = ALPHA_RANGE
+        if not (isinstance(self.ood["alpha"], float) and lo <= self.ood["alpha"] <= hi):
+            raise InvalidModelError(f"Model {name!r}: ood.alpha must be a number in [{lo}, {hi}] (smaller: the flag "
+                                    "never fires)")
         ref = self.ood.get("reference")
         if self.version.split(".")[0] != "2" or ref is not None:  # format 2 files predate the standardization
             if not (isinstance(ref, dict) and set(ref) == set(NETWORK_SCORES)
-                    and all(isinstance(v, list) and len(v) == 2 and all(_is_number(t) for t in v) and v[1] > 0
+                    and all(isinstance(v, list) and len(v) == 2 and all(_is_number(t) and abs(t) < MAX_REFERENCE
+                                                                             for t in v) and v[1] > 0
                             for v in ref.values())):
-                raise InvalidModelError(f"Model {name!r}: ood.reference needs [median, scale > 0] for each of "
+                raise InvalidModelError(f"Model {name!r}: ood.reference needs [median, 0 < scale < "
+                                        f"{MAX_REFERENCE:g}] for each of "
                                         f"{list(NETWORK_SCORES)}; without it the network scores are not comparable "
                                         "with their calibration")
         thresholds, level = self.conformal.get("thresholds"), self.conformal.get("level")
@@ -399,7 +421,10 @@ class XANESClassifier(MSONable):
         expected = set(inspect.signature(cls.__init__).parameters) - {"self"}
         if set(fields) - expected:
             raise InvalidModelError(f"Unknown model fields {sorted(set(fields) - expected)}")
-        if str(d.get("version", "")).split(".")[0] in READABLE_FORMATS:
+        # every readable format carries both: a file without them is refused, never read unchecked
+        if "version" not in d:
+            raise InvalidModelError("Model has no version (format)")
+        if str(d["version"]).split(".")[0] in READABLE_FORMATS:  # other formats: the constructor names the version
             if "checksum" not in d:
                 raise InvalidModelError("Model has no checksum")
             if d["checksum"] != model_checksum(d):

@@ -36,9 +36,13 @@ _ABS_RE = re.compile(r"Abs\s+Z=\s*(\d+).*?\b(K|L1|L2|L3|M1|M2|M3|M4|M5)\s+shell"
 def _make_xas(energy, mu, structure=None, element: str = "Si", edge: str = "K", spectrum_type: str = "XANES",
               absorbing_index: int | None = None) -> XAS:
     from pymatgen.analysis.xas.spectrum import XAS
+    from pymatgen.core import Element
 
     energy, mu = validate_arrays(energy, mu)
-    return XAS(energy, mu, structure, element, edge=edge, spectrum_type=spectrum_type,
+    symbol = str(element).strip().capitalize()  # "si" in a hand-written XDI header means Si
+    if not Element.is_valid_symbol(symbol):
+        raise SpectrumError(f"Absorbing element {element!r} is not an element symbol")
+    return XAS(energy, mu, structure, symbol, edge=str(edge).strip(), spectrum_type=spectrum_type,
                absorbing_index=absorbing_index)
 
 
@@ -270,8 +274,11 @@ def read_columns(filename: str, columns: Sequence[str] | None = None, element: s
     elif any(k.startswith("column.") for k in xdi):  # XDI: "# Column.1: energy eV"
         named = []
         for i in range(1, n_cols + 1):
-            name, *unit = xdi.get(f"column.{i}", f"column{i}").split()
-            named.append((name.lower(), unit[0].lower() if unit else None))
+            words = xdi.get(f"column.{i}", f"column{i}").split()
+            if not words:
+                raise SpectrumError(f"{filename}: the XDI header 'Column.{i}:' names no column; name it (e.g. "
+                                    "'# Column.1: energy eV') or give the names with columns= (--columns)")
+            named.append((words[0].lower(), words[1].lower() if len(words) > 1 else None))
     else:
         named = next((names for line in reversed(header) if (names := _header_names(line, n_cols))), None)
     element = xdi.get("element.symbol", element)
@@ -446,9 +453,14 @@ def read_athena(filename: str, element: str = "Si", edge: str = "K") -> list[tup
 def read_spectra(filename: str, columns: Sequence[str] | None = None) -> list[tuple[str, XAS]]:
     """Every spectrum of a file as ``(name, XAS)``: one for most formats, one per group of an Athena project."""
     name = os.path.basename(filename).lower().removesuffix(".gz")
-    if not name.endswith(".json") and _is_athena(name, _read_text(filename)):
-        return [(f"{filename}:{label}", xas) for label, xas in read_athena(filename)]
-    return [(filename, read_spectrum(filename, columns))]
+    try:
+        if not name.endswith(".json") and _is_athena(name, _read_text(filename)):
+            return [(f"{filename}:{label}", xas) for label, xas in read_athena(filename)]
+        return [(filename, read_spectrum(filename, columns))]
+    except SpectrumError:
+        raise
+    except (ValueError, IndexError, KeyError) as exc:  # a parser's complaint about a file is a bad file
+        raise SpectrumError(f"{filename} could not be read: {type(exc).__name__}: {exc}") from exc
 
 
 def _is_athena(name: str, text: str) -> bool:

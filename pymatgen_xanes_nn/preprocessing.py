@@ -97,6 +97,10 @@ class Preprocessing(MSONable):
             raise ValueError(f"Invalid grid: e_min={self.e_min}, e_max={self.e_max}, n_points={self.n_points}")
         # JSON round trips turn tuples into lists
         object.__setattr__(self, "post_edge", tuple(self.post_edge))
+        if not 0 <= self.post_edge[0] < self.post_edge[1]:
+            raise ValueError(f"Invalid post_edge {self.post_edge}: need 0 <= start < end (eV above e0)")
+        if not 0 < self.min_coverage <= 1:
+            raise ValueError(f"Invalid min_coverage {self.min_coverage}: need a fraction in (0, 1]")
 
     def as_dict(self) -> dict:
         """Return a JSON-able dict."""

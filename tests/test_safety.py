@@ -99,6 +99,27 @@ def _tamper(d: dict, case: str) -> None:
         d["labels"] = [d["labels"][0]] * len(d["labels"])
     elif case == "unknown_field":
         d["exec"] = "import os"
+    elif case == "temperature_tiny":
+        d["temperature"] = 1e-30
+    elif case == "alpha_tiny":
+        d["ood"]["alpha"] = 1e-300
+    elif case == "reference_huge":
+        first = sorted(d["ood"]["reference"])[0]
+        d["ood"]["reference"][first] = [0.0, 1e30]
+    elif case == "post_edge_reversed":
+        d["preprocessing"]["post_edge"] = [45.0, 25.0]
+    elif case == "calibration_unsorted":
+        cal = d["ood"]["calibration"]["knn"]
+        arr = np.frombuffer(__import__("base64").b64decode(cal["b64"]), np.float32)
+        d["ood"]["calibration"]["knn"] = _encode_array(arr[::-1])
+    elif case in ("edge_e0_nan", "edge_basis_shape"):
+        key = "edge_e0" if case == "edge_e0_nan" else "edge_basis"
+        arr = np.frombuffer(__import__("base64").b64decode(d["ood"][key]["b64"]), np.float32).copy()
+        if case == "edge_e0_nan":
+            arr[0] = np.nan
+            d["ood"][key] = _encode_array(arr)
+        else:
+            d["ood"][key] = _encode_array(arr.reshape(-1, d["ood"][key]["shape"][1])[:10])
 
 
 @pytest.mark.parametrize("case, error, match", [
@@ -111,6 +132,13 @@ def _tamper(d: dict, case: str) -> None:
     ("unknown_version", IncompatibleModelError, "file format 7"),
     ("duplicate_labels", InvalidModelError, "distinct"),
     ("unknown_field", InvalidModelError, "Unknown model fields"),
+    ("temperature_tiny", InvalidModelError, "temperature must be a number in"),
+    ("alpha_tiny", InvalidModelError, "ood.alpha must be a number in"),
+    ("reference_huge", InvalidModelError, "ood.reference needs"),
+    ("post_edge_reversed", InvalidModelError, "post_edge"),
+    ("calibration_unsorted", InvalidModelError, "must be sorted"),
+    ("edge_e0_nan", InvalidModelError, "edge index is not finite"),
+    ("edge_basis_shape", InvalidModelError, "edge index does not match"),
 ])
 def test_degenerate_model_refused_at_load(toy_model, tmp_path, case, error, match):
     d = _plain(toy_model)
@@ -127,6 +155,9 @@ def test_checksum_catches_swapped_labels(toy_model, tmp_path):
         XANESClassifier.from_file(_write(d, tmp_path / "swapped.json.gz"))
     del d["checksum"]
     with pytest.raises(InvalidModelError, match="no checksum"):
+        XANESClassifier.from_dict(d)
+    del d["version"]  # deleting both keys skips nothing
+    with pytest.raises(InvalidModelError, match="no version"):
         XANESClassifier.from_dict(d)
 
 
