@@ -38,6 +38,23 @@ def test_predict_json(toy_model_file, tmp_path, capsys):
     assert "1 points" in results[1]["error"] or "need at least" in results[1]["error"]
 
 
+@pytest.mark.parametrize("header", ["# Column.1:\n# Column.2: mutrans", "# Column.1: energy eV\n# Column.2: mutrans\n"
+                                              "# Element.symbol: Xx"])
+def test_a_bad_xdi_header_never_stops_the_batch(toy_model_file, tmp_path, capsys, header):
+    rows = "\n".join(f"{1830 + i} {0.1 * i}" for i in range(30))
+    (tmp_path / "bad.xdi").write_text(f"#XDI/1.0\n{header}\n#----\n{rows}\n")
+    for command in (["predict", "--model", toy_model_file, "--json"], ["show"]):
+        code = main([*command, str(tmp_path / "bad.xdi"), test_file("feff", "Si_diamond", "xmu.dat")])
+        assert code == 1
+        out = capsys.readouterr()
+        if command[0] == "predict":
+            results = json.loads(out.out)
+            assert "error" in results[0] and "Column.1" in results[0]["error"] or "Xx" in results[0]["error"]
+            assert results[1]["label"]
+        else:
+            assert "1838" in out.out and "bad.xdi: error" in out.err
+
+
 def test_show_prints_what_it_can_of_a_spectrum_outside_the_window(tmp_path, capsys):
     import numpy as np
 
