@@ -413,8 +413,11 @@ class JSONFileStore(DictStore):
         if self._docs is not None and not force_reset:
             return
         super().connect(force_reset=True)
+        self._mine: set = set()  # keys this process wrote or removed: on disk, only others' keys are merged in
+        self._seen: tuple[int, int] | None = None  # (mtime, size) of the file as last read or written
         if not os.path.exists(self.path):
             return
+        stat = os.stat(self.path)
         objects = read_json(self.path, OUTPUT_CLASSES)
         objects = objects if isinstance(objects, list) else [objects]
         latest: dict = {}
@@ -424,15 +427,61 @@ class JSONFileStore(DictStore):
                     d[self.last_updated_field] = _to_datetime(d[self.last_updated_field])
                 latest[d[self.key]] = d
         self.load(latest.values(), plain=True)
+        self._seen = (stat.st_mtime_ns, stat.st_size)
+
+    def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
+        """:meth:`DictStore.update`, remembering the keys this process wrote (see :meth:`_changed`)."""
+        docs = [docs] if isinstance(docs, dict) else list(docs)
+        with self._lock:
+            self._mine.update(d.get(self.key) for d in docs if _hashable(d.get(self.key)))
+        super().update(docs, key)
+
+    def remove_docs(self, criteria: dict) -> None:
+        """:meth:`DictStore.remove_docs`, remembering the keys this process removed."""
+        with self._lock:
+            self._mine.update(d.get(self.key) for d in self.query(criteria, properties=[self.key]))
+        super().remove_docs(criteria)
 
     def _changed(self) -> None:
+        """Write the file, merged with what other processes wrote since this one read it.
+
+        Two runs sharing an output folder each hold their own copy; writing that copy whole would drop the
+        other's documents. Under an exclusive lock of the file's folder, documents on disk whose keys this process
+        never wrote are taken in first, so every run's updates survive (per key, the last writer wins).
+        """
         if self.read_only:
             return
+        import fcntl
+
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        lock = os.open(folder, os.O_RDONLY)  # the folder itself is the lock: no lock file is left behind
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the descriptor closes
+            self._merge_and_write()
+        finally:
+            os.close(lock)
+
+    def _merge_and_write(self) -> None:
         import orjson
 
+        from pymatgen_xanes_nn.jsonio import read_json
+
         with self._lock:
+            stat = os.stat(self.path) if os.path.exists(self.path) else None
+            if stat is not None and (stat.st_mtime_ns, stat.st_size) != self._seen:
+                objects = read_json(self.path, OUTPUT_CLASSES)
+                theirs = [d for d in (objects if isinstance(objects, list) else [objects])
+                          if isinstance(d, dict) and _hashable(d.get(self.key)) and d[self.key] not in self._mine]
+                for d in theirs:
+                    if isinstance(d.get(self.last_updated_field), str):
+                        d[self.last_updated_field] = _to_datetime(d[self.last_updated_field])
+                    self._remove({self.key: d[self.key]})
+                self.load(theirs, plain=True)
             data = orjson.dumps(list(self._docs.values()), option=orjson.OPT_SERIALIZE_NUMPY)
-        _replace_file(self.path, data)
+            _replace_file(self.path, data)
+            stat = os.stat(self.path)
+            self._seen = (stat.st_mtime_ns, stat.st_size)
 
 
 class PackedTaskStore(DictStore):

@@ -141,3 +141,41 @@ def test_packed_store_answers_keys_from_its_index_and_notices_a_new_file(tmp_pat
     assert third._loaded and third.count() == 2
     with pytest.raises(TypeError, match="read-only"):
         third.update([{"task_id": "x"}])
+
+
+def _write_many(path: str, prefix: str, n: int) -> None:
+    store = JSONFileStore(path)
+    store.connect()
+    for i in range(n):
+        store.update([{"task_id": f"{prefix}-{i}", "value": i}])
+
+
+def test_two_writers_of_one_file_lose_nothing(tmp_path):
+    path = str(tmp_path / "out" / "spectra.json")
+    first, second = JSONFileStore(path), JSONFileStore(path)
+    first.connect()
+    second.connect()  # both read the (empty) folder before either writes, as two runs started together do
+    first.update([{"task_id": f"a{i}", "run": 1} for i in range(3)])
+    second.update([{"task_id": f"b{i}", "run": 2} for i in range(3)])
+    first.update([{"task_id": "a0", "run": 1, "again": True}])
+    second.remove_docs({"task_id": "b2"})
+    again = JSONFileStore(path)
+    again.connect()
+    assert {d["task_id"] for d in again.query()} == {"a0", "a1", "a2", "b0", "b1"}
+    assert again.query_one({"task_id": "a0"})["again"] is True
+
+
+def test_concurrent_processes_writing_one_file_lose_nothing(tmp_path):
+    import multiprocessing
+
+    path = str(tmp_path / "spectra.json")
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_write_many, args=(path, p, 40)) for p in ("x", "y", "z")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = JSONFileStore(path)
+    store.connect()
+    assert store.count() == 120
