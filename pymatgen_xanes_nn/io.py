@@ -48,6 +48,8 @@ def _make_xas(energy, mu, structure=None, element: str = "Si", edge: str = "K", 
 
 #: Largest spectrum file read (bytes, decompressed): a measured spectrum is a few hundred kB.
 MAX_SPECTRUM_BYTES = 64 * 1024 * 1024
+#: Largest ``feff.inp`` read beside an ``xmu.dat`` for its structure (bytes); a bigger one is ignored.
+MAX_FEFF_INP_BYTES = 1024 * 1024
 
 
 def _read_text(filename: str) -> str:
@@ -91,12 +93,13 @@ def read_xmu(filename: str, feff_inp: str | None = None) -> XAS:
     edge = match.group(2) if match else "K"
     structure, index = None, None
     feff_inp = feff_inp or os.path.join(os.path.dirname(os.path.abspath(filename)), "feff.inp")
-    if os.path.exists(feff_inp):
+    # only pymatgen's header comment (the structure) is read: its Tags parser expands "N*x" values in memory
+    # (S02 100000000*0 took 1.66 GB), and a FEFF input of a 10 A cluster is ~20 kB
+    if os.path.exists(feff_inp) and os.path.getsize(feff_inp) <= MAX_FEFF_INP_BYTES:
         try:
-            from pymatgen.io.feff.outputs import Xmu
+            from pymatgen.io.feff.inputs import Header
 
-            xmu = Xmu.from_file(filename, feff_inp)
-            structure = xmu.header.struct
+            structure = Header.from_file(feff_inp).struct
         except Exception:  # feff.inp without pymatgen's header: the spectrum alone is still valid
             structure = None
     return _make_xas(rows[:, 0], rows[:, 3], structure, element, edge, "XANES", index)
