@@ -236,7 +236,9 @@ class CheckedMapBuilder(QuietRun, MapBuilder):
             # dated at the epoch: the repaired document, whatever its date, is rebuilt
             stamp = datetime(1970, 1, 1)
         elif item.get("state") == "failed" and isinstance(self, SpectrumBuilder):
-            error = f"FEFF calculation failed: {item.get('error') or 'no error recorded'}"
+            error = item.get("error") or "no error recorded"
+            if not error.startswith("malformed"):  # the dataset reader's own verdict on a document
+                error = f"FEFF calculation failed: {error}"
             stamp = _as_utc(item.get(self.source.last_updated_field)) or datetime.now(timezone.utc)
         else:
             return super().process_item(item)
@@ -495,7 +497,12 @@ def check_mongo(uri: str, timeout_ms: int = DEFAULT_MONGO_TIMEOUT_MS) -> None:
         ConfigurationError: if the server does not answer within ``timeout_ms``.
     """
     import pymongo
+    from pymongo.uri_parser import parse_uri
 
+    try:  # a malformed URI is named as such, not as a server that did not answer
+        parse_uri(uri)
+    except (pymongo.errors.InvalidURI, pymongo.errors.ConfigurationError, ValueError) as exc:
+        raise ConfigurationError(f"XANES_NN_MONGO_URI={uri!r} is not a MongoDB URI: {exc}") from exc
     try:
         client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
         try:
@@ -507,6 +514,41 @@ def check_mongo(uri: str, timeout_ms: int = DEFAULT_MONGO_TIMEOUT_MS) -> None:
                                  f"{type(exc).__name__}") from exc
     except (ValueError, TypeError) as exc:  # a malformed URI
         raise ConfigurationError(f"XANES_NN_MONGO_URI={uri!r} is not a MongoDB URI: {exc}") from exc
+
+
+def check_mongo_name(var: str, name: str) -> None:
+    """Refuse a database or collection name MongoDB would refuse (e.g. ``bad.db$name/x``), naming the setting.
+
+    Raises:
+        ConfigurationError: naming the setting and the rule.
+    """
+    database = not var.endswith("_COLLECTION")
+    forbidden = '/\\. "$\x00' if database else "$\x00"
+    if not name or any(c in name for c in forbidden) or (database and len(name) > 63):
+        what = ("database names have at most 63 characters and none of / \\ . space \" $" if database
+                else "collection names may not hold $")
+        raise ConfigurationError(f"{var}={name!r} is not a valid MongoDB name ({what})")
+
+
+def check_source(uri: str, database: str, collection: str, timeout_ms: int = DEFAULT_MONGO_TIMEOUT_MS) -> None:
+    """Refuse a task source that holds no documents: a misspelt database or collection would build nothing.
+
+    Raises:
+        ConfigurationError: naming the database, the collection and what the server does hold.
+    """
+    import pymongo
+
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+    try:
+        if client[database][collection].estimated_document_count() > 0:
+            return
+        held = sorted(client[database].list_collection_names()) if database in client.list_database_names() else []
+        where = (f"database {database!r} has collections {', '.join(held)}" if held
+                 else f"the server has databases {', '.join(sorted(client.list_database_names()))}")
+    finally:
+        client.close()
+    raise ConfigurationError(f"XANES_NN_TASKS_DB={database!r} / XANES_NN_TASKS_COLLECTION={collection!r} holds no "
+                             f"task documents ({where}); load them with `xanes-nn load-tasks URI`")
 
 
 def check_model(model: str) -> None:
@@ -606,8 +648,12 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
             raise ConfigurationError(f"XANES_NN_MONGO_TIMEOUT_MS={raw_timeout!r}: use a positive integer")
         timeout = int(raw_timeout)
         check_mongo(uri, timeout)
-        tasks = mongo_store(uri, env.get("XANES_NN_TASKS_COLLECTION", "tasks"), env.get("XANES_NN_TASKS_DB", "feff"),
-                            timeout_ms=timeout)
+        for var, default in (("XANES_NN_DB", "xanes_nn"), ("XANES_NN_TASKS_DB", "feff"),
+                             ("XANES_NN_TASKS_COLLECTION", "tasks")):
+            check_mongo_name(var, env.get(var, default))
+        tasks_db, tasks_coll = env.get("XANES_NN_TASKS_DB", "feff"), env.get("XANES_NN_TASKS_COLLECTION", "tasks")
+        check_source(uri, tasks_db, tasks_coll, timeout)
+        tasks = mongo_store(uri, tasks_coll, tasks_db, timeout_ms=timeout)
         out = {n: mongo_store(uri, f"xanes_{n}", env.get("XANES_NN_DB", "xanes_nn"), k, timeout)
                for n, k in names.items()}
     else:
@@ -627,6 +673,12 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
         except ValueError as exc:  # a truncated or corrupt file names itself
             raise ConfigurationError(f"XANES_NN_TASKS_FILE: {exc}") from exc
         out = {n: JSONFileStore(os.path.join(directory, f"xanes_{n}.json"), key=k) for n, k in names.items()}
+        for store in out.values():
+            try:
+                store.connect()
+            except ValueError as exc:  # e.g. a file damaged by a full disk or an editor
+                raise ConfigurationError(f"XANES_NN_OUTPUT: {store.path} cannot be read ({exc}); move it away and "
+                                         "the next run rebuilds it") from exc
     builders = pipeline(tasks, out["spectra"], out["materials"], out["classifications"],
                         out["material_classifications"], model=model, exhaustive=exhaustive, **kwargs)
     return [b for stage, b in zip(STAGES, builders) if stage in stages]

@@ -137,7 +137,8 @@ def _check_chain(layers: list[dict], n_in: int, what: str) -> int:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and bool(np.isfinite(value)))
 
 
 def _is_positive_number(value: Any) -> bool:
@@ -467,12 +468,18 @@ class XANESClassifier(MSONable):
             given on the grid: their raw points are gone).
         """
         n = self.preprocessing.n_points
+        if not _is_number(shift):
+            raise ValueError(f"shift must be a finite number of eV, got {shift!r}")
+        if smooth is not None and not _is_positive_number(smooth):
+            raise ValueError(f"smooth must be None or a window > 0 in eV, got {smooth!r}")
         if isinstance(spectra, np.ndarray):
             arr = np.asarray(spectra, dtype=np.float32)
             single = arr.ndim == 1
             arr = arr.reshape(1, -1) if single else arr
             if arr.ndim != 2 or arr.shape[1] != n:
                 raise SpectrumError(f"Raw arrays must be on the model's {n}-point grid, got shape {spectra.shape}")
+            if not len(arr):
+                raise SpectrumError("No spectra given (an array with 0 rows)")
             if not np.isfinite(arr).all():
                 raise SpectrumError("Input array contains NaN or inf")
             return arr, single, [None] * len(arr)

@@ -335,7 +335,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if "png" in res:
                 print(f"    wrote {res['png']}")
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2, allow_nan=False))  # standard JSON: a NaN would be a bug, not output
     return 1 if failed else 0  # scripts must notice a file that was not classified
 
 
@@ -814,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help=SPECTRUM_FILES_HELP)
     p.add_argument("--columns", type=_column_names, default=None,
                    help="names of the columns when the header does not say, e.g. energy,i0,it or index,energy,mu")
-    p.add_argument("--png", help="write a PNG of the raw and preprocessed spectrum")
+    p.add_argument("--png", type=_writable_path, help="write a PNG of the raw and preprocessed spectrum")
     p.add_argument("--shift", type=_finite_float, default=0.0, help="energy shift in eV (calibration)")
     p.add_argument("--smooth", type=_positive_float, default=None, help="Savitzky-Golay window in eV")
     p.set_defaults(func=_cmd_show)
@@ -829,7 +829,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_int_at_least(1), default=3, help="probabilities shown per spectrum")
     p.add_argument("--shift", type=_finite_float, default=0.0, help="energy shift in eV (calibration)")
     p.add_argument("--smooth", type=_positive_float, default=None, help="Savitzky-Golay window in eV")
-    p.add_argument("--png", default=None, help="plot each spectrum over its 3 most similar shipped spectra")
+    p.add_argument("--png", type=_writable_path, default=None,
+                   help="plot each spectrum over its 3 most similar shipped spectra")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("refresh-ood", help="rebuild a model's network-free OOD indexes from its training data "
@@ -1039,6 +1040,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SpectrumError, FileNotFoundError, ValueError) as exc:
         print(f"xanes-nn {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `xanes-nn predict ... | head -1`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python would otherwise complain again while flushing at exit
+        return 141
 
 
 if __name__ == "__main__":

@@ -51,17 +51,49 @@ def load_tasks(filename: str | None = None, include_failed: bool = False, derive
     path = filename or data_path(TASKS_FILE)
     if not os.path.exists(path):
         return []
-    packed = read_json(path, PYMATGEN_CLASSES)
+    packed = read_json(path, allowed=None)  # plain data; class markers are checked per document below
+    if not (isinstance(packed, dict) and isinstance(packed.get("tasks"), list)
+            and isinstance(packed.get("structures"), dict)):
+        raise ValueError(f"{path}: not a packed dataset (a JSON object with 'format', 'structures' and 'tasks', "
+                         "as `xanes-nn pack` writes)")
     if packed.get("format") != DATASET_FORMAT:
         raise ValueError(f"{path}: dataset format {packed.get('format')!r}, expected {DATASET_FORMAT!r}")
-    docs = []
+    structures, docs = packed["structures"], []
+    safe_structures: dict[str, str | None] = {}  # structure id -> why it is unusable (None: usable)
     for doc in packed["tasks"]:
-        if not include_failed and doc.get("state") == "failed":
-            continue
+        if not isinstance(doc, dict) or not isinstance(doc.get("task_id"), (str, int)):
+            continue  # nothing identifies it: it cannot even be recorded as failed
         doc = dict(doc)
-        doc["structure"] = packed["structures"][doc.pop("structure_ref")]
-        docs.append(doc)
+        ref = doc.pop("structure_ref", None)
+        problem = _unsafe(doc, f"task {doc['task_id']}")
+        if problem is None:
+            if not isinstance(ref, str) or ref not in structures:
+                problem = f"structure_ref {ref!r} names no structure in the file"
+            else:
+                if ref not in safe_structures:
+                    safe_structures[ref] = _unsafe(structures[ref], f"structure {ref}")
+                problem = safe_structures[ref]
+        if problem is not None:  # one bad document is recorded as failed; the others still build
+            failed = {"task_id": doc["task_id"], "state": "failed", "error": f"malformed task document: {problem}"}
+            if "last_updated" in doc and not isinstance(doc["last_updated"], dict):
+                failed["last_updated"] = doc["last_updated"]
+            doc = failed
+        else:
+            doc["structure"] = structures[ref]
+        if include_failed or doc.get("state") != "failed":
+            docs.append(doc)
     return docs
+
+
+def _unsafe(obj: dict, where: str) -> str | None:
+    """Why a document may not reach pymatgen (a class marker outside the allow-list), or None."""
+    from pymatgen_xanes_nn.jsonio import UnsafeDocumentError, check_classes
+
+    try:
+        check_classes(obj, PYMATGEN_CLASSES, where=where)
+    except UnsafeDocumentError as exc:
+        return str(exc)
+    return None
 
 
 #: Data grows in shard files, each written once and never rewritten (the repository's history must stay small):
@@ -113,7 +145,12 @@ def write_shard(directories: list[str], collection: str, data_dir: str = DATA_DI
                                                                      data_dir=data_dir)}
     new: dict[str, dict] = {}
     for directory in directories:
-        _merge(new, [doc for _, doc in iter_directory(directory, PYMATGEN_CLASSES)])
+        docs = [doc for _, doc in iter_directory(directory, PYMATGEN_CLASSES)]
+        keyless = [doc for doc in docs if not isinstance(doc, dict) or not isinstance(doc.get("task_id"), str)]
+        if keyless:
+            raise ValueError(f"{directory}: {len(keyless)} documents have no task_id string; a shard needs one per "
+                             "document")
+        _merge(new, docs)
     new = {k: d for k, d in new.items()
            if k not in stored or (stored[k] == "failed" and d.get("state") != "failed")}
     out: dict[str, Any] = {"shard": None, "documents": len(new),

@@ -187,8 +187,9 @@ def read_bytes(filename: str, max_bytes: int = MAX_BYTES) -> bytes:
     return data
 
 
-def read_json(filename: str, allowed: frozenset = frozenset()) -> Any:
-    """Read a JSON file (gzipped or not) as plain data, refusing class markers outside ``allowed``."""
+def read_json(filename: str, allowed: frozenset | None = frozenset()) -> Any:
+    """Read a JSON file (gzipped or not) as plain data, refusing class markers outside ``allowed`` (None: the caller
+    checks them, document by document, before anything reaches pymatgen)."""
     return loads(read_bytes(filename), where=filename, allowed=allowed)
 
 

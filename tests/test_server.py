@@ -148,3 +148,15 @@ def test_load_tasks_into_a_server(server, tmp_path, capsys):
         client.drop_database("t_load")
     with pytest.raises(SystemExit, match="did not answer"):
         main(["load-tasks", "mongodb://127.0.0.1:1/?directConnection=true"])
+
+
+@pytest.mark.parametrize("var", ["XANES_NN_TASKS_DB", "XANES_NN_TASKS_COLLECTION"])
+def test_misspelt_source(server, db, toy_model_file, var):
+    from pymatgen_xanes_nn.builders import ConfigurationError, pipeline_from_env
+
+    env = {"XANES_NN_MONGO_URI": server, "XANES_NN_TASKS_DB": db, "XANES_NN_DB": f"{db}_out",
+           "XANES_NN_MODEL": toy_model_file}
+    assert len(pipeline_from_env(env)) == len(STAGES)  # the right names build
+    env[var] = env[var] + "x" if var in env else "taskz"
+    with pytest.raises(ConfigurationError, match="holds no task documents"):
+        pipeline_from_env(env)
