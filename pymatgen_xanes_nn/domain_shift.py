@@ -149,10 +149,13 @@ def simulate_variants(docs: Sequence[dict], output: str, presets: Sequence[str] 
     from pymatgen_xanes_nn.simulate import PHYSICS_VARIANTS, DirectorySink, simulate
 
     sites = all_sites(docs) if n is None else pick_sites(docs, n)
+    presets = list(presets or PHYSICS_VARIANTS)
+    if len(presets) == 1:  # nothing to keep in step: one round keeps every worker busy to the end
+        chunk = max(len(sites), 1)
     sink = DirectorySink(output, also_done=also_done)
     totals = {"skipped": 0, "successful": 0, "failed": 0}
     for start in range(0, len(sites), chunk):
-        for preset in presets or PHYSICS_VARIANTS:
+        for preset in presets:
             counts = simulate(variant_jobs(docs, sites[start:start + chunk], preset), sink, settings=preset,
                               **simulate_kwargs)
             for k, v in counts.items():
