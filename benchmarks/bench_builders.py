@@ -36,7 +36,7 @@ ROOT = os.path.dirname(HERE)
 
 
 def synthetic_tasks(n: int, seed: int = 0) -> list[dict]:
-    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.io.tasks import load_tasks
 
     base = load_tasks()
     rng = np.random.default_rng(seed)
@@ -53,7 +53,8 @@ def synthetic_tasks(n: int, seed: int = 0) -> list[dict]:
 
 
 def plain_read_s() -> float:
-    from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
+    from pymatgen_xanes_nn.io.tasks import TASKS_FILE
+    from pymatgen_xanes_nn.paths import data_path
 
     t = time.perf_counter()
     with gzip.open(data_path(TASKS_FILE), "rt") as f:
@@ -78,7 +79,7 @@ def embedded_default(model: str) -> dict:
 
 def _pipeline_times(tasks_factory, out_factory, model: str) -> dict:
     """First run (tasks loaded included) and unchanged rerun of the four builders, in this process."""
-    from pymatgen_xanes_nn.builders import pipeline
+    from pymatgen_xanes_nn.pipeline.builders import pipeline
 
     t = time.perf_counter()
     tasks = tasks_factory()
@@ -99,9 +100,9 @@ def _pipeline_times(tasks_factory, out_factory, model: str) -> dict:
 def store_choice(model: str) -> dict:
     from maggma.stores import MemoryStore, MongoStore
 
-    from pymatgen_xanes_nn.dataset import load_tasks
-    from pymatgen_xanes_nn.server import mongo_server
-    from pymatgen_xanes_nn.stores import JSONFileStore, PackedTaskStore
+    from pymatgen_xanes_nn.io.tasks import load_tasks
+    from pymatgen_xanes_nn.pipeline.server import mongo_server
+    from pymatgen_xanes_nn.pipeline.stores import JSONFileStore, PackedTaskStore
 
     def loaded(store):
         store.connect()
@@ -146,8 +147,8 @@ def on_server(n: int, model: str) -> dict:
     import pymongo
     from maggma.stores import MongoStore
 
-    from pymatgen_xanes_nn.builders import ClassificationBuilder, SpectrumBuilder
-    from pymatgen_xanes_nn.server import mongo_server
+    from pymatgen_xanes_nn.pipeline.builders import ClassificationBuilder, SpectrumBuilder
+    from pymatgen_xanes_nn.pipeline.server import mongo_server
 
     def mongo_store(uri: str, collection: str, database: str) -> MongoStore:
         # secantusdb answers no heartbeat while it serves a long query on a loaded machine: pymongo's default

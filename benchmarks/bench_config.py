@@ -21,7 +21,7 @@ TARGET_S = 2.0
 
 
 def _time(env: dict, repeats: int = 3) -> tuple[float, str]:
-    from pymatgen_xanes_nn.builders import ConfigurationError, pipeline_from_env
+    from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, pipeline_from_env
 
     times, message = [], "ok"
     for _ in range(repeats):

@@ -24,8 +24,8 @@ def main() -> None:
     parser.add_argument("--settings", default="dataset")
     args = parser.parse_args()
 
-    from pymatgen_xanes_nn.corpus import load_corpus
-    from pymatgen_xanes_nn.simulate import DirectorySink, jobs_from_corpus, simulate
+    from pymatgen_xanes_nn.datagen.corpus import load_corpus
+    from pymatgen_xanes_nn.datagen.simulate import DirectorySink, jobs_from_corpus, simulate
 
     jobs = sorted(jobs_from_corpus(load_corpus()), key=lambda j: (len(j.structure["sites"]), j.task_id))
     jobs = jobs[: args.sites]

@@ -49,8 +49,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from pymatgen_xanes_nn import XANESClassifier
-    from pymatgen_xanes_nn.dataset import load_tasks
-    from pymatgen_xanes_nn.io import from_task_doc
+    from pymatgen_xanes_nn.io.readers import from_task_doc
+    from pymatgen_xanes_nn.io.tasks import load_tasks
     from pymatgen_xanes_nn.models import forward
 
     clf = XANESClassifier.from_pretrained(args.model)
@@ -100,7 +100,7 @@ def main() -> None:
     # cold start: a fresh interpreter classifying one spectrum vs importing pymatgen's XAS module
     doc_path = os.path.join(HERE, "..", "test_files", "feff", "Si_diamond", "xmu.dat")
     res["cold_predict_s"] = cold(
-        "from pymatgen_xanes_nn import XANESClassifier; from pymatgen_xanes_nn.io import read_xmu; "
+        "from pymatgen_xanes_nn import XANESClassifier; from pymatgen_xanes_nn.io.readers import read_xmu; "
         f"XANESClassifier.from_pretrained({args.model!r}).predict(read_xmu({doc_path!r}))")
     res["cold_import_pymatgen_xas_s"] = cold("import pymatgen.analysis.xas.spectrum")
     res["cold_start_ratio"] = res["cold_predict_s"] / res["cold_import_pymatgen_xas_s"]
@@ -108,8 +108,8 @@ def main() -> None:
     if not args.skip_training:
         # the seed's protocol on every site spectrum (the environment scheme labels all of them), against a
         # random forest (the strongest baseline of xanes-nn evaluate) fitted on the same matrix in this run
-        from pymatgen_xanes_nn.evaluation import make_baseline
-        from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES, dataset_for_scheme, train
+        from pymatgen_xanes_nn.training.evaluation import make_baseline
+        from pymatgen_xanes_nn.training.fit import DEFAULT_AUGMENT_COPIES, dataset_for_scheme, train
 
         spectra, _ = dataset_for_scheme("environment", load_tasks(derived=False))
         data = spectra.labelled()

@@ -23,7 +23,7 @@ def main() -> None:
 
     import pymongo
 
-    from pymatgen_xanes_nn.server import mongo_server
+    from pymatgen_xanes_nn.pipeline.server import mongo_server
 
     docs = synthetic_tasks(args.n)
     newest = max(d["last_updated"] for d in docs).replace(tzinfo=None)

@@ -29,7 +29,7 @@ ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP
 
 def child(epochs: int, n_spectra: int) -> None:
     """One training job (run in its own process so its thread settings take effect)."""
-    from pymatgen_xanes_nn.training import TrainingConfig, dataset_for_scheme, train
+    from pymatgen_xanes_nn.training.fit import TrainingConfig, dataset_for_scheme, train
 
     data = dataset_for_scheme("environment")[0].labelled().subset(range(n_spectra))
     config = TrainingConfig(ae_epochs=epochs, fnn_epochs=epochs, calibration_folds=0, augment_copies=0)

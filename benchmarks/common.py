@@ -16,7 +16,8 @@ def stamp() -> dict:
     from datetime import datetime, timezone
     from importlib.metadata import version
 
-    from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
+    from pymatgen_xanes_nn.io.tasks import TASKS_FILE
+    from pymatgen_xanes_nn.paths import data_path
 
     with open(data_path(TASKS_FILE), "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()

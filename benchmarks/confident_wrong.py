@@ -21,11 +21,12 @@ import numpy as np
 from common import write_results
 
 from pymatgen_xanes_nn.classifier import XANESClassifier
-from pymatgen_xanes_nn.dataset import data_path, load_tasks
-from pymatgen_xanes_nn.domain_shift import PHYSICS_TASKS_FILE, variant_preset
-from pymatgen_xanes_nn.io import from_task_doc
+from pymatgen_xanes_nn.io.readers import from_task_doc
+from pymatgen_xanes_nn.io.tasks import load_tasks
 from pymatgen_xanes_nn.labels import assign_labels, select_classes
+from pymatgen_xanes_nn.paths import data_path
 from pymatgen_xanes_nn.preprocessing import SpectrumError
+from pymatgen_xanes_nn.studies.domain_shift import PHYSICS_TASKS_FILE, variant_preset
 
 SHIFTS = (0.0, 2.0, 4.0)
 

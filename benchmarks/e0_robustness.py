@@ -3,7 +3,7 @@
     python benchmarks/e0_robustness.py
 
 For every third spectrum of the environment task, two random augmentations (shift +-2 eV, broadening 0-2 eV FWHM,
-noise SNR 20-200, as :func:`~pymatgen_xanes_nn.perturb.random_perturbation`): the error of e0 against the clean
+noise SNR 20-200, as :func:`~pymatgen_xanes_nn.training.perturb.random_perturbation`): the error of e0 against the clean
 spectrum's e0 plus the shift, and how far each smoothing moves the clean e0 from the raw-derivative one.
 Writes ``benchmarks/results/e0_robustness.json`` (the choice of ``preprocessing.E0_SMOOTHING``).
 """
@@ -15,10 +15,10 @@ import warnings
 import numpy as np
 from common import write_results
 
-from pymatgen_xanes_nn.dataset import load_tasks
-from pymatgen_xanes_nn.perturb import add_noise, broaden, shift
+from pymatgen_xanes_nn.io.tasks import load_tasks
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, E0_SMOOTHING, find_e0
-from pymatgen_xanes_nn.training import dataset_for_scheme
+from pymatgen_xanes_nn.training.fit import dataset_for_scheme
+from pymatgen_xanes_nn.training.perturb import add_noise, broaden, shift
 
 SMOOTHINGS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
 

@@ -4,13 +4,13 @@
     XANES_NN_MONGO_URI=mongodb://localhost:27017 mrun builders/xanes.py    # a MongoDB server
     mrun -n 2 builders/xanes.py             # two worker processes
 
-Settings come from the environment; see pymatgen_xanes_nn.builders.ENV_VARS. A wrong setting stops here,
+Settings come from the environment; see pymatgen_xanes_nn.pipeline.builders.ENV_VARS. A wrong setting stops here,
 before any building, with one line naming it.
 """
 
 import sys
 
-from pymatgen_xanes_nn.builders import ConfigurationError, pipeline_from_env
+from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, pipeline_from_env
 
 try:
     __builders__ = pipeline_from_env()

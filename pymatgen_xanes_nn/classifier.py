@@ -6,7 +6,7 @@
 >>> clf.predict_proba(xas)                            # {"Al-O-Si": 0.01, ...}
 
 Prediction is a NumPy forward pass: importing the package and predicting never imports
-TensorFlow. Training (:func:`pymatgen_xanes_nn.training.train`) imports Keras lazily.
+TensorFlow. Training (:func:`pymatgen_xanes_nn.training.fit.train`) imports Keras lazily.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ MODEL_CLASSES = frozenset({("pymatgen_xanes_nn.classifier", "XANESClassifier"),
 #: Arrays of :attr:`XANESClassifier.ood` (the latent Gaussians and the k-NN index), and the keys the flag needs.
 OOD_ARRAYS = ("class_means", "precision", "background_mean", "background_precision", "knn_basis", "knn_reference")
 OOD_KEYS = (*OOD_ARRAYS, "calibration", "scores", "alpha")
-#: The edge index (:class:`~pymatgen_xanes_nn.trust.EdgeIndex`): needed only by models that use ``edge_offset``.
+#: The edge index (:class:`~pymatgen_xanes_nn.trust.ood.EdgeIndex`): needed only by models that use ``edge_offset``.
 EDGE_ARRAYS = ("edge_basis", "edge_reference", "edge_e0")
 #: Accepted OOD significance levels: training picks 0.01-0.05; far below, the flag never fires.
 ALPHA_RANGE = (1e-4, 0.5)
@@ -274,7 +274,7 @@ class XANESClassifier(MSONable):
 
         A model without them would never flag anything, or give sets of no stated coverage, silently.
         """
-        from pymatgen_xanes_nn.trust import NETWORK_SCORES, OOD_SCORES
+        from pymatgen_xanes_nn.trust.ood import NETWORK_SCORES, OOD_SCORES
 
         name, code, n = self.name, self.code_size, self.preprocessing.n_points
         missing = [k for k in OOD_KEYS if k not in self.ood]
@@ -342,7 +342,7 @@ class XANESClassifier(MSONable):
         Args:
             name: one of :data:`PRETRAINED` (``"si_k_chemsys"``, ``"si_k_environment"``).
         """
-        from pymatgen_xanes_nn.dataset import data_path
+        from pymatgen_xanes_nn.paths import data_path
 
         if name not in PRETRAINED:
             raise ValueError(f"Unknown pretrained model {name!r}; choose one of {sorted(PRETRAINED)}")
@@ -464,7 +464,7 @@ class XANESClassifier(MSONable):
 
         Returns:
             ``(matrix of shape (n, n_points), single, quality)`` where ``single`` says one spectrum was given and
-            ``quality`` holds each spectrum's :func:`~pymatgen_xanes_nn.trust.quality_measures` (None for rows
+            ``quality`` holds each spectrum's :func:`~pymatgen_xanes_nn.trust.quality.quality_measures` (None for rows
             given on the grid: their raw points are gone).
         """
         n = self.preprocessing.n_points
@@ -488,7 +488,7 @@ class XANESClassifier(MSONable):
         if not items:
             raise SpectrumError("No spectra given")
         from pymatgen_xanes_nn.preprocessing import check_xas
-        from pymatgen_xanes_nn.trust import gated_input
+        from pymatgen_xanes_nn.trust.quality import gated_input
 
         rows, quality = [], []
         for i, xas in enumerate(items):
@@ -566,13 +566,16 @@ class XANESClassifier(MSONable):
             Dicts with ``label``, ``probabilities``, ``confidence`` (calibrated top probability),
             ``prediction_set`` (labels kept at ``set_level`` coverage, most probable first), ``ood`` (bool),
             ``ood_pvalue`` (combined conformal p-value; the flag fires below ``ood_alpha``, or when the input
-            fails a quality limit), ``ood_scores``, ``quality`` (:func:`~pymatgen_xanes_nn.trust.quality_measures`),
+            fails a quality limit), ``ood_scores``, ``quality``
+            (:func:`~pymatgen_xanes_nn.trust.quality.quality_measures`),
             ``dont_know`` with ``reason`` (out of distribution, input quality, an empty or a large set, or a
             confidence below the floor under which 5% of correct held-out predictions fall), ``evidence``,
             ``reconstruction_error``, ``latent_distance``, ``latent``, ``model``, ``model_version``.
         """
-        from pymatgen_xanes_nn.reference import nearest_reference
-        from pymatgen_xanes_nn.trust import MAX_USEFUL_SET_SIZE, prediction_sets, quality_problems
+        from pymatgen_xanes_nn.trust.abstain import MAX_USEFUL_SET_SIZE
+        from pymatgen_xanes_nn.trust.conformal import prediction_sets
+        from pymatgen_xanes_nn.trust.evidence import nearest_reference
+        from pymatgen_xanes_nn.trust.quality import quality_problems
 
         x, single, quality = self.inputs(spectra, **kwargs)
         z = self._encode_matrix(x)
@@ -631,14 +634,14 @@ class XANESClassifier(MSONable):
 
     def ood_scores(self, x: np.ndarray, codes: np.ndarray | None = None, logits: np.ndarray | None = None,
                    standardized: bool = True) -> dict[str, np.ndarray]:
-        """Every OOD score of :data:`pymatgen_xanes_nn.trust.OOD_SCORES` for each model-input row (higher: stranger).
+        """Every OOD score of :data:`~pymatgen_xanes_nn.trust.ood.OOD_SCORES` per model-input row (higher: stranger).
 
         ``codes`` and ``logits`` of ``x`` are computed unless the caller has them. ``max_softmax`` uses the network's
         own probabilities (temperature 1): the calibration folds' networks have no temperature yet. With
         ``standardized`` the network scores are divided by the model's own training-spectra scale
-        (:func:`~pymatgen_xanes_nn.trust.score_reference`), as their calibration was; raw otherwise.
+        (:func:`~pymatgen_xanes_nn.trust.ood.score_reference`), as their calibration was; raw otherwise.
         """
-        from pymatgen_xanes_nn.trust import KNNIndex, mahalanobis
+        from pymatgen_xanes_nn.trust.ood import KNNIndex, mahalanobis
 
         codes = self._encode_matrix(x) if codes is None else codes
         maha, rel = mahalanobis(codes, self.ood)
@@ -661,13 +664,13 @@ class XANESClassifier(MSONable):
 
     def _standardized(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Raw scores as the calibration reads them (format 2 models have no reference: unchanged)."""
-        from pymatgen_xanes_nn.trust import standardize
+        from pymatgen_xanes_nn.trust.ood import standardize
 
         return standardize(scores, self.ood.get("reference", {}))
 
     def _edge_index(self):
-        """The model's :class:`~pymatgen_xanes_nn.trust.EdgeIndex` (None for models trained without one)."""
-        from pymatgen_xanes_nn.trust import EdgeIndex, KNNIndex
+        """The model's :class:`~pymatgen_xanes_nn.trust.ood.EdgeIndex` (None for models trained without one)."""
+        from pymatgen_xanes_nn.trust.ood import EdgeIndex, KNNIndex
 
         if not all(k in self.ood for k in EDGE_ARRAYS):
             return None
@@ -676,7 +679,7 @@ class XANESClassifier(MSONable):
 
     def ood_pvalue(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """The combined conformal p-value of the model's chosen scores (small: unlike the training materials)."""
-        from pymatgen_xanes_nn.trust import combined_pvalue
+        from pymatgen_xanes_nn.trust.ood import combined_pvalue
 
         names = self.ood["scores"]
         return combined_pvalue({k: self.ood["calibration"][k] for k in names}, {k: scores[k] for k in names})
@@ -696,13 +699,13 @@ class XANESClassifier(MSONable):
         spectra outside the classes is recomputed when they are given, else removed too.
 
         Args:
-            scores: names from :data:`pymatgen_xanes_nn.trust.OOD_SCORES`.
+            scores: names from :data:`pymatgen_xanes_nn.trust.ood.OOD_SCORES`.
             alpha: the flag's level (default: unchanged).
             reason: why, for the record (e.g. the benchmark that chose it).
             x_outside: model inputs of spectra outside the classes (as given to training).
             outside_labels: their kinds, for per-kind rates.
         """
-        from pymatgen_xanes_nn.trust import OOD_SCORES, flag_rates
+        from pymatgen_xanes_nn.trust.ood import OOD_SCORES, flag_rates
 
         scores = list(scores)
         missing = [k for k in scores if k not in OOD_SCORES or k not in self.ood.get("calibration", {})]

@@ -22,7 +22,7 @@ def _read_files(files: Sequence[str], columns: Sequence[str] | None):
     """Yield ``(name, XAS or None, notes, error)`` for every spectrum of every file; a bad file never stops the rest."""
     import warnings
 
-    from pymatgen_xanes_nn.io import SpectrumNote, read_spectra
+    from pymatgen_xanes_nn.io.readers import SpectrumNote, read_spectra
     from pymatgen_xanes_nn.preprocessing import SpectrumError
 
     for filename in files:
@@ -75,7 +75,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.corpus import build_corpus, chemsys_ranking, save_corpus
+    from pymatgen_xanes_nn.datagen.corpus import build_corpus, chemsys_ranking, save_corpus
 
     corpus = build_corpus(progress=True, element=args.element)
     save_corpus(corpus, args.output)
@@ -89,8 +89,8 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
 def _cmd_derive(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from pymatgen_xanes_nn.corpus import load_corpus, save_corpus
-    from pymatgen_xanes_nn.derive import derive, outside_parents
+    from pymatgen_xanes_nn.datagen.corpus import load_corpus, save_corpus
+    from pymatgen_xanes_nn.datagen.derive import derive, outside_parents
 
     seed_classes = args.classes or _load_model("si_k_chemsys").labels
     existing = load_corpus(args.existing)["structures"] if args.existing else []
@@ -109,10 +109,8 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.corpus import chemsys_ranking, load_corpus
-    from pymatgen_xanes_nn.dataset import load_tasks
-    from pymatgen_xanes_nn.edges import SI_K
-    from pymatgen_xanes_nn.simulate import (
+    from pymatgen_xanes_nn.datagen.corpus import chemsys_ranking, load_corpus
+    from pymatgen_xanes_nn.datagen.simulate import (
         DirectorySink,
         StoreSink,
         interleave,
@@ -120,6 +118,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         jobs_from_corpus,
         simulate,
     )
+    from pymatgen_xanes_nn.edges import SI_K
+    from pymatgen_xanes_nn.io.tasks import load_tasks
 
     corpus = load_corpus(args.corpus)
     top = [c for c, _ in chemsys_ranking(corpus)[: args.priority]]
@@ -139,7 +139,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.limit:
         jobs = jobs[: args.limit]
     if args.store_uri:
-        from pymatgen_xanes_nn.stores import mongo_store
+        from pymatgen_xanes_nn.pipeline.stores import mongo_store
 
         sink = StoreSink(mongo_store(args.store_uri, args.collection, args.database))
     else:
@@ -153,9 +153,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_load_tasks(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.builders import ConfigurationError, check_mongo
-    from pymatgen_xanes_nn.dataset import load_tasks
-    from pymatgen_xanes_nn.stores import mongo_store
+    from pymatgen_xanes_nn.io.tasks import load_tasks
+    from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, check_mongo
+    from pymatgen_xanes_nn.pipeline.stores import mongo_store
 
     try:
         check_mongo(args.uri)
@@ -177,7 +177,7 @@ def _cmd_load_tasks(args: argparse.Namespace) -> int:
 
 
 def _cmd_pack(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import write_shard
+    from pymatgen_xanes_nn.io.tasks import write_shard
 
     out = write_shard(args.directories, args.collection, data_dir=args.data_dir)
     if out["shard"] is None:
@@ -188,8 +188,8 @@ def _cmd_pack(args: argparse.Namespace) -> int:
 
 
 def _cmd_feff_study(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.corpus import load_corpus
-    from pymatgen_xanes_nn.feff_study import run_study
+    from pymatgen_xanes_nn.datagen.corpus import load_corpus
+    from pymatgen_xanes_nn.datagen.feff_study import run_study
 
     results = run_study(load_corpus(args.corpus), args.presets, args.output, scratch=args.scratch,
                         n_workers=args.workers)
@@ -201,8 +201,8 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_physics_variants(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import load_collection, load_tasks, write_shard
-    from pymatgen_xanes_nn.domain_shift import PHYSICS_COLLECTION, simulate_variants
+    from pymatgen_xanes_nn.io.tasks import load_collection, load_tasks, write_shard
+    from pymatgen_xanes_nn.studies.domain_shift import PHYSICS_COLLECTION, simulate_variants
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # as simulate: stop FEFF, keep what is written
     counts = simulate_variants(load_tasks(args.dataset), args.output, args.presets, n=args.n or None,
@@ -216,7 +216,7 @@ def _cmd_physics_variants(args: argparse.Namespace) -> int:
 
 
 def _cmd_relax_corpus(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.derive import relax_corpus
+    from pymatgen_xanes_nn.datagen.derive import relax_corpus
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
 
     counts = relax_corpus(read_json(args.derived_corpus, PYMATGEN_CLASSES), args.output, limit=args.limit)
@@ -225,9 +225,9 @@ def _cmd_relax_corpus(args: argparse.Namespace) -> int:
 
 
 def _cmd_relax_study(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.datagen.relax_study import markdown, run_study
+    from pymatgen_xanes_nn.io.tasks import load_tasks
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, read_json
-    from pymatgen_xanes_nn.relax_study import markdown, run_study
 
     docs = load_tasks(args.tasks)
     if args.tasks_dir:
@@ -248,8 +248,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import glob
     import time
 
-    from pymatgen_xanes_nn.builders import pipeline_from_env
-    from pymatgen_xanes_nn.dataset import data_path
+    from pymatgen_xanes_nn.paths import data_path
+    from pymatgen_xanes_nn.pipeline.builders import pipeline_from_env
 
     examples = sorted(glob.glob(data_path(os.path.join("examples", "*"))))
     clf = _load_model(args.model)
@@ -310,7 +310,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         res = {"file": name, **res, "notes": notes}
         if args.png and res["evidence"]:
             from pymatgen_xanes_nn.plotting import plot_evidence
-            from pymatgen_xanes_nn.reference import reference_vectors
+            from pymatgen_xanes_nn.trust.evidence import reference_vectors
 
             root, ext = os.path.splitext(args.png)
             png = args.png if len(args.files) == 1 and not results else f"{root}_{len(results)}{ext or '.png'}"
@@ -341,7 +341,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _training_config(args: argparse.Namespace):
     """The :class:`TrainingConfig` of the training options (one place for train, evaluate and experiments)."""
-    from pymatgen_xanes_nn.training import TrainingConfig
+    from pymatgen_xanes_nn.training.fit import TrainingConfig
 
     return TrainingConfig(
         name=getattr(args, "name", "custom"), ae_config=args.ae, fnn_config=args.fnn, keep_prob=args.keep_prob,
@@ -356,10 +356,11 @@ def _training_config(args: argparse.Namespace):
 
 
 def _load_docs(args: argparse.Namespace) -> list[dict]:
-    from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, data_path, load_tasks
+    from pymatgen_xanes_nn.io.tasks import DERIVED_RELAXED_TASKS_FILE, load_tasks
+    from pymatgen_xanes_nn.paths import data_path
 
     if getattr(args, "store_uri", None):
-        from pymatgen_xanes_nn.stores import mongo_store
+        from pymatgen_xanes_nn.pipeline.stores import mongo_store
 
         store = mongo_store(args.store_uri, args.collection, args.database)
         store.connect()
@@ -370,7 +371,7 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
     if getattr(args, "with_derived", False):
         docs += load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE))
     if getattr(args, "with_physics", False):
-        from pymatgen_xanes_nn.domain_shift import PHYSICS_TASKS_FILE
+        from pymatgen_xanes_nn.studies.domain_shift import PHYSICS_TASKS_FILE
 
         docs += load_tasks(data_path(PHYSICS_TASKS_FILE))
     return docs
@@ -383,7 +384,7 @@ def _preprocessing(args: argparse.Namespace):
 
 
 def _cmd_refresh_ood(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.training import dataset_for_scheme, refresh_ood
+    from pymatgen_xanes_nn.training.fit import dataset_for_scheme, refresh_ood
 
     clf = _load_model(args.model)
     scheme = clf.metadata.get("label_scheme")
@@ -402,7 +403,7 @@ def _cmd_refresh_ood(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.labels import raw_label
-    from pymatgen_xanes_nn.training import MIN_REPORTED_OUTSIDE, dataset_for_scheme, train
+    from pymatgen_xanes_nn.training.fit import MIN_REPORTED_OUTSIDE, dataset_for_scheme, train
 
     pre = _preprocessing(args)
     docs = _load_docs(args)
@@ -458,8 +459,8 @@ def _dataset_info(data, spectra) -> dict:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.evaluation import evaluate
-    from pymatgen_xanes_nn.training import dataset_for_scheme
+    from pymatgen_xanes_nn.training.evaluation import evaluate
+    from pymatgen_xanes_nn.training.fit import dataset_for_scheme
 
     pre = _preprocessing(args)
     spectra, classes = dataset_for_scheme(args.scheme, _load_docs(args), pre)
@@ -491,8 +492,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_domain_shift(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import load_tasks
-    from pymatgen_xanes_nn.domain_shift import CANDIDATES, benchmark
+    from pymatgen_xanes_nn.io.tasks import load_tasks
+    from pymatgen_xanes_nn.studies.domain_shift import CANDIDATES, benchmark
 
     if args.with_physics:
         raise SystemExit("error: domain-shift trains on the variants itself (recipes with \"physics\"), leave one "
@@ -517,13 +518,13 @@ def _cmd_domain_shift(args: argparse.Namespace) -> int:
 
 
 def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.io.tasks import load_tasks
     from pymatgen_xanes_nn.labels import raw_label
-    from pymatgen_xanes_nn.ood_benchmark import run_ood_benchmark
-    from pymatgen_xanes_nn.training import dataset_for_scheme
+    from pymatgen_xanes_nn.studies.ood_benchmark import run_ood_benchmark
+    from pymatgen_xanes_nn.training.fit import dataset_for_scheme
 
     if args.combinations_from:  # analysis of a finished run: every combination of up to 3 scores
-        from pymatgen_xanes_nn.ood_benchmark import combination_table
+        from pymatgen_xanes_nn.studies.ood_benchmark import combination_table
 
         table = combination_table(args.combinations_from)
         with open(args.output, "w") as f:
@@ -534,7 +535,7 @@ def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}")
         return 0
     if args.nested_from:  # analysis of a finished run: the combination chosen on other folds than it is judged on
-        from pymatgen_xanes_nn.ood_benchmark import nested_combination
+        from pymatgen_xanes_nn.studies.ood_benchmark import nested_combination
 
         result = nested_combination(args.nested_from, shipped=args.ood_scores)
         with open(args.output, "w") as f:
@@ -547,7 +548,7 @@ def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
         print(f"ship --ood-scores {' '.join(result['all_folds']['scores'])}; wrote {args.output}")
         return 0
     if args.sets_from:  # analysis of a finished run: coverage and set size of each conformal mode, held out
-        from pymatgen_xanes_nn.ood_benchmark import prediction_set_table
+        from pymatgen_xanes_nn.studies.ood_benchmark import prediction_set_table
 
         classes = dataset_for_scheme(args.scheme, _load_docs(args), _preprocessing(args))[1]
         table = prediction_set_table(args.sets_from, args.conformal_level, classes)
@@ -585,7 +586,7 @@ def _cmd_ood_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.experiments import EXPERIMENTS, run_experiment
+    from pymatgen_xanes_nn.studies.experiments import EXPERIMENTS, run_experiment
 
     names = EXPERIMENTS if args.name == "all" else [args.name]
     docs = _load_docs(args) if args.dataset or args.store_uri else None
@@ -600,7 +601,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     """Where task documents come from: the shipped packed dataset by default, or a MongoDB store."""
-    from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
+    from pymatgen_xanes_nn.io.tasks import TASKS_FILE
+    from pymatgen_xanes_nn.paths import data_path
 
     p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
     p.add_argument("--with-derived", action="store_true",
@@ -617,8 +619,9 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     from pymatgen_xanes_nn.labels import LABEL_SCHEMES
     from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, DEFAULT_FNN, DEFAULT_KEEP_PROB, FNN_CONFIGS
-    from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES, TrainingConfig
-    from pymatgen_xanes_nn.trust import CONFORMAL_MODES, OOD_SCORES
+    from pymatgen_xanes_nn.training.fit import DEFAULT_AUGMENT_COPIES, TrainingConfig
+    from pymatgen_xanes_nn.trust.conformal import CONFORMAL_MODES
+    from pymatgen_xanes_nn.trust.ood import OOD_SCORES
 
     p.add_argument("--scheme", default="chemsys", choices=LABEL_SCHEMES, help="label scheme")
     p.add_argument("--ae", default=DEFAULT_AE, choices=sorted(AE_CONFIGS), help="autoencoder (Table I)")
@@ -666,8 +669,9 @@ def _add_preprocessing_options(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.corpus import load_corpus
-    from pymatgen_xanes_nn.dataset import dataset_summary, derived_summary, load_tasks, render_card
+    from pymatgen_xanes_nn.datagen.card import dataset_summary, derived_summary, render_card
+    from pymatgen_xanes_nn.datagen.corpus import load_corpus
+    from pymatgen_xanes_nn.io.tasks import load_tasks
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
 
     study = json.load(open(args.study)) if args.study and os.path.exists(args.study) else None
@@ -683,8 +687,9 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.dataset import data_path, load_tasks
-    from pymatgen_xanes_nn.reference import build_reference, reference_file, save_reference
+    from pymatgen_xanes_nn.io.tasks import load_tasks
+    from pymatgen_xanes_nn.paths import data_path
+    from pymatgen_xanes_nn.trust.evidence import build_reference, reference_file, save_reference
 
     pre = _preprocessing(args)
     output = args.output or data_path(reference_file(pre))
@@ -696,7 +701,7 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.report import write_report
+    from pymatgen_xanes_nn.studies.report import write_report
 
     for path in write_report(args.results, args.output):
         print(f"wrote {path}")
@@ -787,18 +792,18 @@ def _writable_path(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
     from pymatgen_xanes_nn import __version__
-    from pymatgen_xanes_nn.dataset import (
+    from pymatgen_xanes_nn.datagen.simulate import PHYSICS_VARIANTS, PRESETS
+    from pymatgen_xanes_nn.edges import EDGES, SI_K
+    from pymatgen_xanes_nn.io.tasks import (
         DERIVED_RELAXED_TASKS_FILE,
         DERIVED_TASKS_FILE,
         OTHER_EDGES_FILE,
         TASKS_FILE,
-        data_path,
     )
-    from pymatgen_xanes_nn.domain_shift import CANDIDATES, N_SITES, PHYSICS_TASKS_FILE
-    from pymatgen_xanes_nn.edges import EDGES, SI_K
-    from pymatgen_xanes_nn.ood_benchmark import LEAVE_OUT
-    from pymatgen_xanes_nn.simulate import PHYSICS_VARIANTS, PRESETS
-    from pymatgen_xanes_nn.trust import DEFAULT_OOD_SCORES, OOD_SCORES
+    from pymatgen_xanes_nn.paths import data_path
+    from pymatgen_xanes_nn.studies.domain_shift import CANDIDATES, N_SITES, PHYSICS_TASKS_FILE
+    from pymatgen_xanes_nn.studies.ood_benchmark import LEAVE_OUT
+    from pymatgen_xanes_nn.trust.ood import DEFAULT_OOD_SCORES, OOD_SCORES
 
     parser = argparse.ArgumentParser(prog="xanes-nn", description="Si K-edge XANES with neural networks",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -24,7 +24,7 @@ class Edge:
         models: the shipped model names, the default (``predict`` without ``--model``) first.
         corpus_file: the structure corpus in ``pymatgen_xanes_nn/data``.
         tasks_collection: the FEFF task documents of real crystals (a base file and/or shards).
-        feff_preset: the FEFF settings of the dataset (:data:`~pymatgen_xanes_nn.simulate.PRESETS`).
+        feff_preset: the FEFF settings of the dataset (:data:`~pymatgen_xanes_nn.datagen.simulate.PRESETS`).
         calibration_offset: measured energy minus FEFF energy, in eV, for the same compound (a beamline's scale);
             added to FEFF's energies by nothing in the models, recorded so a user's spectrum can be put on FEFF's
             scale (subtract it).

@@ -188,8 +188,11 @@ def read_bytes(filename: str, max_bytes: int = MAX_BYTES) -> bytes:
 
 
 def read_json(filename: str, allowed: frozenset | None = frozenset()) -> Any:
-    """Read a JSON file (gzipped or not) as plain data, refusing class markers outside ``allowed`` (None: the caller
-    checks them, document by document, before anything reaches pymatgen)."""
+    """Read a JSON file (gzipped or not) as plain data, refusing class markers outside ``allowed``.
+
+    With ``allowed=None`` nothing is refused here: the caller checks the markers, document by document, before
+    anything reaches pymatgen.
+    """
     return loads(read_bytes(filename), where=filename, allowed=allowed)
 
 

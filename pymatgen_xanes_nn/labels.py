@@ -77,7 +77,7 @@ def training_only(doc: dict[str, Any]) -> bool:
     """Whether a task document may only train, never be tested or count a class.
 
     True for structures derived by substitution (``metadata.source = "derived"``) and for sites computed again
-    with other FEFF physics (``metadata.physics_of``, see :mod:`pymatgen_xanes_nn.domain_shift`): test folds and
+    with other FEFF physics (``metadata.physics_of``, see :mod:`pymatgen_xanes_nn.studies.domain_shift`): test folds and
     class lists hold real crystals computed with the ``dataset`` preset only.
     """
     meta = doc.get("metadata") or {}

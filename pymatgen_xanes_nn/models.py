@@ -11,7 +11,7 @@ with the first activation, L2-L4 take the other three, dropout follows each hidd
 output logits are linear into the softmax. (Putting the fourth activation on the 12 output units
 instead saturates a sigmoid before the softmax: every confident prediction then gets the same
 probability, e.g. 0.875, which no calibration can repair.) Probabilities are
-temperature-calibrated afterwards (:mod:`pymatgen_xanes_nn.training`).
+temperature-calibrated afterwards (:mod:`pymatgen_xanes_nn.training.fit`).
 
 The seed's "dropout ratio 0.8" is a *keep* probability ("we drop 20% neuron"): Keras
 ``Dropout(rate=1 - keep_prob)``.

@@ -24,7 +24,7 @@ def diamond_xmu() -> str:
 
 @pytest.fixture
 def diamond_xas(diamond_xmu):
-    from pymatgen_xanes_nn.io import read_xmu
+    from pymatgen_xanes_nn.io.readers import read_xmu
 
     return read_xmu(diamond_xmu)
 
@@ -59,7 +59,7 @@ def toy_set(n_per_class=36, seed=0):
 @pytest.fixture(scope="session")
 def toy_model():
     """A small model trained on :func:`toy_set` (seconds)."""
-    from pymatgen_xanes_nn.training import train
+    from pymatgen_xanes_nn.training.fit import train
 
     x, labels, groups, _ = toy_set()
     return train(x, labels, groups, name="toy", ae_config="NN2", ae_epochs=30, fnn_epochs=40, seed=1,

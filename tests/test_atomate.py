@@ -11,7 +11,7 @@ from fireworks.core.rocket_launcher import rapidfire
 from fireworks.user_objects.firetasks.fileio_tasks import FileWriteTask
 from pymatgen.core import Lattice, Structure
 
-from pymatgen_xanes_nn.atomate import (
+from pymatgen_xanes_nn.pipeline.atomate import (
     RESULT_FILE,
     ClassifyXANESTask,
     RunFeff10,
@@ -82,7 +82,7 @@ def test_classify_task_records_bad_spectrum(tmp_path, monkeypatch, toy_model_fil
 @pytest.mark.server
 def test_end_to_end_fireworks(tmp_path, monkeypatch, toy_model_file):
     """LaunchPad on a MongoDB-protocol server; rapidfire runs a real (small) FEFF10 calculation."""
-    from pymatgen_xanes_nn.server import mongo_server
+    from pymatgen_xanes_nn.pipeline.server import mongo_server
 
     with mongo_server() as uri:
         host, port = uri.split("//")[1].split("/")[0].split(":")

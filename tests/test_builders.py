@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from pymatgen_xanes_nn.builders import (
+from pymatgen_xanes_nn.pipeline.builders import (
     ClassificationBuilder,
     MaterialSpectrumBuilder,
     SpectrumBuilder,
     pipeline,
     pipeline_from_env,
 )
-from pymatgen_xanes_nn.stores import DictStore, JSONFileStore
+from pymatgen_xanes_nn.pipeline.stores import DictStore, JSONFileStore
 
 from .conftest import task_docs
 
@@ -179,7 +179,7 @@ def test_safe_json_store_roundtrip(tmp_path):
 
 
 def test_embedded_default_pipeline(tmp_path, toy_model_file):
-    from pymatgen_xanes_nn.dataset import pack_tasks
+    from pymatgen_xanes_nn.io.tasks import pack_tasks
 
     pack_tasks(task_docs(), str(tmp_path / "tasks.json.gz"))
     env = {"XANES_NN_OUTPUT": str(tmp_path / "out"), "XANES_NN_MODEL": toy_model_file,
@@ -248,7 +248,7 @@ def test_running_builders_leaves_the_root_logger_alone(stores, toy_model_file):
 def test_readme_documents_every_output_field():
     import os
 
-    from pymatgen_xanes_nn.documents import schema_markdown
+    from pymatgen_xanes_nn.io.documents import schema_markdown
 
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
     assert schema_markdown() in readme  # regenerate the README section when a model changes
@@ -257,7 +257,7 @@ def test_readme_documents_every_output_field():
 def test_output_documents_are_validated(stores, toy_model_file):
     from pydantic import ValidationError
 
-    from pymatgen_xanes_nn.documents import DOCUMENTS, SpectrumDoc, validated
+    from pymatgen_xanes_nn.io.documents import DOCUMENTS, SpectrumDoc, validated
 
     _run(_pipeline(stores, toy_model_file))
     _, s = stores

@@ -11,7 +11,7 @@ from pymatgen.analysis.xas.spectrum import XAS
 from pymatgen_xanes_nn.classifier import IncompatibleModelError, InvalidModelError, XANESClassifier, model_checksum
 from pymatgen_xanes_nn.models import AE_CONFIGS, FNN_CONFIGS, build_autoencoder, build_fnn, export_dense_layers, forward
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
-from pymatgen_xanes_nn.training import fit_temperature, grouped_holdout, train
+from pymatgen_xanes_nn.training.fit import fit_temperature, grouped_holdout, train
 
 from .conftest import CENTERS, synthetic_edge
 from .conftest import toy_set as _toy_set
@@ -222,7 +222,7 @@ def test_prediction_does_not_import_tensorflow(toy, tmp_path):
     code = (
         "import sys, numpy as np\n"
         "from pymatgen_xanes_nn import XANESClassifier\n"
-        "from pymatgen_xanes_nn.io import read_xmu\n"
+        "from pymatgen_xanes_nn.io.readers import read_xmu\n"
         f"clf = XANESClassifier.from_file({str(tmp_path / 'm.json.gz')!r})\n"
         "xas = read_xmu(sys.argv[1])\n"
         "print(clf.predict(xas), clf.classify([xas, xas])[0]['label'])\n"
@@ -238,7 +238,7 @@ def test_prediction_does_not_import_tensorflow(toy, tmp_path):
 
 def test_pretrained_models_load_and_predict():
     from pymatgen_xanes_nn.classifier import PRETRAINED
-    from pymatgen_xanes_nn.io import read_spectrum
+    from pymatgen_xanes_nn.io.readers import read_spectrum
 
     from .conftest import test_file
 
@@ -256,7 +256,7 @@ def test_pretrained_models_are_calibrated_out_of_fold():
     """Each shipped model carries out-of-fold calibration of its real training crystals (derived structures
     only train), and says how it was made."""
     from pymatgen_xanes_nn.classifier import PRETRAINED
-    from pymatgen_xanes_nn.trust import OOD_SCORES
+    from pymatgen_xanes_nn.trust.ood import OOD_SCORES
 
     for name in PRETRAINED:
         clf = XANESClassifier.from_pretrained(name)
@@ -272,7 +272,7 @@ def test_pretrained_models_are_calibrated_out_of_fold():
 
 def _training_docs(clf: XANESClassifier) -> list[dict]:
     """The shipped task documents a pretrained model was trained on: with the derived spectra if it was."""
-    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.io.tasks import load_tasks
 
     return load_tasks(derived=bool(clf.metadata.get("dataset", {}).get("n_derived")))
 
@@ -281,7 +281,7 @@ def test_pretrained_ood_flags_other_chemistry():
     """The shipped chemsys model's OOD flag: rare on its own spectra, more frequent outside its classes, and the
     rates stored in its metadata are what it does (docs/RESULTS.md, "Shipped models" and the OOD benchmark).
     """
-    from pymatgen_xanes_nn.training import dataset_for_scheme
+    from pymatgen_xanes_nn.training.fit import dataset_for_scheme
 
     clf = XANESClassifier.from_pretrained("si_k_chemsys")
     spectra, _ = dataset_for_scheme("chemsys", _training_docs(clf))
@@ -298,7 +298,7 @@ def test_pretrained_ood_flags_other_chemistry():
 def test_pretrained_flag_catches_calibration_shifts():
     """The shipped environment model flags its own spectra shifted by 4 eV (the edge offset: shape says the edge
     belongs elsewhere) far more often than the same spectra unshifted."""
-    from pymatgen_xanes_nn.training import dataset_for_scheme
+    from pymatgen_xanes_nn.training.fit import dataset_for_scheme
 
     clf = XANESClassifier.from_pretrained("si_k_environment")
     assert "edge_offset" in clf.ood["scores"]
@@ -312,7 +312,7 @@ def test_pretrained_flag_catches_calibration_shifts():
 
 def test_augmentation_only_from_training_side(monkeypatch):
     """Every fit augments only its own training spectra: held-out materials never leak in as copies."""
-    from pymatgen_xanes_nn import perturb
+    from pymatgen_xanes_nn.training import perturb
 
     x, labels, groups, raw = _toy_set(12)
     seen = []
@@ -339,7 +339,7 @@ def test_augmentation_only_from_training_side(monkeypatch):
 
 def test_cross_fitting_calibrates_out_of_fold():
     """The shipped networks see every spectrum; temperature, sets and OOD calibration come from out-of-fold scores."""
-    from pymatgen_xanes_nn.trust import OOD_SCORES
+    from pymatgen_xanes_nn.trust.ood import OOD_SCORES
 
     x, labels, groups, _ = _toy_set(12)
     final = train(x, labels, groups, ae_epochs=3, fnn_epochs=3, seed=2, calibration_folds=3,
@@ -367,7 +367,7 @@ def test_cross_fitting_calibrates_out_of_fold():
 
 def test_calibration_scores_only_testable_spectra():
     """Derived structures train every fold's networks but never calibrate: out-of-fold scores are real crystals'."""
-    from pymatgen_xanes_nn.trust import OOD_SCORES
+    from pymatgen_xanes_nn.trust.ood import OOD_SCORES
 
     x, labels, groups, _ = _toy_set(12)
     testable = np.arange(len(x)) % 3 != 0
@@ -380,7 +380,7 @@ def test_calibration_scores_only_testable_spectra():
 
 def test_training_resumes_from_checkpoint(tmp_path, monkeypatch):
     """A killed training keeps its finished calibration folds; a rerun trains only the rest and calibrates alike."""
-    from pymatgen_xanes_nn import training
+    from pymatgen_xanes_nn.training import fit as training
 
     x, labels, groups, _ = _toy_set(6)
     ckpt = str(tmp_path / "model.partial.jsonl")

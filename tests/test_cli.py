@@ -7,7 +7,7 @@ import re
 import pytest
 
 from pymatgen_xanes_nn.cli import main
-from pymatgen_xanes_nn.dataset import pack_tasks
+from pymatgen_xanes_nn.io.tasks import pack_tasks
 
 from .conftest import fake_task_docs, test_file
 
@@ -135,9 +135,9 @@ def test_train_and_evaluate(tmp_path, capsys):
 
 def test_evaluate_resumes_from_checkpoint(tmp_path, monkeypatch):
     """Finished folds are kept; a rerun with the same data and options does not train them again."""
-    from pymatgen_xanes_nn import training
-    from pymatgen_xanes_nn.evaluation import evaluate
-    from pymatgen_xanes_nn.training import dataset_for_scheme
+    from pymatgen_xanes_nn.training import fit as training
+    from pymatgen_xanes_nn.training.evaluation import evaluate
+    from pymatgen_xanes_nn.training.fit import dataset_for_scheme
 
     spectra, classes = dataset_for_scheme("chemsys", fake_task_docs())
     data, ckpt = spectra.labelled(), str(tmp_path / "eval.partial.jsonl")
@@ -196,7 +196,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
 
     assert main(["demo", "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    from pymatgen_xanes_nn.dataset import data_path
+    from pymatgen_xanes_nn.paths import data_path
 
     for example in os.listdir(data_path("examples")):
         assert example in out  # every shipped example was classified

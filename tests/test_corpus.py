@@ -3,15 +3,15 @@ from __future__ import annotations
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from pymatgen_xanes_nn.corpus import (
+from pymatgen_xanes_nn.datagen.corpus import (
     RawEntry,
+    absorber_sites,
     build_corpus,
     chemsys_ranking,
     deduplicate,
     environment_label,
     load_corpus,
     parse_cif,
-    absorber_sites,
 )
 from pymatgen_xanes_nn.labels import assign_labels, select_classes
 
@@ -107,7 +107,7 @@ def test_chemsys_rule_needs_enough_materials():
 
 
 def test_a_family_stands_by_its_relaxed_or_newest_member():
-    from pymatgen_xanes_nn.corpus import representative
+    from pymatgen_xanes_nn.datagen.corpus import representative
 
     si = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.431), ["Si"], [[0, 0, 0]])
     old, new, mp = RawEntry("amcsd", "6", si), RawEntry("amcsd", "17728", si), RawEntry("matbench_dielectric", "3", si)

@@ -6,8 +6,9 @@ import re
 import numpy as np
 import pytest
 
-from pymatgen_xanes_nn.dataset import dataset_summary, load_tasks, suspect_geometries
-from pymatgen_xanes_nn.io import from_task_doc
+from pymatgen_xanes_nn.datagen.card import dataset_summary, suspect_geometries
+from pymatgen_xanes_nn.io.readers import from_task_doc
+from pymatgen_xanes_nn.io.tasks import load_tasks
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -46,13 +47,13 @@ def test_architecture_names_exist():
     import importlib
 
     text = open(os.path.join(ROOT, "docs", "ARCHITECTURE.md")).read()
-    for module, names in re.findall(r"(\w+)\.py: ([\w, ]+)", text):
-        mod = importlib.import_module(f"pymatgen_xanes_nn.{module}")
+    for path, names in re.findall(r"([\w/]+)\.py: ([\w, ]+)", text):
+        mod = importlib.import_module(f"pymatgen_xanes_nn.{path.replace('/', '.')}")
         for name in names.split(", "):
-            assert hasattr(mod, name.strip()), f"{module}.{name}"
-    for module in re.findall(r"\b(\w+)\.py\b", text):
-        importlib.import_module(f"pymatgen_xanes_nn.{module}")
-    builders_src = open(os.path.join(ROOT, "pymatgen_xanes_nn", "builders.py")).read()
+            assert hasattr(mod, name.strip()), f"{path}.{name}"
+    for path in re.findall(r"([\w/]+)\.py\b", text):
+        importlib.import_module(f"pymatgen_xanes_nn.{path.replace('/', '.')}")
+    builders_src = open(os.path.join(ROOT, "pymatgen_xanes_nn", "pipeline", "builders.py")).read()
     for collection in ("spectra", "materials", "classifications", "material_classifications"):
         assert f'"{collection}"' in builders_src and f"xanes_{collection}" in text
 
@@ -61,8 +62,8 @@ def test_shards_grow_a_collection_without_rewriting_a_file(tmp_path):
     import copy
     import hashlib
 
-    from pymatgen_xanes_nn.dataset import load_collection, shard_files, write_shard
-    from pymatgen_xanes_nn.simulate import DirectorySink
+    from pymatgen_xanes_nn.datagen.simulate import DirectorySink
+    from pymatgen_xanes_nn.io.tasks import load_collection, shard_files, write_shard
 
     from .conftest import task_docs
 
@@ -106,7 +107,7 @@ def test_suspect_geometries():
 
 @pytest.mark.parametrize("filename", ["si_k_tasks_derived.json.gz", "si_k_tasks_derived_relaxed.json.gz"])
 def test_derived_documents_carry_provenance(filename):
-    from pymatgen_xanes_nn.dataset import data_path
+    from pymatgen_xanes_nn.paths import data_path
 
     docs = load_tasks(data_path(filename), include_failed=True)
     assert docs, "derived FEFF chunks are committed"
@@ -121,7 +122,9 @@ def test_derived_documents_carry_provenance(filename):
 
 def test_the_card_counts_the_relaxed_derived_spectra():
     """docs/DATASET.md is regenerated with every data chunk (`xanes-nn card`): its derived counts are the file's."""
-    from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, data_path, dataset_summary, derived_summary
+    from pymatgen_xanes_nn.datagen.card import dataset_summary, derived_summary
+    from pymatgen_xanes_nn.io.tasks import DERIVED_RELAXED_TASKS_FILE
+    from pymatgen_xanes_nn.paths import data_path
 
     summary = derived_summary(load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE), include_failed=True))
     real = dataset_summary(load_tasks(include_failed=True, derived=False))
@@ -138,7 +141,8 @@ def test_the_card_counts_the_relaxed_derived_spectra():
 
 
 def test_load_tasks_returns_the_whole_shipped_dataset_real_then_derived():
-    from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, TASKS_FILE, data_path
+    from pymatgen_xanes_nn.io.tasks import DERIVED_RELAXED_TASKS_FILE, TASKS_FILE
+    from pymatgen_xanes_nn.paths import data_path
 
     real = load_tasks(derived=False)
     both = load_tasks()

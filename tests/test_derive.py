@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from pymatgen_xanes_nn.corpus import absorber_sites
-from pymatgen_xanes_nn.derive import (
+from pymatgen_xanes_nn.datagen.corpus import absorber_sites
+from pymatgen_xanes_nn.datagen.derive import (
     Deduplicator,
     anion_candidates,
     cation_candidates,
@@ -127,8 +127,8 @@ def test_relax_corpus_resumes_and_recomputes_sites(monkeypatch, tmp_path):
 
     from pymatgen.core import Structure
 
-    import pymatgen_xanes_nn.derive as derive
-    from pymatgen_xanes_nn.corpus import absorber_sites
+    import pymatgen_xanes_nn.datagen.derive as derive
+    from pymatgen_xanes_nn.datagen.corpus import absorber_sites
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
 
     from .conftest import diamond_si
@@ -145,8 +145,8 @@ def test_relax_corpus_resumes_and_recomputes_sites(monkeypatch, tmp_path):
 
     monkeypatch.setattr(derive, "relax", fake_relax)
     base = diamond_si()
-    recs = [{"structure_id": f"drv-{i}", "structure": base.as_dict(), "sites": absorber_sites(base), "source": "derived"}
-            for i in range(3)]
+    recs = [{"structure_id": f"drv-{i}", "structure": base.as_dict(), "sites": absorber_sites(base),
+             "source": "derived"} for i in range(3)]
     out = str(tmp_path / "relaxed.json.gz")
     counts = derive.relax_corpus({"version": "1", "structures": copy.deepcopy(recs)}, out, chunk=1)
     assert counts == {"done": 0, "relaxed": 2, "failed": 1}
@@ -160,8 +160,8 @@ def test_relax_corpus_resumes_and_recomputes_sites(monkeypatch, tmp_path):
 
 
 def test_jobs_of_relaxed_structures_carry_their_provenance():
-    from pymatgen_xanes_nn.corpus import absorber_sites
-    from pymatgen_xanes_nn.simulate import jobs_from_corpus
+    from pymatgen_xanes_nn.datagen.corpus import absorber_sites
+    from pymatgen_xanes_nn.datagen.simulate import jobs_from_corpus
 
     from .conftest import diamond_si
 

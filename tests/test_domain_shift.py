@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from pymatgen_xanes_nn.domain_shift import pick_sites, variant_jobs, variant_task_id
+from pymatgen_xanes_nn.studies.domain_shift import pick_sites, variant_jobs, variant_task_id
 
 from .conftest import diamond_si, fake_task_docs
 
@@ -44,7 +44,7 @@ def test_variant_jobs_keep_site_labels_and_group():
                                                  ("dataset_rpa", "COREHOLE", "RPA"),
                                                  ("dataset_dh", "EXCHANGE", "2 0.0 0.0 2")])
 def test_physics_variant_cards_reach_feff_input(tmp_path, preset, card, value):
-    from pymatgen_xanes_nn.simulate import PRESETS, write_feff_input
+    from pymatgen_xanes_nn.datagen.simulate import PRESETS, write_feff_input
 
     tags = write_feff_input(diamond_si(), 0, PRESETS[preset], str(tmp_path))
     text = (tmp_path / "feff.inp").read_text()
@@ -72,9 +72,9 @@ def _variants_of(docs, sites, shift_ev):
 
 
 def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatch):
-    from pymatgen_xanes_nn import training
-    from pymatgen_xanes_nn.domain_shift import BROADENINGS, benchmark
-    from pymatgen_xanes_nn.training import TrainingConfig
+    from pymatgen_xanes_nn.studies.domain_shift import BROADENINGS, benchmark
+    from pymatgen_xanes_nn.training import fit as training
+    from pymatgen_xanes_nn.training.fit import TrainingConfig
 
     docs = fake_task_docs(n_groups=6, sites=2)
     sites = pick_sites(docs)
@@ -124,10 +124,10 @@ def test_benchmark_scores_each_site_out_of_fold_and_resumes(tmp_path, monkeypatc
 
 
 def test_physics_models_leave_the_test_materials_and_one_preset_out(monkeypatch):
-    from pymatgen_xanes_nn import domain_shift
     from pymatgen_xanes_nn.labels import assign_labels, select_classes, training_only
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
-    from pymatgen_xanes_nn.training import SpectraSet, TrainingConfig
+    from pymatgen_xanes_nn.studies import domain_shift
+    from pymatgen_xanes_nn.training.fit import SpectraSet, TrainingConfig
 
     docs = fake_task_docs(n_groups=6, sites=1)
     classes = select_classes(docs, "chemsys")
@@ -167,8 +167,8 @@ def test_physics_models_leave_the_test_materials_and_one_preset_out(monkeypatch)
 
 
 def test_benchmark_with_physics_variants_in_training(tmp_path):
-    from pymatgen_xanes_nn.domain_shift import benchmark
-    from pymatgen_xanes_nn.training import TrainingConfig
+    from pymatgen_xanes_nn.studies.domain_shift import benchmark
+    from pymatgen_xanes_nn.training.fit import TrainingConfig
 
     docs = fake_task_docs(n_groups=6, sites=2)
     sites = pick_sites(docs)
@@ -186,8 +186,8 @@ def test_benchmark_with_physics_variants_in_training(tmp_path):
 
 
 def test_e0_aligned_recipes_ship_only_without_the_edge_offset_score():
-    from pymatgen_xanes_nn.domain_shift import CANDIDATES, unshippable
-    from pymatgen_xanes_nn.training import TrainingConfig
+    from pymatgen_xanes_nn.studies.domain_shift import CANDIDATES, unshippable
+    from pymatgen_xanes_nn.training.fit import TrainingConfig
 
     with_edge, without = TrainingConfig(ood_scores=("knn", "edge_offset")), TrainingConfig(ood_scores=("knn",))
     assert "edge_offset" in unshippable(CANDIDATES["e0_aligned"], with_edge)

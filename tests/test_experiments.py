@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pymatgen_xanes_nn.cli import main
-from pymatgen_xanes_nn.dataset import pack_tasks
-from pymatgen_xanes_nn.experiments import EXPERIMENTS, split
-from pymatgen_xanes_nn.training import dataset_for_scheme
+from pymatgen_xanes_nn.io.tasks import pack_tasks
+from pymatgen_xanes_nn.studies.experiments import EXPERIMENTS, split
+from pymatgen_xanes_nn.training.fit import dataset_for_scheme
 
 from .conftest import fake_task_docs
 

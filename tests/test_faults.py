@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from pymatgen_xanes_nn.builders import ConfigurationError, pipeline_from_env
 from pymatgen_xanes_nn.cli import main
-from pymatgen_xanes_nn.dataset import load_tasks, pack_tasks
+from pymatgen_xanes_nn.io.tasks import load_tasks, pack_tasks
+from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, pipeline_from_env
 
 from .conftest import task_docs, test_file
 
@@ -83,7 +83,7 @@ def test_mongo_settings_are_named(env, match):
 @pytest.mark.parametrize("var, name", [("XANES_NN_DB", "bad.db$name/x"), ("XANES_NN_TASKS_DB", "a b"),
                                        ("XANES_NN_TASKS_COLLECTION", "ta$ks")])
 def test_invalid_mongo_names_are_refused_by_setting(var, name):
-    from pymatgen_xanes_nn.builders import check_mongo_name
+    from pymatgen_xanes_nn.pipeline.builders import check_mongo_name
 
     with pytest.raises(ConfigurationError, match=var):
         check_mongo_name(var, name)
@@ -116,7 +116,7 @@ def test_a_closed_pipe_ends_quietly(toy_model_file):
     ({"smooth": float("nan")}, "smooth"), ({"shift": "1.5"}, "shift"), ({"shift": float("inf")}, "shift"),
 ])
 def test_classify_refuses_bad_arguments_by_name(toy_model, kwargs, match):
-    from pymatgen_xanes_nn.io import read_spectrum
+    from pymatgen_xanes_nn.io.readers import read_spectrum
 
     xas = read_spectrum(test_file("feff", "Si_diamond", "xmu.dat"))
     with pytest.raises(ValueError, match=match):

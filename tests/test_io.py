@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pymatgen.analysis.xas.spectrum import XAS
 
-from pymatgen_xanes_nn.io import (
+from pymatgen_xanes_nn.io.readers import (
     SpectrumNote,
     from_task_doc,
     read_athena,

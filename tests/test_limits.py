@@ -59,8 +59,9 @@ def test_a_small_compressed_model_cannot_take_gigabytes(tmp_path, pattern):
 
 
 def test_a_small_compressed_task_file_cannot_take_gigabytes(tmp_path):
-    bomb = _gz(tmp_path / "tasks.json.gz", b'{"format": "1", "structures": {}, "tasks": [' + b"[]," * 60_000_000 + b"[]]}")
-    code, out = _run_capped("from pymatgen_xanes_nn.dataset import load_tasks", f"load_tasks({bomb!r})")
+    head = b'{"format": "1", "structures": {}, "tasks": ['
+    bomb = _gz(tmp_path / "tasks.json.gz", head + b"[]," * 60_000_000 + b"[]]}")
+    code, out = _run_capped("from pymatgen_xanes_nn.io.tasks import load_tasks", f"load_tasks({bomb!r})")
     assert code == 2 and "UnsafeDocumentError" in out and "MB of memory" in out, out
 
 
@@ -70,15 +71,16 @@ def test_a_feff_inp_beside_xmu_cannot_take_gigabytes(tmp_path):
         if name == "feff.inp":  # FEFF's repetition syntax: pymatgen's tag parser expands it in memory
             text = "\n".join("S02 100000000*0" if line.startswith("S02") else line for line in text.splitlines())
         (tmp_path / name).write_text(text)
-    code, out = _run_capped("from pymatgen_xanes_nn.io import read_xmu",
+    code, out = _run_capped("from pymatgen_xanes_nn.io.readers import read_xmu",
                             f"x = read_xmu({str(tmp_path / 'xmu.dat')!r})\nassert x.structure is not None")
     assert code == 0 and "OK" in out, out
 
 
 def test_the_largest_shipped_file_loads_within_the_bound():
-    from pymatgen_xanes_nn.dataset import DERIVED_RELAXED_TASKS_FILE, data_path
+    from pymatgen_xanes_nn.io.tasks import DERIVED_RELAXED_TASKS_FILE
+    from pymatgen_xanes_nn.paths import data_path
 
     path = data_path(DERIVED_RELAXED_TASKS_FILE)
-    code, out = _run_capped("from pymatgen_xanes_nn.dataset import load_tasks",
+    code, out = _run_capped("from pymatgen_xanes_nn.io.tasks import load_tasks",
                             f"assert len(load_tasks({path!r})) > 1000")
     assert code == 0, out

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pymatgen_xanes_nn.metrics import auroc, classification_metrics, expected_calibration_error, fpr_at_tpr
+from pymatgen_xanes_nn.training.metrics import auroc, classification_metrics, expected_calibration_error, fpr_at_tpr
 
 
 def test_auroc_matches_its_definition():

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from pymatgen_xanes_nn.ood_benchmark import (
+from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
+from pymatgen_xanes_nn.studies.ood_benchmark import (
     FAR_SHAPES,
     FAULTS,
     SI_K_E0,
@@ -18,9 +19,8 @@ from pymatgen_xanes_nn.ood_benchmark import (
     prediction_set_table,
     run_ood_benchmark,
 )
-from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
-from pymatgen_xanes_nn.training import TrainingConfig, dataset_for_scheme
-from pymatgen_xanes_nn.trust import OOD_SCORES
+from pymatgen_xanes_nn.training.fit import TrainingConfig, dataset_for_scheme
+from pymatgen_xanes_nn.trust.ood import OOD_SCORES
 
 from .conftest import fake_task_docs, synthetic_edge
 
@@ -44,7 +44,8 @@ def test_faults_do_what_they_say():
 
 
 def test_other_edges_are_moved_to_the_si_edge():
-    from pymatgen_xanes_nn.dataset import OTHER_EDGES_FILE, data_path, load_tasks
+    from pymatgen_xanes_nn.io.tasks import OTHER_EDGES_FILE, load_tasks
+    from pymatgen_xanes_nn.paths import data_path
     from pymatgen_xanes_nn.preprocessing import find_e0, resample_uniform
 
     docs = load_tasks(data_path(OTHER_EDGES_FILE))
@@ -56,7 +57,8 @@ def test_other_edges_are_moved_to_the_si_edge():
 
 
 def test_benchmark_on_a_tiny_problem(tmp_path):
-    from pymatgen_xanes_nn.dataset import OTHER_EDGES_FILE, data_path, load_tasks
+    from pymatgen_xanes_nn.io.tasks import OTHER_EDGES_FILE, load_tasks
+    from pymatgen_xanes_nn.paths import data_path
 
     docs = fake_task_docs(n_groups=6)
     spectra, classes = dataset_for_scheme("chemsys", docs)
@@ -122,7 +124,7 @@ def _synthetic_scores(path, n_folds: int, informative: str = "knn", seed: int = 
 
 
 def test_nested_combination_finds_the_informative_score_without_seeing_the_fold(tmp_path):
-    from pymatgen_xanes_nn.ood_benchmark import nested_combination
+    from pymatgen_xanes_nn.studies.ood_benchmark import nested_combination
 
     res = nested_combination(_synthetic_scores(tmp_path / "s.npz", 3), max_size=1, shipped=("energy",))
     assert res["chosen"] == ["knn"] * 3 and res["folds"] == 3

@@ -251,8 +251,8 @@ def test_pre_edge_normalization_removes_a_sloped_background():
 
 
 def test_noise_is_relative_to_the_normalized_step():
-    from pymatgen_xanes_nn.perturb import add_noise, edge_step
     from pymatgen_xanes_nn.preprocessing import find_edge, resample_uniform
+    from pymatgen_xanes_nn.training.perturb import add_noise, edge_step
 
     e, mu = synthetic_edge(n=4000)
     mu = 5.0 * mu + 3.0
@@ -269,8 +269,8 @@ def test_transform_reports_the_edge_it_used(diamond_xas):
 
 
 def test_white_line_scaling_changes_the_white_line_only():
-    from pymatgen_xanes_nn.perturb import scale_white_line
     from pymatgen_xanes_nn.preprocessing import find_edge, resample_uniform
+    from pymatgen_xanes_nn.training.perturb import scale_white_line
 
     e, mu = synthetic_edge(n=3000, lo=1830.0, hi=1895.0)
     mu = 2.0 * mu + 0.5
@@ -290,7 +290,7 @@ def test_white_line_scaling_changes_the_white_line_only():
 
 
 def test_augmentation_without_white_line_draws_as_before():
-    from pymatgen_xanes_nn.perturb import augment
+    from pymatgen_xanes_nn.training.perturb import augment
 
     raw = [synthetic_edge(e0=1846.0 + k) for k in range(3)]
     plain, _ = augment(raw, ["a", "b", "c"], DEFAULT_PREPROCESSING, 2, seed=5)

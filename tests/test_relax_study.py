@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from pymatgen_xanes_nn import relax_study
+from pymatgen_xanes_nn.datagen import relax_study
 
 from .conftest import task_docs
 
@@ -33,7 +33,7 @@ def test_pick_spreads_over_substitutions_and_skips_big_cells():
 
 @pytest.mark.parametrize("distort, decision", [(False, "ship unrelaxed"), (True, "relax every derived structure")])
 def test_study_decides_by_the_cosine_tolerance(monkeypatch, tmp_path, distort, decision):
-    import pymatgen_xanes_nn.simulate as simulate
+    import pymatgen_xanes_nn.datagen.simulate as simulate
 
     corpus, unrelaxed = _corpus_and_docs()
     record = {"volume_ratio": 1.02, "max_displacement_a": 0.1}
@@ -58,7 +58,7 @@ def test_study_decides_by_the_cosine_tolerance(monkeypatch, tmp_path, distort, d
 
 
 def test_markdown_reports_every_structure_and_the_decision(monkeypatch, tmp_path):
-    import pymatgen_xanes_nn.simulate as simulate
+    import pymatgen_xanes_nn.datagen.simulate as simulate
 
     corpus, unrelaxed = _corpus_and_docs()
     monkeypatch.setattr(relax_study, "relax", lambda structure, relax_cell=True: (

@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from pymatgen_xanes_nn.cli import main
-from pymatgen_xanes_nn.dataset import pack_tasks
-from pymatgen_xanes_nn.report import chosen_ablation, load_evaluation, render_results, robustness_score
+from pymatgen_xanes_nn.io.tasks import pack_tasks
+from pymatgen_xanes_nn.studies.report import chosen_ablation, load_evaluation, render_results, robustness_score
 
 from .conftest import fake_task_docs
 
@@ -67,7 +67,7 @@ def test_committed_report_matches_committed_results():
 def test_shipped_model_uses_the_chosen_preprocessing():
     from pymatgen_xanes_nn import XANESClassifier
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
-    from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES
+    from pymatgen_xanes_nn.training.fit import DEFAULT_AUGMENT_COPIES
 
     best = chosen_ablation(RESULTS)
     assert best is not None, "no ablation results committed"
@@ -89,7 +89,7 @@ def test_readme_quotes_the_report():
 
 
 def test_domain_shift_section_reports_the_report_half(tmp_path):
-    from pymatgen_xanes_nn.report import _domain_shift_section
+    from pymatgen_xanes_nn.studies.report import _domain_shift_section
 
     def table(acc, rpa):
         return {"dataset": {"n": 80, "accuracy": acc}, "dataset_rpa": {"n": 78, "accuracy": rpa,
@@ -115,7 +115,7 @@ def test_domain_shift_section_reports_the_report_half(tmp_path):
 
 
 def test_derived_comparison_pairs_the_same_real_folds(tmp_path):
-    from pymatgen_xanes_nn.report import _derived_section, derived_comparison
+    from pymatgen_xanes_nn.studies.report import _derived_section, derived_comparison
 
     def run(accs):
         folds = [{"repeat": 0, "fold": k, "n_test": 10,
@@ -146,7 +146,7 @@ def test_derived_comparison_pairs_the_same_real_folds(tmp_path):
 
 
 def test_nested_combination_lines_name_the_choice_and_keep_held_out_first(tmp_path):
-    from pymatgen_xanes_nn.report import _nested_lines
+    from pymatgen_xanes_nn.studies.report import _nested_lines
 
     res = {"folds": 3, "chosen": ["knn", "knn", "knn+energy"],
            "nested": {"far: non-spectra": 0.9, "mean": 0.9},

@@ -19,7 +19,7 @@ from pymatgen_xanes_nn.classifier import (
     _encode_array,
     model_checksum,
 )
-from pymatgen_xanes_nn.io import from_task_doc, read_spectrum
+from pymatgen_xanes_nn.io.readers import from_task_doc, read_spectrum
 from pymatgen_xanes_nn.jsonio import UnsafeDocumentError, loads, read_json
 from pymatgen_xanes_nn.preprocessing import SpectrumError
 
@@ -234,7 +234,7 @@ def test_fuzzed_model_fields_never_crash_loading(toy_model, junk):
 
 # ---------------------------------------------------------------------------- builders never stop
 def _task_store(docs):
-    from pymatgen_xanes_nn.stores import DictStore
+    from pymatgen_xanes_nn.pipeline.stores import DictStore
 
     store = DictStore(collection_name=f"t{id(docs)}", key="task_id")
     store.connect()
@@ -243,7 +243,7 @@ def _task_store(docs):
 
 
 def _empty(name, key):
-    from pymatgen_xanes_nn.stores import DictStore
+    from pymatgen_xanes_nn.pipeline.stores import DictStore
 
     store = DictStore(collection_name=name, key=key)
     store.connect()
@@ -276,7 +276,7 @@ def _malformed_tasks():
 
 
 def test_malformed_task_documents_never_stop_the_spectrum_build():
-    from pymatgen_xanes_nn.builders import SpectrumBuilder
+    from pymatgen_xanes_nn.pipeline.builders import SpectrumBuilder
 
     good, bad = _malformed_tasks()
     tasks, spectra = _task_store(good + bad), _empty("spectra", "task_id")
@@ -300,7 +300,7 @@ def test_malformed_task_documents_never_stop_the_spectrum_build():
 
 
 def test_repaired_document_is_rebuilt():
-    from pymatgen_xanes_nn.builders import SpectrumBuilder
+    from pymatgen_xanes_nn.pipeline.builders import SpectrumBuilder
 
     good, bad = _malformed_tasks()
     tasks, spectra = _task_store(good + bad), _empty("spectra2", "task_id")
@@ -315,7 +315,7 @@ def test_repaired_document_is_rebuilt():
 def test_fast_mode_never_skips_undated_documents():
     import copy
 
-    from pymatgen_xanes_nn.builders import SpectrumBuilder
+    from pymatgen_xanes_nn.pipeline.builders import SpectrumBuilder
 
     good, _ = _malformed_tasks()
     tasks, spectra = _task_store(good), _empty("spectra3", "task_id")
@@ -331,7 +331,7 @@ def test_fast_mode_never_skips_undated_documents():
 def test_multiplicities_that_cancel_give_a_failed_material():
     from datetime import datetime, timezone
 
-    from pymatgen_xanes_nn.builders import MaterialSpectrumBuilder
+    from pymatgen_xanes_nn.pipeline.builders import MaterialSpectrumBuilder
 
     spectra, materials = _empty("sp", "task_id"), _empty("mat", "structure_id")
     now = datetime.now(timezone.utc)
@@ -353,7 +353,7 @@ def test_multiplicities_that_cancel_give_a_failed_material():
     ({"XANES_NN_MODLE": "si_k_chemsys"}, "Unknown setting"),
 ])
 def test_misconfiguration_fails_fast_and_clearly(tmp_path, env, match):
-    from pymatgen_xanes_nn.builders import ConfigurationError, pipeline_from_env
+    from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, pipeline_from_env
 
     with pytest.raises(ConfigurationError, match=match):
         pipeline_from_env({"XANES_NN_OUTPUT": str(tmp_path), **env})
@@ -361,7 +361,7 @@ def test_misconfiguration_fails_fast_and_clearly(tmp_path, env, match):
 
 
 def test_broken_model_file_fails_before_building(tmp_path):
-    from pymatgen_xanes_nn.builders import ConfigurationError, pipeline_from_env
+    from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, pipeline_from_env
 
     bad = tmp_path / "model.json.gz"
     bad.write_bytes(b"\x1f\x8b\x08\x00garbage")
@@ -406,7 +406,7 @@ def test_truncated_compressed_spectrum_names_the_file(tmp_path, name):
 
 def test_predict_goes_on_after_a_bad_file_and_exits_nonzero(tmp_path, capsys):
     from pymatgen_xanes_nn.cli import main
-    from pymatgen_xanes_nn.dataset import data_path
+    from pymatgen_xanes_nn.paths import data_path
 
     bad = tmp_path / "bad.csv.gz"
     bad.write_bytes(b"\x1f\x8b\x08\x00broken")
@@ -452,8 +452,8 @@ def test_bad_options_fail_before_any_work(argv, match, capsys):
 
 
 def test_truncated_tasks_file_is_a_configuration_error(tmp_path):
-    from pymatgen_xanes_nn.builders import ConfigurationError, pipeline_from_env
-    from pymatgen_xanes_nn.dataset import pack_tasks
+    from pymatgen_xanes_nn.io.tasks import pack_tasks
+    from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, pipeline_from_env
 
     path = tmp_path / "tasks.json.gz"
     pack_tasks(task_docs(), str(path))
@@ -466,7 +466,7 @@ def test_truncated_tasks_file_is_a_configuration_error(tmp_path):
 def test_two_writers_of_one_json_store_never_share_a_temp_file(tmp_path):
     import threading
 
-    from pymatgen_xanes_nn.stores import JSONFileStore
+    from pymatgen_xanes_nn.pipeline.stores import JSONFileStore
 
     errors = []
 
@@ -490,7 +490,7 @@ def test_two_writers_of_one_json_store_never_share_a_temp_file(tmp_path):
 
 def test_show_goes_on_after_a_bad_file(tmp_path, capsys):
     from pymatgen_xanes_nn.cli import main
-    from pymatgen_xanes_nn.dataset import data_path
+    from pymatgen_xanes_nn.paths import data_path
 
     bad = tmp_path / "cut.xmu.dat.gz"
     bad.write_bytes(gzip.compress(b"# x\n1840 0 0 1 0 0\n" * 50)[:40])
@@ -506,7 +506,7 @@ def test_embedded_output_files_are_read_as_data(tmp_path):
     import sys
 
     from pymatgen_xanes_nn.jsonio import UnsafeDocumentError
-    from pymatgen_xanes_nn.stores import JSONFileStore
+    from pymatgen_xanes_nn.pipeline.stores import JSONFileStore
 
     (tmp_path / "evil_lu_module.py").write_text("import pathlib; pathlib.Path(__file__).with_suffix('.ran').touch()\n")
     sys.path.insert(0, str(tmp_path))
@@ -523,7 +523,7 @@ def test_embedded_output_files_are_read_as_data(tmp_path):
 def test_embedded_store_connect_does_not_rewrite_its_file(tmp_path):
     import os
 
-    from pymatgen_xanes_nn.stores import JSONFileStore
+    from pymatgen_xanes_nn.pipeline.stores import JSONFileStore
 
     store = JSONFileStore(str(tmp_path / "xanes_spectra.json"), key="task_id")
     store.connect()

@@ -12,9 +12,9 @@ import pymongo
 import pytest
 from maggma.stores import MongoStore
 
-from pymatgen_xanes_nn.builders import STAGES, pipeline
-from pymatgen_xanes_nn.dataset import pack_tasks
-from pymatgen_xanes_nn.server import free_port, mongo_server
+from pymatgen_xanes_nn.io.tasks import pack_tasks
+from pymatgen_xanes_nn.pipeline.builders import STAGES, pipeline
+from pymatgen_xanes_nn.pipeline.server import free_port, mongo_server
 
 from .conftest import task_docs
 
@@ -152,7 +152,7 @@ def test_load_tasks_into_a_server(server, tmp_path, capsys):
 
 @pytest.mark.parametrize("var", ["XANES_NN_TASKS_DB", "XANES_NN_TASKS_COLLECTION"])
 def test_misspelt_source(server, db, toy_model_file, var):
-    from pymatgen_xanes_nn.builders import ConfigurationError, pipeline_from_env
+    from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, pipeline_from_env
 
     env = {"XANES_NN_MONGO_URI": server, "XANES_NN_TASKS_DB": db, "XANES_NN_DB": f"{db}_out",
            "XANES_NN_MODEL": toy_model_file}

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from pymatgen_xanes_nn.dataset import load_tasks, pack_tasks
-from pymatgen_xanes_nn.simulate import (
+from pymatgen_xanes_nn.datagen.simulate import (
     FEFF_MALLOC_ENV,
     PRESETS,
     DirectorySink,
@@ -23,6 +22,7 @@ from pymatgen_xanes_nn.simulate import (
     simulate,
     write_feff_input,
 )
+from pymatgen_xanes_nn.io.tasks import load_tasks, pack_tasks
 
 from .conftest import diamond_si, test_file
 
@@ -63,7 +63,7 @@ def test_simulate_site_retries_scf_failure_once(tmp_path, monkeypatch):
     """Bad electron counts -> one rerun with gentler mixing, recorded; any other failure is not retried."""
     import shutil
 
-    from pymatgen_xanes_nn import simulate as sim
+    from pymatgen_xanes_nn.datagen import simulate as sim
 
     calls = []
 
@@ -165,7 +165,7 @@ def test_interrupted_run_keeps_finished_sites(tmp_path):
 
 
 def test_compare_spectra_metrics():
-    from pymatgen_xanes_nn.feff_study import compare_spectra, summarize_study
+    from pymatgen_xanes_nn.datagen.feff_study import compare_spectra, summarize_study
 
     rows = np.loadtxt(test_file("feff", "Si_diamond", "xmu.dat"))
     same = compare_spectra(rows.tolist(), rows.tolist())
@@ -181,8 +181,8 @@ def test_compare_spectra_metrics():
 
 
 def test_study_picks_the_named_structures():
-    from pymatgen_xanes_nn.corpus import load_corpus
-    from pymatgen_xanes_nn.feff_study import pick_structures
+    from pymatgen_xanes_nn.datagen.corpus import load_corpus
+    from pymatgen_xanes_nn.datagen.feff_study import pick_structures
 
     picked = {r["formula"]: r for r in pick_structures(load_corpus())}
     assert set(picked) == {"SiO2", "Si", "SiC", "Mg2SiO4", "Si3N4", "Mg2Si"}
@@ -192,7 +192,7 @@ def test_study_picks_the_named_structures():
 _KILL_SCRIPT = """
 import signal, sys
 from pymatgen.core import Lattice, Structure
-from pymatgen_xanes_nn import simulate as sim
+from pymatgen_xanes_nn.datagen import simulate as sim
 
 # a fake FEFF behind the real guard: the child starts a sleeping grandchild, as feff10 starts its worker
 sim._CHILD = sim._CHILD_GUARD + '''
@@ -242,7 +242,7 @@ def test_killed_simulate_leaves_no_feff_running_and_no_scratch(tmp_path, sig):
     import subprocess
     import sys
 
-    from pymatgen_xanes_nn.simulate import remove_stale_scratch
+    from pymatgen_xanes_nn.datagen.simulate import remove_stale_scratch
 
     marker = f"marker-{tmp_path.name}"  # the grandchild's argument is "feff-" + marker: only it matches
     out, scratch = tmp_path / "out", tmp_path / "scratch"
@@ -281,7 +281,7 @@ def test_truncated_task_file_is_skipped_by_name(tmp_path, caplog):
 
 
 def test_jobs_for_another_absorber(tmp_path):
-    from pymatgen_xanes_nn.corpus import load_corpus
+    from pymatgen_xanes_nn.datagen.corpus import load_corpus
 
     corpus = load_corpus()
     jobs = jobs_for_absorber(corpus, "Al", 3)
@@ -309,12 +309,12 @@ def test_feff_child_keeps_the_niceness_asked_for(tmp_path):
     import subprocess
     import sys
 
-    from pymatgen_xanes_nn import simulate as sim
+    from pymatgen_xanes_nn.datagen import simulate as sim
 
     out = tmp_path / "autogroup.txt"
     code = sim._CHILD_GUARD + f"\nopen({str(out)!r}, 'w').write(open('/proc/self/autogroup').read())\n"
     script = ("import os, sys, subprocess\nprint(os.nice(7))\n"  # 7 above whatever niceness the tests run at
-              f"from pymatgen_xanes_nn.simulate import run_child\n"
+              f"from pymatgen_xanes_nn.datagen.simulate import run_child\n"
               f"run_child([sys.executable, '-c', {code!r}, '', '', str(os.getpid())], subprocess.DEVNULL, 60)\n")
     asked = subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True,
                            text=True).stdout.split()[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pymatgen_xanes_nn.splits import grouped_folds
+from pymatgen_xanes_nn.training.splits import grouped_folds
 
 
 def _toy(n_groups=20, seed=0):
@@ -43,7 +43,7 @@ def test_derived_spectra_train_but_are_never_tested_nor_beside_their_parent():
 
 
 def test_random_folds_split_only_testable_spectra():
-    from pymatgen_xanes_nn.splits import random_folds
+    from pymatgen_xanes_nn.training.splits import random_folds
 
     groups, y, derived = _toy()
     folds = random_folds(len(y), y, 3, seed=1, testable=~derived)
@@ -56,7 +56,7 @@ def test_random_folds_split_only_testable_spectra():
 
 
 def test_outside_set_holds_real_unlabelled_crystals_only():
-    from pymatgen_xanes_nn.training import SpectraSet
+    from pymatgen_xanes_nn.training.fit import SpectraSet
 
     labels = ["a", None, None, "b", None]
     derived = [False, False, True, True, False]

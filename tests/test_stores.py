@@ -10,8 +10,8 @@ import pytest
 from maggma.stores import MemoryStore
 from pymongo.errors import DuplicateKeyError
 
-from pymatgen_xanes_nn.dataset import pack_tasks
-from pymatgen_xanes_nn.stores import DictStore, JSONFileStore, PackedTaskStore
+from pymatgen_xanes_nn.io.tasks import pack_tasks
+from pymatgen_xanes_nn.pipeline.stores import DictStore, JSONFileStore, PackedTaskStore
 
 from .conftest import task_docs
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pymatgen_xanes_nn.trust import (
-    KNNIndex,
-    combined_pvalue,
-    conformal_quantile,
-    fit_conformal,
-    gaussian_stats,
-    mahalanobis,
-    prediction_sets,
-    pvalues,
-)
+from pymatgen_xanes_nn.trust.conformal import conformal_quantile, fit_conformal, prediction_sets
+from pymatgen_xanes_nn.trust.ood import KNNIndex, combined_pvalue, gaussian_stats, mahalanobis, pvalues
 
 
 def test_knn_index_is_exact_for_reference_spectra_and_penalises_leaving_the_subspace():
@@ -84,7 +76,7 @@ def test_quality_gate_refuses_short_and_sparse_spectra(toy_model):
     from pymatgen.analysis.xas.spectrum import XAS
 
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
-    from pymatgen_xanes_nn.trust import MIN_POINTS_IN_WINDOW, check_quality
+    from pymatgen_xanes_nn.trust.quality import MIN_POINTS_IN_WINDOW, check_quality
 
     from .conftest import synthetic_edge
 
@@ -100,9 +92,9 @@ def test_quality_gate_refuses_short_and_sparse_spectra(toy_model):
 
 
 def test_evidence_finds_the_spectrum_itself(tmp_path):
-    from pymatgen_xanes_nn.io import from_task_doc
+    from pymatgen_xanes_nn.io.readers import from_task_doc
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing
-    from pymatgen_xanes_nn.reference import build_reference, nearest_reference, reference_vectors, save_reference
+    from pymatgen_xanes_nn.trust.evidence import build_reference, nearest_reference, reference_vectors, save_reference
 
     from .conftest import task_docs
 
@@ -121,7 +113,7 @@ def test_evidence_finds_the_spectrum_itself(tmp_path):
 
 def test_each_preprocessing_has_its_own_shipped_reference_file():
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing
-    from pymatgen_xanes_nn.reference import REFERENCE_FILE, reference_file
+    from pymatgen_xanes_nn.trust.evidence import REFERENCE_FILE, reference_file
 
     aligned = reference_file(Preprocessing(alignment="e0"))
     assert reference_file(DEFAULT_PREPROCESSING) == REFERENCE_FILE
@@ -131,7 +123,7 @@ def test_each_preprocessing_has_its_own_shipped_reference_file():
 
 def test_model_can_flag_with_another_score_combination(toy_model_file, tmp_path):
     from pymatgen_xanes_nn.classifier import XANESClassifier
-    from pymatgen_xanes_nn.trust import combined_pvalue
+    from pymatgen_xanes_nn.trust.ood import combined_pvalue
 
     clf = XANESClassifier.from_file(toy_model_file)
     pair = ["reconstruction", "energy"]
@@ -159,7 +151,7 @@ def test_model_can_flag_with_another_score_combination(toy_model_file, tmp_path)
 
 def test_edge_index_measures_how_far_the_edge_sits_from_its_shape_neighbours():
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, find_e0
-    from pymatgen_xanes_nn.trust import EdgeIndex, align_rows
+    from pymatgen_xanes_nn.trust.ood import EdgeIndex, align_rows
 
     grid = DEFAULT_PREPROCESSING.grid
     rng = np.random.default_rng(3)
@@ -182,7 +174,7 @@ def test_edge_index_measures_how_far_the_edge_sits_from_its_shape_neighbours():
 
 
 def test_quality_measures_see_sparse_and_noisy_spectra():
-    from pymatgen_xanes_nn.trust import MAX_EDGE_STEP, MAX_NOISE, quality_measures, quality_problems
+    from pymatgen_xanes_nn.trust.quality import MAX_EDGE_STEP, MAX_NOISE, quality_measures, quality_problems
 
     from .conftest import synthetic_edge
 
@@ -218,7 +210,7 @@ def test_classify_flags_poor_input_and_says_why(toy_model):
 
 def test_refresh_ood_rebuilds_the_training_calibration(toy_model):
     """refresh_ood recomputes the network-free scores' out-of-fold calibration exactly as training made it."""
-    from pymatgen_xanes_nn.training import refresh_ood
+    from pymatgen_xanes_nn.training.fit import refresh_ood
 
     from .conftest import toy_set
 
@@ -234,7 +226,7 @@ def test_refresh_ood_rebuilds_the_training_calibration(toy_model):
 
 
 def test_fit_dont_know_spends_the_budget_on_the_best_rule():
-    from pymatgen_xanes_nn.trust import dont_know, fit_dont_know
+    from pymatgen_xanes_nn.trust.abstain import dont_know, fit_dont_know
 
     rng = np.random.default_rng(0)
     n = 2000
@@ -266,7 +258,7 @@ def test_fit_dont_know_spends_the_budget_on_the_best_rule():
 
 
 def test_score_reference_makes_network_scores_scale_free():
-    from pymatgen_xanes_nn.trust import NETWORK_SCORES, score_reference, standardize
+    from pymatgen_xanes_nn.trust.ood import NETWORK_SCORES, score_reference, standardize
 
     rng = np.random.default_rng(3)
     train_scores = {k: rng.gamma(2.0, 1.0, 200) for k in NETWORK_SCORES}
@@ -289,7 +281,7 @@ def test_network_scores_keep_their_calibration_when_the_logits_change_scale(toy_
     score is compared with its calibration on the network's own scale (the r5 white-line model flagged 11%)."""
     import copy
 
-    from pymatgen_xanes_nn.trust import score_reference
+    from pymatgen_xanes_nn.trust.ood import score_reference
 
     from .conftest import toy_set
 

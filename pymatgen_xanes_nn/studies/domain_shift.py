@@ -3,7 +3,8 @@
 The models learn FEFF spectra of the ``dataset`` preset. A measured spectrum differs from them in ways no
 perturbation of the energy axis imitates: the core hole is screened differently (RPA instead of the final-state
 rule, or none), exchange is modelled differently, the instrument broadens. This module picks a fixed set of sites
-of the shipped dataset, computes them again with :data:`~pymatgen_xanes_nn.simulate.PHYSICS_VARIANTS` (resumable,
+of the shipped dataset, computes them again with
+:data:`~pymatgen_xanes_nn.datagen.simulate.PHYSICS_VARIANTS` (resumable,
 one document per site and preset) and packs them as a dataset of their own.
 """
 
@@ -21,13 +22,13 @@ from pymatgen_xanes_nn.labels import assign_labels, select_classes, training_onl
 
 if TYPE_CHECKING:
     from pymatgen_xanes_nn.classifier import XANESClassifier
+    from pymatgen_xanes_nn.datagen.simulate import SiteJob
     from pymatgen_xanes_nn.preprocessing import Preprocessing
-    from pymatgen_xanes_nn.simulate import SiteJob
-    from pymatgen_xanes_nn.training import SpectraSet, TrainingConfig
+    from pymatgen_xanes_nn.training.fit import SpectraSet, TrainingConfig
 
 #: Packed task documents of the physics variants (in ``pymatgen_xanes_nn/data``).
 PHYSICS_TASKS_FILE = "si_k_tasks_physics.json.gz"
-#: The collection (base file + shards, :func:`~pymatgen_xanes_nn.dataset.load_collection`) of every physics variant.
+#: The collection (base file + shards, :func:`~pymatgen_xanes_nn.io.tasks.load_collection`) of every physics variant.
 PHYSICS_COLLECTION = "si_k_tasks_physics"
 #: Sites picked: one per material, half stratified by chemical system (the seed's classes), the rest by
 #: Si environment, so both models have their classes covered.
@@ -98,7 +99,7 @@ def variant_jobs(docs: Sequence[dict], task_ids: Sequence[str], preset: str) -> 
     Raises:
         ValueError: if a task id is not among ``docs``.
     """
-    from pymatgen_xanes_nn.simulate import SiteJob
+    from pymatgen_xanes_nn.datagen.simulate import SiteJob
 
     by_id = {d["task_id"]: d for d in docs}
     missing = [t for t in task_ids if t not in by_id]
@@ -136,17 +137,18 @@ def simulate_variants(docs: Sequence[dict], output: str, presets: Sequence[str] 
     Args:
         docs: the ``dataset`` preset's task documents.
         output: folder of finished variant documents.
-        presets: the variants (default :data:`~pymatgen_xanes_nn.simulate.PHYSICS_VARIANTS`).
+        presets: the variants (default :data:`~pymatgen_xanes_nn.datagen.simulate.PHYSICS_VARIANTS`).
         n: how many sites (:func:`pick_sites`); None: every real site (:func:`all_sites`), the training set of
             physics-diverse models.
         chunk: sites per round.
         also_done: variant documents already stored elsewhere (the shipped collection).
-        simulate_kwargs: passed to :func:`~pymatgen_xanes_nn.simulate.simulate` (``n_workers``, ``scratch``, ...).
+        simulate_kwargs: passed to :func:`~pymatgen_xanes_nn.datagen.simulate.simulate` (``n_workers``,
+            ``scratch``, ...).
 
     Returns:
         Summed counts: ``skipped``, ``successful``, ``failed``.
     """
-    from pymatgen_xanes_nn.simulate import PHYSICS_VARIANTS, DirectorySink, simulate
+    from pymatgen_xanes_nn.datagen.simulate import PHYSICS_VARIANTS, DirectorySink, simulate
 
     sites = all_sites(docs) if n is None else pick_sites(docs, n)
     presets = list(presets or PHYSICS_VARIANTS)
@@ -204,7 +206,7 @@ def shifted_inputs(data: SpectraSet, physics: SpectraSet, sites: Sequence[str],
     is preprocessed once). Sites outside ``data`` (e.g. outside the chemsys classes) and spectra that failed
     preprocessing are left out.
     """
-    from pymatgen_xanes_nn.perturb import broaden
+    from pymatgen_xanes_nn.training.perturb import broaden
 
     row = {t: i for i, t in enumerate(data.task_ids)}
     picked = [row[t] for t in sites if t in row]
@@ -266,7 +268,7 @@ def _fold_model(train_set: SpectraSet, config: TrainingConfig, preprocessing: Pr
                 path: str | None) -> XANESClassifier:
     """The model of one (candidate, fold): loaded from ``path`` if a finished one is there, else trained (and kept)."""
     from pymatgen_xanes_nn.classifier import InvalidModelError, XANESClassifier
-    from pymatgen_xanes_nn.training import train
+    from pymatgen_xanes_nn.training.fit import train
 
     if path and os.path.exists(path):
         try:
@@ -322,8 +324,8 @@ def benchmark(
         the others).
     """
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
-    from pymatgen_xanes_nn.splits import grouped_folds
-    from pymatgen_xanes_nn.training import SpectraSet, dataset_for_scheme, run_key
+    from pymatgen_xanes_nn.training.fit import SpectraSet, dataset_for_scheme, run_key
+    from pymatgen_xanes_nn.training.splits import grouped_folds
 
     preprocessing = preprocessing or DEFAULT_PREPROCESSING
     candidates = dict(candidates or CANDIDATES)

@@ -23,9 +23,9 @@ import numpy as np
 from maggma.builders import GroupBuilder, MapBuilder
 from maggma.core import Builder
 
-from pymatgen_xanes_nn.documents import ClassificationDoc, MaterialSpectrumDoc, SpectrumDoc, validated
+from pymatgen_xanes_nn.io.documents import ClassificationDoc, MaterialSpectrumDoc, SpectrumDoc, validated
+from pymatgen_xanes_nn.pipeline.stores import DEFAULT_MONGO_TIMEOUT_MS, JSONFileStore, PackedTaskStore, mongo_store
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, check_xas
-from pymatgen_xanes_nn.stores import DEFAULT_MONGO_TIMEOUT_MS, JSONFileStore, PackedTaskStore, mongo_store
 
 if TYPE_CHECKING:
 
@@ -278,7 +278,7 @@ class SpectrumBuilder(CheckedMapBuilder):
 
     def unary_function(self, item: dict) -> dict[str, Any]:
         """Preprocess one task document; raises on bad input (MapBuilder records it as failed)."""
-        from pymatgen_xanes_nn.io import from_task_doc
+        from pymatgen_xanes_nn.io.readers import from_task_doc
 
         if item.get("state") == "failed":
             raise ValueError(f"FEFF calculation failed: {item.get('error', 'no error recorded')}")

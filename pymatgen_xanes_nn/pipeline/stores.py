@@ -485,7 +485,7 @@ class JSONFileStore(DictStore):
 
 
 class PackedTaskStore(DictStore):
-    """The task documents of a packed dataset file (:func:`~pymatgen_xanes_nn.dataset.pack_tasks`), read-only.
+    """The task documents of a packed dataset file (:func:`~pymatgen_xanes_nn.io.tasks.pack_tasks`), read-only.
 
     A builder's incremental check asks only for keys, dates and states; those come from a small index kept
     next to the outputs (``<index_dir>/tasks_index.json``, tied to the file's SHA-256), so an unchanged rerun
@@ -513,7 +513,8 @@ class PackedTaskStore(DictStore):
         return f"packed://{self._path()}"
 
     def _path(self) -> str:
-        from pymatgen_xanes_nn.dataset import TASKS_FILE, data_path
+        from pymatgen_xanes_nn.io.tasks import TASKS_FILE
+        from pymatgen_xanes_nn.paths import data_path
 
         return self.filename or data_path(TASKS_FILE)
 
@@ -560,7 +561,7 @@ class PackedTaskStore(DictStore):
     def _load_documents(self) -> None:
         import orjson
 
-        from pymatgen_xanes_nn.dataset import load_tasks
+        from pymatgen_xanes_nn.io.tasks import load_tasks
 
         docs = load_tasks(self._path(), include_failed=True)
         super().connect(force_reset=True)

@@ -1,7 +1,7 @@
 """Evidence: the shipped spectra most similar to a query, what a scientist checks before believing a label.
 
 ``xanes-nn reference`` preprocesses every shipped FEFF spectrum once and stores a cosine k-NN index of them
-(:class:`pymatgen_xanes_nn.trust.KNNIndex`) with each spectrum's task id, formula and Si environment in
+(:class:`pymatgen_xanes_nn.trust.ood.KNNIndex`) with each spectrum's task id, formula and Si environment in
 ``pymatgen_xanes_nn/data/reference_spectra.npz`` (plain arrays: loaded with ``allow_pickle=False``). Models whose
 inputs are made otherwise (e.g. e0-aligned) get their own file, named by :func:`reference_file`.
 """
@@ -40,9 +40,9 @@ def reference_file(preprocessing: Preprocessing) -> str:
 
 def build_reference(docs: Sequence[dict], preprocessing: Preprocessing, n_components: int = 96) -> dict[str, Any]:
     """The k-NN index and identity fields of task documents (ones that fail preprocessing are left out)."""
-    from pymatgen_xanes_nn.io import from_task_doc
+    from pymatgen_xanes_nn.io.readers import from_task_doc
     from pymatgen_xanes_nn.preprocessing import SpectrumError
-    from pymatgen_xanes_nn.trust import KNNIndex
+    from pymatgen_xanes_nn.trust.ood import KNNIndex
 
     rows, meta = [], {k: [] for k in FIELDS}
     for d in docs:
@@ -78,7 +78,7 @@ def save_reference(reference: dict[str, Any], filename: str) -> None:
 @functools.lru_cache(maxsize=16)
 def _shipped(preprocessing: Preprocessing) -> str:
     """The shipped reference path for ``preprocessing`` (cached: classify() asks on every call)."""
-    from pymatgen_xanes_nn.dataset import data_path
+    from pymatgen_xanes_nn.paths import data_path
 
     return data_path(reference_file(preprocessing))
 
@@ -104,7 +104,7 @@ def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EV
 
     A reference made with other preprocessing would compare different things: it is not used.
     """
-    from pymatgen_xanes_nn.trust import KNNIndex
+    from pymatgen_xanes_nn.trust.ood import KNNIndex
 
     ref = load_reference(filename or _shipped(preprocessing))
     if ref is None or not _same_preprocessing(ref["preprocessing"], preprocessing):

@@ -532,7 +532,7 @@ def jobs_from_corpus(corpus: dict, priority_chemsys: Iterable[str] = ()) -> list
     for _, rec in records:
         meta = {k: rec[k] for k in ("structure_id", "source", "source_id", "mineral", "formula", "chemsys", "group_id")}
         meta["ordered_from_disorder"] = rec["ordered_from_disorder"]
-        # provenance of structures made by pymatgen_xanes_nn.derive (and relaxed by derive.relax_corpus)
+        # provenance of structures made by pymatgen_xanes_nn.datagen.derive (and relaxed by derive.relax_corpus)
         meta.update({k: rec[k] for k in ("parent_structure_id", "substitution", "relaxation") if k in rec})
         for site in rec["sites"]:
             site_meta = dict(meta, **{k: site[k] for k in ("multiplicity", "cn", "neighbors", "environment",
@@ -544,8 +544,10 @@ def jobs_from_corpus(corpus: dict, priority_chemsys: Iterable[str] = ()) -> list
 
 
 def interleave(jobs: list[SiteJob], key: str, seed: int = 0) -> list[SiteJob]:
-    """Reorder jobs round robin over the values of ``metadata[key]`` (random within each), so that a run stopped
-    part way has every class; the classes with fewest sites are complete first."""
+    """Reorder jobs round robin over the values of ``metadata[key]`` (random within each).
+
+    A run stopped part way then has every class; the classes with fewest sites are complete first.
+    """
     rng = np.random.default_rng(seed)
     pools: dict[str, list[SiteJob]] = {}
     for job in jobs:
@@ -564,10 +566,10 @@ def jobs_for_absorber(corpus: dict, element: str, n_structures: int = 4) -> list
     """K-edge jobs of another element: one ``element`` site in the smallest structure of each chemical system.
 
     These spectra are not Si K edges; moved into the Si window they test the OOD flag
-    (:mod:`pymatgen_xanes_nn.ood_benchmark`).
+    (:mod:`pymatgen_xanes_nn.studies.ood_benchmark`).
 
     Args:
-        corpus: a corpus (:func:`pymatgen_xanes_nn.corpus.load_corpus`).
+        corpus: a corpus (:func:`pymatgen_xanes_nn.datagen.corpus.load_corpus`).
         element: the absorbing element, e.g. ``"Al"``.
         n_structures: how many structures (chemical systems in order of their smallest structure).
     """

@@ -238,9 +238,11 @@ def deduplicate(entries: list[RawEntry]) -> list[list[RawEntry]]:
 
 
 def representative(family: list[RawEntry]) -> RawEntry:
-    """The member that stands for a StructureMatcher family: a Materials Project (DFT-relaxed) structure if there
-    is one, else the newest AMCSD entry (the oldest ones are early refinements: AMCSD 6, pyrite of 1925, puts S at
-    x = 0.338 and loses the S-S bond that x = 0.385 gives; StructureMatcher still matches the two).
+    """The member that stands for a StructureMatcher family.
+
+    A Materials Project (DFT-relaxed) structure if there is one, else the newest AMCSD entry: the oldest entries are
+    early refinements (AMCSD 6, pyrite of 1925, puts S at x = 0.338 and loses the S-S bond that x = 0.385 gives;
+    StructureMatcher still matches the two).
 
     Corpus version 1 (the shipped Si corpus) kept the first member instead.
     """
@@ -325,8 +327,8 @@ def save_corpus(corpus: dict[str, Any], filename: str) -> None:
 
 def load_corpus(filename: str | None = None, element: str = SI_K.element) -> dict[str, Any]:
     """Read a corpus file (default: the one shipped with the package for ``element``'s edge)."""
-    from pymatgen_xanes_nn.dataset import data_path
     from pymatgen_xanes_nn.edges import get_edge
+    from pymatgen_xanes_nn.paths import data_path
 
     with gzip.open(filename or data_path(get_edge(element).corpus_file), "rt") as f:
         return json.load(f)

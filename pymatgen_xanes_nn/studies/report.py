@@ -303,7 +303,7 @@ def _baseline_comparison(ev: dict[str, Any]) -> tuple[str, str]:
 def _models_section() -> list[str]:
     """The shipped models' provenance, out-of-fold calibration, prediction sets and OOD rates (their metadata)."""
     from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
-    from pymatgen_xanes_nn.training import MIN_REPORTED_OUTSIDE
+    from pymatgen_xanes_nn.training.fit import MIN_REPORTED_OUTSIDE
 
     lines = ["## Shipped models", "",
              "From each model file's metadata. Out of fold: every material scored by networks trained without it "
@@ -340,7 +340,8 @@ def _models_section() -> list[str]:
 
 def _ood_section(results_dir: str) -> list[str]:
     """The OOD benchmark: AUROC of every score on far, fault and near spectra; flag rates; the quality sweep."""
-    from pymatgen_xanes_nn.trust import MAX_EDGE_STEP, MAX_NOISE, OOD_SCORES
+    from pymatgen_xanes_nn.trust.ood import OOD_SCORES
+    from pymatgen_xanes_nn.trust.quality import MAX_EDGE_STEP, MAX_NOISE
 
     lines: list[str] = []
     for scheme in ("environment", "chemsys"):
@@ -430,7 +431,7 @@ def _set_lines(results_dir: str, scheme: str) -> list[str]:
 
 def _combination_lines(results_dir: str, scheme: str, shipped: list[str]) -> list[str]:
     """The best combinations of OOD scores (``ood-benchmark --combinations-from``) and the one this run used."""
-    from pymatgen_xanes_nn.trust import OOD_SCORES
+    from pymatgen_xanes_nn.trust.ood import OOD_SCORES
 
     path = os.path.join(results_dir, f"ood_combinations_{scheme}.json")
     if not os.path.exists(path):
@@ -501,7 +502,7 @@ def _paired(diff: np.ndarray) -> dict[str, float]:
 
 def _recipe_flags(result: dict[str, Any]) -> str:
     """The ``xanes-nn evaluate`` options of a result's recipe that differ from the defaults."""
-    from pymatgen_xanes_nn.training import DEFAULT_AUGMENT_COPIES, TrainingConfig
+    from pymatgen_xanes_nn.training.fit import DEFAULT_AUGMENT_COPIES, TrainingConfig
 
     kw, default = result.get("train_kwargs", {}), TrainingConfig()
     copies = result.get("augment_copies", DEFAULT_AUGMENT_COPIES)

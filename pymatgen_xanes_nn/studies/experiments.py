@@ -21,7 +21,7 @@ import numpy as np
 from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, FNN_CONFIGS
 
 if TYPE_CHECKING:
-    from pymatgen_xanes_nn.training import SpectraSet
+    from pymatgen_xanes_nn.training.fit import SpectraSet
 
 EXPERIMENTS = ("autoencoders", "latent", "dropout", "activations")
 PROTOCOLS = ("grouped", "random")
@@ -33,7 +33,7 @@ QUICK = {"ae_epochs": 3, "fnn_epochs": 3, "seeds": (0, 1, 2)}
 
 def split(spectra: SpectraSet, protocol: str, seed: int, test_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """Train/test indices: by material group (``grouped``) or by spectrum (``random``, the seed's)."""
-    from pymatgen_xanes_nn.training import grouped_holdout
+    from pymatgen_xanes_nn.training.fit import grouped_holdout
 
     if protocol == "grouped":
         return grouped_holdout(spectra.groups, spectra.labels, test_fraction, seed)
@@ -48,7 +48,7 @@ def split(spectra: SpectraSet, protocol: str, seed: int, test_fraction: float = 
 def _fnn_curves(spectra: SpectraSet, classes: list[str], protocol: str, seed: int, fnn_config: str,
                 keep_prob: float, ae_epochs: int, fnn_epochs: int) -> dict[str, list[float]]:
     """Training and held-out accuracy per epoch, trained by the shipped recipe (:func:`training.fit_networks`)."""
-    from pymatgen_xanes_nn.training import TrainingConfig, fit_networks
+    from pymatgen_xanes_nn.training.fit import TrainingConfig, fit_networks
 
     tr, te = split(spectra, protocol, seed)
     y = np.array([classes.index(lab) for lab in spectra.labels])
@@ -190,7 +190,7 @@ def plot(name: str, result: dict[str, Any], filename: str) -> None:
 def run_experiment(name: str, output_dir: str, quick: bool = False, docs: list[dict] | None = None,
                    scheme: str = "chemsys") -> dict[str, Any]:
     """Run one experiment on the shipped dataset (or ``docs``) and write its JSON and PNG."""
-    from pymatgen_xanes_nn.training import dataset_for_scheme
+    from pymatgen_xanes_nn.training.fit import dataset_for_scheme
 
     if name not in EXPERIMENTS:
         raise ValueError(f"Unknown experiment {name!r}; choose one of {EXPERIMENTS}")

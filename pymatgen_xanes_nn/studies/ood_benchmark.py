@@ -13,7 +13,7 @@ fold's networks, spectra it never saw:
   SiN4, ..., or the mixed-anion ``Si-other`` sites); for the chemsys scheme, spectra outside its classes.
 
 A spectrum the input checks or the input-quality gate refuse gets no answer: it counts as caught (score +inf);
-one past a quality limit (:func:`~pymatgen_xanes_nn.trust.quality_problems`) is flagged whatever its p-value,
+one past a quality limit (:func:`~pymatgen_xanes_nn.trust.quality.quality_problems`) is flagged whatever its p-value,
 so the ``combined`` score counts it as caught too.
 
 For every score (and the ``combined`` p-value) it reports AUROC and FPR at 95% TPR. The combined p-value needs
@@ -32,22 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pymatgen_xanes_nn.metrics import auroc, fpr_at_tpr
-from pymatgen_xanes_nn.trust import (
-    OOD_ALPHAS,
-    OOD_SCORES,
-    combined_pvalue,
-    dont_know,
-    fit_conformal,
-    fit_dont_know,
-    prediction_sets,
-)
+from pymatgen_xanes_nn.training.metrics import auroc, fpr_at_tpr
+from pymatgen_xanes_nn.trust.abstain import OOD_ALPHAS, dont_know, fit_dont_know
+from pymatgen_xanes_nn.trust.conformal import fit_conformal, prediction_sets
+from pymatgen_xanes_nn.trust.ood import OOD_SCORES, combined_pvalue
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from pymatgen_xanes_nn.preprocessing import Preprocessing
-    from pymatgen_xanes_nn.training import SpectraSet, TrainingConfig
+    from pymatgen_xanes_nn.training.fit import SpectraSet, TrainingConfig
 
 #: Environments left out of training in turn (the near-OOD test of the environment model).
 LEAVE_OUT = ("SiN4", "SiC4", "SiS4", "SiF6", "SiO6", "SiP4", "SiAs4", "Si-other")
@@ -98,7 +92,7 @@ def far_spectra(n_per_shape: int, seed: int, e_min: float = 1826.0, e_max: float
 def apply_fault(energy: np.ndarray, mu: np.ndarray, kind: str, low: float, high: float,
                 rng: np.random.Generator, preprocessing: Preprocessing) -> tuple[np.ndarray, np.ndarray]:
     """One damaged copy of a raw spectrum (see :data:`FAULTS`)."""
-    from pymatgen_xanes_nn.perturb import add_noise, edge_step, shift
+    from pymatgen_xanes_nn.training.perturb import add_noise, edge_step, shift
 
     e, m = np.asarray(energy, float), np.asarray(mu, float)
     amount = rng.uniform(low, high)
@@ -151,7 +145,7 @@ def _vectorize(raw: Sequence[tuple[np.ndarray, np.ndarray]], preprocessing: Prep
         ``(model inputs, indices kept, poor)``: ``poor`` marks kept spectra past a quality limit.
     """
     from pymatgen_xanes_nn.preprocessing import SpectrumError
-    from pymatgen_xanes_nn.trust import gated_input, quality_problems
+    from pymatgen_xanes_nn.trust.quality import gated_input, quality_problems
 
     rows, kept, poor = [], [], []
     for i, (e, m) in enumerate(raw):
@@ -232,8 +226,8 @@ def run_ood_benchmark(
         scores_file: if given, every score of every spectrum is saved there (``.npz``) for offline analysis.
         progress: called with a status line per trained model.
     """
-    from pymatgen_xanes_nn.splits import grouped_folds
-    from pymatgen_xanes_nn.training import fit_temperature, temper, train
+    from pymatgen_xanes_nn.training.fit import fit_temperature, temper, train
+    from pymatgen_xanes_nn.training.splits import grouped_folds
 
     config = config.replace(calibration_folds=0)
     combined = list(combined or config.ood_scores)
@@ -583,9 +577,9 @@ def prediction_set_table(scores_file: str, level: float = 0.9, classes: Sequence
         ``{"level", "n", "accuracy", "ece_untempered", "ece", "modes": {mode: {"coverage", "mean_set_size",
         "singletons", "per_class": {class: {"n", "coverage", "mean_set_size"}}}}}``.
     """
-    from pymatgen_xanes_nn.metrics import expected_calibration_error
-    from pymatgen_xanes_nn.training import fit_temperature, temper
-    from pymatgen_xanes_nn.trust import CONFORMAL_MODES
+    from pymatgen_xanes_nn.training.fit import fit_temperature, temper
+    from pymatgen_xanes_nn.training.metrics import expected_calibration_error
+    from pymatgen_xanes_nn.trust.conformal import CONFORMAL_MODES
 
     names = list(classes) if classes is not None else None
     saved = np.load(scores_file)

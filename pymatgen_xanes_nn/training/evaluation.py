@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pymatgen_xanes_nn.jsonio import append_checkpoint, read_checkpoint
-from pymatgen_xanes_nn.metrics import classification_metrics
 from pymatgen_xanes_nn.preprocessing import SpectrumError
-from pymatgen_xanes_nn.splits import grouped_folds, random_folds
+from pymatgen_xanes_nn.training.metrics import classification_metrics
+from pymatgen_xanes_nn.training.splits import grouped_folds, random_folds
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from pymatgen_xanes_nn.training import SpectraSet
+    from pymatgen_xanes_nn.training.fit import SpectraSet
 
 BASELINES = ("random_forest", "knn_cosine", "logistic_regression")
 #: Perturbations of the robustness study: name -> (kind, amount).
@@ -66,7 +66,7 @@ def perturb_set(
     spectra: SpectraSet, kind: str, amount: float, seed: int, preprocessing
 ) -> tuple[np.ndarray, np.ndarray]:
     """Preprocess perturbed copies of raw spectra; returns ``(x, kept_index)`` (failures dropped)."""
-    from pymatgen_xanes_nn.perturb import add_noise, broaden, shift
+    from pymatgen_xanes_nn.training.perturb import add_noise, broaden, shift
 
     rng = np.random.default_rng(seed)
     rows, kept = [], []
@@ -105,13 +105,13 @@ def evaluate(
     """Cross-validate the neural model and the baselines on identical folds.
 
     Args:
-        spectra: labelled spectra (see :func:`pymatgen_xanes_nn.training.dataset_for_scheme`).
+        spectra: labelled spectra (see :func:`pymatgen_xanes_nn.training.fit.dataset_for_scheme`).
         classes: the class list.
         protocol: ``"grouped"`` (by material family) or ``"random"`` (the seed's, by spectrum).
         n_splits: folds per repeat.
         repeats: repeats with different shuffles.
         seed: base seed.
-        train_kwargs: options for :func:`pymatgen_xanes_nn.training.train` (epochs, configs, ...).
+        train_kwargs: options for :func:`pymatgen_xanes_nn.training.fit.train` (epochs, configs, ...).
         baselines: baseline names to run.
         robustness: also score perturbed test spectra (shift, broadening, noise).
         augment_copies: experimental-like augmented copies per training spectrum (0: none).
@@ -124,7 +124,7 @@ def evaluate(
         ``folds`` (per fold and model metrics) and ``summary`` (mean and std per model and metric).
     """
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
-    from pymatgen_xanes_nn.training import TrainingConfig, run_key, train
+    from pymatgen_xanes_nn.training.fit import TrainingConfig, run_key, train
 
     preprocessing = preprocessing or DEFAULT_PREPROCESSING
     if protocol not in ("grouped", "random"):
@@ -164,7 +164,7 @@ def evaluate(
             models["neural_network"] = nn_proba
             x_fit, y_fit = train_set.x, y[tr]
             if augment_copies:  # the baselines get the same augmented copies
-                from pymatgen_xanes_nn.perturb import augment
+                from pymatgen_xanes_nn.training.perturb import augment
 
                 x_aug, y_aug = augment(train_set.raw, train_set.labels, preprocessing, augment_copies,
                                        split_seed * 100 + f, **TrainingConfig(**train_kwargs).augmentation)
@@ -183,7 +183,7 @@ def evaluate(
                         "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"], "n": m["n"]}
                 result[model_name] = scores
             if clf.conformal:  # the network's prediction sets on the held-out materials (issue 13)
-                from pymatgen_xanes_nn.trust import prediction_sets
+                from pymatgen_xanes_nn.trust.conformal import prediction_sets
 
                 p_te = clf._proba_matrix(clf._encode_matrix(test_set.x))
                 y_te = np.array([list(clf.labels).index(c) if c in clf.labels else -1 for c in test_set.labels])

@@ -88,7 +88,7 @@ def run_study(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from pymatgen_xanes_nn.simulate import SiteJob, get_settings, simulate_site
+    from pymatgen_xanes_nn.datagen.simulate import SiteJob, get_settings, simulate_site
 
     results = json.load(open(output)) if os.path.exists(output) else {"runs": {}}
     scratch = scratch or tempfile.gettempdir()

@@ -22,8 +22,10 @@ from pymatgen_xanes_nn.models import (
     check_keep_prob,
 )
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, SpectrumError
-from pymatgen_xanes_nn.splits import grouped_folds
-from pymatgen_xanes_nn.trust import CONFORMAL_MODES, DEFAULT_OOD_SCORES, DONT_KNOW_BUDGET, OOD_ALPHAS, OOD_SCORES
+from pymatgen_xanes_nn.training.splits import grouped_folds
+from pymatgen_xanes_nn.trust.abstain import DONT_KNOW_BUDGET, OOD_ALPHAS
+from pymatgen_xanes_nn.trust.conformal import CONFORMAL_MODES
+from pymatgen_xanes_nn.trust.ood import DEFAULT_OOD_SCORES, OOD_SCORES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -68,7 +70,7 @@ class SpectraSet:
         cls, docs: Sequence[dict], labels: Sequence[str | None], preprocessing: Preprocessing = DEFAULT_PREPROCESSING
     ) -> SpectraSet:
         """Preprocess task documents; documents that fail are listed in ``skipped``, not fatal."""
-        from pymatgen_xanes_nn.io import from_task_doc
+        from pymatgen_xanes_nn.io.readers import from_task_doc
         from pymatgen_xanes_nn.labels import training_only
 
         xs, raw, labs, groups, ids, weights, derived, skipped = [], [], [], [], [], [], [], {}
@@ -136,7 +138,7 @@ def dataset_for_scheme(
     Returns:
         ``(spectra, classes)``; spectra outside the classes keep ``label=None``.
     """
-    from pymatgen_xanes_nn.dataset import load_tasks
+    from pymatgen_xanes_nn.io.tasks import load_tasks
     from pymatgen_xanes_nn.labels import assign_labels, select_classes
 
     docs = list(docs) if docs is not None else load_tasks()
@@ -221,8 +223,9 @@ class TrainingConfig(MSONable):
             scheme class-conditional sets covered 84.3% at a 90% level, marginal ones 89.7%.
         ood_scores: scores combined into the OOD p-value (see :mod:`pymatgen_xanes_nn.trust`).
         ood_alpha: the OOD flag fires below this combined p-value: at most this share of unseen in-distribution
-            materials is flagged. None: chosen among :data:`~pymatgen_xanes_nn.trust.OOD_ALPHAS` with the confidence
-            floor (:func:`~pymatgen_xanes_nn.trust.fit_dont_know`) on the out-of-fold predictions.
+            materials is flagged. None: chosen among
+            :data:`~pymatgen_xanes_nn.trust.abstain.OOD_ALPHAS` with the confidence
+            floor (:func:`~pymatgen_xanes_nn.trust.abstain.fit_dont_know`) on the out-of-fold predictions.
         dont_know_budget: share of correct out-of-fold predictions "don't know" may flag; the confidence floor
             takes what the OOD flag and the prediction sets leave of it.
         knn_components: PCA components of the cosine k-NN index.
@@ -269,7 +272,7 @@ class TrainingConfig(MSONable):
 
     @property
     def augmentation(self) -> dict[str, float]:
-        """The bounds of :func:`~pymatgen_xanes_nn.perturb.augment` (keyword arguments)."""
+        """The bounds of :func:`~pymatgen_xanes_nn.training.perturb.augment` (keyword arguments)."""
         return {"max_shift": self.augment_shift, "max_fwhm": self.augment_fwhm, "white_line": self.augment_white_line}
 
     def replace(self, **changes) -> TrainingConfig:
@@ -323,8 +326,10 @@ def train(
         **options: fields of :class:`TrainingConfig` to override (e.g. ``ae_epochs=30``).
     """
     from pymatgen_xanes_nn.classifier import MODEL_FORMAT, hash_vectors, library_versions, now_iso
-    from pymatgen_xanes_nn.metrics import classification_metrics
-    from pymatgen_xanes_nn.trust import combined_pvalue, fit_conformal, fit_dont_know, flag_rates, prediction_sets
+    from pymatgen_xanes_nn.training.metrics import classification_metrics
+    from pymatgen_xanes_nn.trust.abstain import fit_dont_know
+    from pymatgen_xanes_nn.trust.conformal import fit_conformal, prediction_sets
+    from pymatgen_xanes_nn.trust.ood import combined_pvalue, flag_rates
 
     config = (config or TrainingConfig()).replace(**options)
     x = np.asarray(x, dtype=np.float32)
@@ -345,7 +350,7 @@ def train(
         """Networks trained on the spectra ``idx`` (plus their augmented copies)."""
         x_fit, y_fit = x[idx], y[idx]
         if config.augment_copies:  # copies made after the split: held-out groups never leak into training
-            from pymatgen_xanes_nn.perturb import augment
+            from pymatgen_xanes_nn.training.perturb import augment
 
             x_aug, y_aug = augment([raw[i] for i in idx], [labels[i] for i in idx], preprocessing,
                                    config.augment_copies, seed, **config.augmentation)
@@ -511,7 +516,7 @@ def _fit_networks(
     networks and the shipped one speak the same scale).
     """
     from pymatgen_xanes_nn.classifier import XANESClassifier
-    from pymatgen_xanes_nn.trust import gaussian_stats, input_indexes, score_reference
+    from pymatgen_xanes_nn.trust.ood import gaussian_stats, input_indexes, score_reference
 
     nets = fit_networks(x_fit, y_fit, len(classes), config, seed=seed, x_unlabelled=x_unlabelled, verbose=verbose)
     ood = {**gaussian_stats(nets["codes"], y_fit, len(classes)),
@@ -545,7 +550,7 @@ def refresh_ood(clf: XANESClassifier, x: np.ndarray, labels: Sequence[str], grou
         ValueError: if ``x`` and ``labels`` are not the model's training data.
     """
     from pymatgen_xanes_nn.classifier import XANESClassifier, hash_vectors
-    from pymatgen_xanes_nn.trust import EdgeIndex, KNNIndex, input_indexes
+    from pymatgen_xanes_nn.trust.ood import EdgeIndex, KNNIndex, input_indexes
 
     x = np.asarray(x, np.float32)
     if hash_vectors(x, list(labels)) != clf.metadata.get("training_data_sha256"):

@@ -1,6 +1,6 @@
 """atomate add-on: run FEFF10 (``feff10-rs``) inside atomate's XAS workflows and classify the spectrum.
 
->>> from pymatgen_xanes_nn.atomate import get_wf_xanes_classified
+>>> from pymatgen_xanes_nn.pipeline.atomate import get_wf_xanes_classified
 >>> wf = get_wf_xanes_classified(structure, db_file=">>db_file<<")   # one firework per unique Si site
 >>> launchpad.add_wf(wf)
 
@@ -49,7 +49,7 @@ class RunFeff10(FiretaskBase):
 
     def run_task(self, fw_spec):
         """Run FEFF and copy ``xmu.dat`` into the launch directory."""
-        from pymatgen_xanes_nn.simulate import run_feff
+        from pymatgen_xanes_nn.datagen.simulate import run_feff
 
         timing = run_feff("feff.inp", os.path.abspath("feff10_run"), timeout=self.get("timeout"))
         shutil.copy(os.path.join("feff10_run", "xmu.dat"), "xmu.dat")
@@ -74,7 +74,7 @@ class ClassifyXANESTask(FiretaskBase):
         from atomate.utils.utils import env_chk
 
         from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
-        from pymatgen_xanes_nn.io import read_xmu
+        from pymatgen_xanes_nn.io.readers import read_xmu
 
         model = self.get("model", "si_k_chemsys")
         dir_name = os.path.abspath(os.getcwd())
@@ -155,7 +155,7 @@ def get_wf_xanes_classified(
 
     Args:
         structure: a structure containing Si.
-        settings: FEFF settings preset (see :data:`pymatgen_xanes_nn.simulate.PRESETS`; ``"dataset"``
+        settings: FEFF settings preset (see :data:`pymatgen_xanes_nn.datagen.simulate.PRESETS`; ``"dataset"``
             is the setting the shipped dataset was computed with).
         model: pretrained model name or model file.
         db_file: atomate db file (``">>db_file<<"`` for env_chk); None: JSON files in each launch dir.
@@ -164,8 +164,8 @@ def get_wf_xanes_classified(
     from atomate.feff.fireworks.core import XASFW
     from fireworks import Workflow
 
-    from pymatgen_xanes_nn.corpus import absorber_sites
-    from pymatgen_xanes_nn.simulate import get_settings
+    from pymatgen_xanes_nn.datagen.corpus import absorber_sites
+    from pymatgen_xanes_nn.datagen.simulate import get_settings
 
     preset = get_settings(settings)
     sites = absorber_sites(structure)

@@ -3,7 +3,7 @@
 This is how the Materials Project made its hypothetical silicates (Hautier et al., Inorg. Chem. 50,
 656 (2011)): corpus structure -> oxidation states (bond valence) -> substitution -> predicted volume ->
 StructureMatcher de-duplication against the corpus and each other -> a derived-corpus record
-(the shape of :mod:`pymatgen_xanes_nn.corpus` records, plus provenance) -> :mod:`simulate`.
+(the shape of :mod:`pymatgen_xanes_nn.datagen.corpus` records, plus provenance) -> :mod:`simulate`.
 
 Three routes, all charge balanced by oxidation states:
 
@@ -117,7 +117,7 @@ def strip(structure: Structure) -> Structure:
 def _record(structure: Structure, parent: dict, route: str, substitution: dict[str, Any]) -> dict[str, Any]:
     from pymatgen.core import Composition
 
-    from pymatgen_xanes_nn.corpus import absorber_sites
+    from pymatgen_xanes_nn.datagen.corpus import absorber_sites
 
     comp = Composition(structure.composition)
     key = hashlib.sha1(f"{parent['structure_id']}|{route}|{sorted(substitution.items())}".encode()).hexdigest()[:8]
@@ -298,7 +298,7 @@ def outside_parents(max_atoms: int = MAX_ATOMS, path: str | None = None) -> list
 
     from pymatgen.core import Composition, Structure
 
-    from pymatgen_xanes_nn.corpus import matbench_path
+    from pymatgen_xanes_nn.datagen.corpus import matbench_path
 
     with gzip.open(path or matbench_path(), "rt") as f:
         table = json.load(f)
@@ -353,7 +353,7 @@ def derive(
     """Derive structures: seed classes first (cation and prototype routes), then mixed-anion sites.
 
     Args:
-        corpus: a corpus document (:func:`pymatgen_xanes_nn.corpus.load_corpus`).
+        corpus: a corpus document (:func:`pymatgen_xanes_nn.datagen.corpus.load_corpus`).
         seed_classes: chemical systems to fill to ``target_materials`` materials each.
         extra_parents: parent records from outside the corpus (:func:`outside_parents`) for the cation and
             prototype routes.
@@ -510,7 +510,7 @@ def relax_corpus(derived: dict, output: str, limit: int | None = None, chunk: in
 
     from pymatgen.core import Structure
 
-    from pymatgen_xanes_nn.corpus import absorber_sites
+    from pymatgen_xanes_nn.datagen.corpus import absorber_sites
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json, write_json
 
     out = read_json(output, PYMATGEN_CLASSES) if os.path.exists(output) else dict(

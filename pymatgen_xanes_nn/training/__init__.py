@@ -1,0 +1,1 @@
+"""Training and evaluation: fitting the networks, splits, perturbations, metrics."""
