@@ -1,18 +1,6 @@
-"""mrun pipeline: FEFF task documents -> interpolated spectra -> material spectra -> classifications.
+"""mrun pipeline of a checkout: ``mrun builders/xanes.py`` (the same as ``mrun "$(xanes-nn builders-file)"``).
 
-    mrun builders/xanes.py                  # embedded default: shipped dataset, JSON files in ./xanes_nn_output
-    XANES_NN_MONGO_URI=mongodb://localhost:27017 mrun builders/xanes.py    # a MongoDB server
-    mrun -n 2 builders/xanes.py             # two worker processes
-
-Settings come from the environment; see pymatgen_xanes_nn.pipeline.builders.ENV_VARS. A wrong setting stops here,
-before any building, with one line naming it.
+See pymatgen_xanes_nn/pipeline/mrun_xanes.py for the settings; this file only re-exports its builders.
 """
 
-import sys
-
-from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, pipeline_from_env
-
-try:
-    __builders__ = pipeline_from_env()
-except ConfigurationError as exc:
-    sys.exit(f"xanes-nn configuration error: {exc}")
+from pymatgen_xanes_nn.pipeline.mrun_xanes import __builders__  # noqa: F401

@@ -668,6 +668,13 @@ def _add_preprocessing_options(p: argparse.ArgumentParser) -> None:
                    help="absolute energies (shipped) or every e0 moved to one energy")
 
 
+def _cmd_builders_file(args: argparse.Namespace) -> int:
+    from importlib.util import find_spec
+
+    print(find_spec("pymatgen_xanes_nn.pipeline.mrun_xanes").origin)  # found, not imported: nothing is built here
+    return 0
+
+
 def _cmd_card(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.datagen.card import dataset_summary, derived_summary, render_card
     from pymatgen_xanes_nn.datagen.corpus import load_corpus
@@ -1002,6 +1009,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default=os.path.join("docs", "feff_study.json"))
     p.add_argument("--output", default=os.path.join("docs", "DATASET.md"))
     p.set_defaults(func=_cmd_card)
+
+    p = sub.add_parser("builders-file", help="print the path of the installed mrun file: "
+                                              "mrun \"$(xanes-nn builders-file)\" runs the pipeline from any folder")
+    p.set_defaults(func=_cmd_builders_file)
 
     p = sub.add_parser("reference", help="index the shipped spectra for the evidence of classify()")
     p.add_argument("--datasets", nargs="+", type=_existing_file, default=[data_path(TASKS_FILE)],
