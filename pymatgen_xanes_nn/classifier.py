@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import inspect
 import os
@@ -25,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from monty.json import MSONable
 
+from pymatgen_xanes_nn.edges import SI_K, Edge, get_edge
 from pymatgen_xanes_nn.models import forward
 from pymatgen_xanes_nn.preprocessing import Preprocessing, SpectrumError
+from pymatgen_xanes_nn.result import Classification
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,6 +49,8 @@ OOD_ARRAYS = ("class_means", "precision", "background_mean", "background_precisi
 OOD_KEYS = (*OOD_ARRAYS, "calibration", "scores", "alpha")
 #: The edge index (:class:`~pymatgen_xanes_nn.trust.ood.EdgeIndex`): needed only by models that use ``edge_offset``.
 EDGE_ARRAYS = ("edge_basis", "edge_reference", "edge_e0")
+#: Normalizations a caller may ask for in place of the model's: both put the edge step at 1 on the same grid.
+INPUT_NORMALIZATIONS = ("edge_step", "pre_edge")
 #: Accepted OOD significance levels: training picks 0.01-0.05; far below, the flag never fires.
 ALPHA_RANGE = (1e-4, 0.5)
 #: Accepted softmax temperatures (fitted ones are 0.5-5): below, logits overflow to NaN confidences.
@@ -58,7 +63,8 @@ PRETRAINED = {
     "si_k_chemsys": "model_si_k_chemsys.json.gz",
     "si_k_environment": "model_si_k_environment.json.gz",
 }
-DEFAULT_MODEL = "si_k_chemsys"
+#: The model used when none is named: the Si K edge's default (the local environment, what the edge encodes best).
+DEFAULT_MODEL = SI_K.default_model
 
 
 class IncompatibleModelError(ValueError):
@@ -340,7 +346,7 @@ class XANESClassifier(MSONable):
         """Load a model shipped with the package (no download).
 
         Args:
-            name: one of :data:`PRETRAINED` (``"si_k_chemsys"``, ``"si_k_environment"``).
+            name: one of :data:`PRETRAINED` (``"si_k_environment"``, the default, ``"si_k_chemsys"``).
         """
         from pymatgen_xanes_nn.paths import data_path
 
@@ -439,20 +445,23 @@ class XANESClassifier(MSONable):
         return f"XANESClassifier({self.name!r}, {len(self.labels)} classes, code {self.code_size})"
 
     @property
+    def edge(self) -> Edge:
+        """The absorption edge this model reads (``metadata["edge"]``; models before the S edge read Si K)."""
+        return get_edge(self.metadata.get("edge", SI_K.element))
+
+    @property
     def code_size(self) -> int:
         """Dimension of the latent code."""
         return int(self.encoder[-1]["W"].shape[1])
 
     # ------------------------------------------------------------------ inputs
-    def vectorize(
-        self, spectra, shift: float = 0.0, smooth: float | None = None
-    ) -> tuple[np.ndarray, bool]:
+    def vectorize(self, spectra, **kwargs) -> tuple[np.ndarray, bool]:
         """Preprocess spectra into the model's input matrix; see :meth:`inputs` (which also measures quality)."""
-        x, single, _ = self.inputs(spectra, shift=shift, smooth=smooth)
+        x, single, _ = self.inputs(spectra, **kwargs)
         return x, single
 
     def inputs(
-        self, spectra, shift: float = 0.0, smooth: float | None = None
+        self, spectra, shift: float = 0.0, smooth: float | None = None, normalization: str | None = None
     ) -> tuple[np.ndarray, bool, list[dict[str, float] | None]]:
         """Preprocess spectra into the model's input matrix and measure their quality.
 
@@ -461,6 +470,8 @@ class XANESClassifier(MSONable):
                 grid (shape ``(n_points,)`` or ``(n, n_points)``).
             shift: energy shift in eV applied to every ``XAS`` (calibration).
             smooth: Savitzky-Golay window in eV for noisy measured spectra.
+            normalization: ``"pre_edge"`` removes a sloped background (larch's pre-edge line and post-edge
+                polynomial) before the spectrum is put on the grid; None: the model's own normalization.
 
         Returns:
             ``(matrix of shape (n, n_points), single, quality)`` where ``single`` says one spectrum was given and
@@ -472,6 +483,11 @@ class XANESClassifier(MSONable):
             raise ValueError(f"shift must be a finite number of eV, got {shift!r}")
         if smooth is not None and not _is_positive_number(smooth):
             raise ValueError(f"smooth must be None or a window > 0 in eV, got {smooth!r}")
+        pre = self.preprocessing
+        if normalization is not None:
+            if normalization not in INPUT_NORMALIZATIONS:
+                raise ValueError(f"normalization must be one of {INPUT_NORMALIZATIONS}, got {normalization!r}")
+            pre = dataclasses.replace(pre, normalization=normalization)
         if isinstance(spectra, np.ndarray):
             arr = np.asarray(spectra, dtype=np.float32)
             single = arr.ndim == 1
@@ -493,8 +509,8 @@ class XANESClassifier(MSONable):
         rows, quality = [], []
         for i, xas in enumerate(items):
             try:
-                xas = check_xas(xas)
-                row, measures = gated_input(xas.x, xas.y, self.preprocessing, shift=shift, smooth=smooth)
+                xas = check_xas(xas, self.edge)
+                row, measures = gated_input(xas.x, xas.y, pre, shift=shift, smooth=smooth)
             except SpectrumError as exc:
                 raise SpectrumError(str(exc) if single else f"Spectrum {i}: {exc}") from exc
             rows.append(row)
@@ -553,17 +569,18 @@ class XANESClassifier(MSONable):
             out = [XAS(grid, row.astype(float), None, "Si", edge="K", spectrum_type="XANES") for row in rec]
         return out[0] if single else out
 
-    def classify(self, spectra, evidence: bool = True, **kwargs) -> dict[str, Any] | list[dict[str, Any]]:
+    def classify(self, spectra, evidence: bool = True, **kwargs) -> Classification | list[Classification]:
         """Everything about spectra in one pass: label, probabilities, prediction set, OOD flag, evidence.
 
         Args:
             spectra: as for :meth:`vectorize`.
             evidence: add the 3 most similar spectra of the shipped dataset (task id, formula, environment,
                 cosine similarity): what to look at before believing a label.
-            **kwargs: ``shift`` and ``smooth``, as for :meth:`vectorize`.
+            **kwargs: ``shift``, ``smooth`` and ``normalization``, as for :meth:`inputs`.
 
         Returns:
-            Dicts with ``label``, ``probabilities``, ``confidence`` (calibrated top probability),
+            :class:`~pymatgen_xanes_nn.result.Classification` dicts (``print`` one for its verdict; Jupyter draws it
+            over its evidence) with ``label``, ``probabilities``, ``confidence`` (calibrated top probability),
             ``prediction_set`` (labels kept at ``set_level`` coverage, most probable first), ``ood`` (bool),
             ``ood_pvalue`` (combined conformal p-value; the flag fires below ``ood_alpha``, or when the input
             fails a quality limit), ``ood_scores``, ``quality``
@@ -603,7 +620,7 @@ class XANESClassifier(MSONable):
                 reasons.append(f"prediction set of {len(members)} labels")
             if p[i, k] < floor:
                 reasons.append(f"low confidence ({p[i, k]:.2f} < {floor:.2f})")
-            out.append(
+            out.append(Classification(
                 {
                     "label": self.labels[k],
                     "probabilities": dict(zip(self.labels, map(float, p[i]))),
@@ -623,8 +640,9 @@ class XANESClassifier(MSONable):
                     "latent": [float(v) for v in z[i]],
                     "model": self.name,
                     "model_version": self.model_version,
-                }
-            )
+                },
+                model_input=x[i], preprocessing=self.preprocessing,
+            ))
         return out[0] if single else out
 
     @property

@@ -155,24 +155,20 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_load_tasks(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.io.tasks import load_tasks
     from pymatgen_xanes_nn.pipeline.builders import ConfigurationError, check_mongo
-    from pymatgen_xanes_nn.pipeline.stores import mongo_store
 
     try:
         check_mongo(args.uri)
     except ConfigurationError as exc:
         raise SystemExit(f"error: {exc}") from None
-    store = mongo_store(args.uri, args.collection, args.database)
-    store.connect()
-    try:
-        n = 0
-        for filename in args.datasets:
-            docs = load_tasks(filename, include_failed=True)
-            store.update(docs, key="task_id")  # upsert: loading twice changes nothing
-            n += len(docs)
-        print(f"{n} task documents -> {args.database}.{args.collection} ({store._collection.count_documents({})} "
-              "in the collection); now: XANES_NN_MONGO_URI=... mrun builders/xanes.py")
-    finally:
-        store.close()
+    from pymatgen_xanes_nn.pipeline.stores import upsert_tasks
+
+    n, total = 0, 0
+    for filename in args.datasets:
+        docs = load_tasks(filename, include_failed=True)
+        total = upsert_tasks(args.uri, args.database, args.collection, docs)
+        n += len(docs)
+    print(f"{n} task documents -> {args.database}.{args.collection} ({total} in the collection); now: "
+          'XANES_NN_MONGO_URI=... mrun "$(xanes-nn builders-file)"')
     return 0
 
 
@@ -248,32 +244,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import glob
     import time
 
+    from pymatgen_xanes_nn.classifier import DEFAULT_MODEL
     from pymatgen_xanes_nn.paths import data_path
     from pymatgen_xanes_nn.pipeline.builders import pipeline_from_env
 
     examples = sorted(glob.glob(data_path(os.path.join("examples", "*"))))
-    clf = _load_model(args.model)
+    pipeline_model = args.model or DEFAULT_MODEL
+    clf = _load_model(pipeline_model)
     md = clf.metadata
     oof = md.get("metrics", {}).get("out_of_fold", {})
-    print(f"== 1. Classify the {len(examples)} example spectra shipped with the package ({args.model})")
-    print(f"   model {md.get('model_version', clf.name)}: {md.get('n_train', '?')} training spectra, "
+    chosen = args.model or "each file's edge models"
+    print(f"== 1. Classify the {len(examples)} example spectra shipped with the package ({chosen})")
+    print(f"   {pipeline_model} {md.get('model_version', clf.name)}: {md.get('n_train', '?')} training spectra, "
           f"{len(clf.labels)} classes" + (f", out-of-fold accuracy {oof['accuracy']:.2f}" if oof else ""))
     _cmd_predict(argparse.Namespace(files=examples, model=args.model, json=False, latent=False, top=3, shift=0.0,
-                                    smooth=None, png=None, columns=None))
-    print(f"\n== 2. Builder pipeline on the shipped dataset (embedded default) -> {args.output}/")
-    env = dict(os.environ, XANES_NN_OUTPUT=args.output, XANES_NN_MODEL=args.model)
+                                    smooth=None, png=None, columns=None, normalization=None))
+    print(f"\n== 2. Builder pipeline on the shipped dataset (embedded default, {pipeline_model}) -> {args.output}/")
+    env = dict(os.environ, XANES_NN_OUTPUT=args.output, XANES_NN_MODEL=pipeline_model)
     env.pop("XANES_NN_MONGO_URI", None)
     t0 = time.time()
     for builder in pipeline_from_env(env):
-        builder.run(log_level=logging.WARNING)  # maggma's default is DEBUG on the root logger
-        target = builder.targets[0]
-        n_ok = target.count({"state": "successful"})
-        n_failed = target.count({"state": "failed"})
-        name = os.path.basename(target.path) if hasattr(target, "path") else target.collection_name
-        print(f"  {type(builder).__name__:<24} -> {name}: {n_ok} documents"
-              + (f", {n_failed} failed" if n_failed else ""))
+        builder.run(log_level=logging.WARNING)  # maggma's default is DEBUG on the root logger; prints its summary
     print(f"  done in {time.time() - t0:.1f} s; rerun it and nothing is rebuilt (incremental)")
-    print("\nNext: `mrun builders/xanes.py` (same pipeline via maggma), `xanes-nn predict your_spectrum.dat`")
+    print('\nNext: `mrun "$(xanes-nn builders-file)"` (the same pipeline via maggma, from any folder), '
+          "`xanes-nn predict your_spectrum.dat`, `xanes-nn models`")
     return 0
 
 
@@ -287,10 +281,48 @@ def _load_model(name_or_file: str):
     raise ValueError(f"Unknown model {name_or_file!r}: not one of {sorted(PRETRAINED)} and not a file")
 
 
+def default_models(xas, shift: float = 0.0) -> list[str]:
+    """The shipped models ``predict`` uses for a spectrum when none is named: its edge's, the default first.
+
+    The edge comes from the file's element when its edge lies where that element's does, else from where it lies.
+
+    Raises:
+        SpectrumError: naming the edge the spectrum looks like when no shipped model reads it.
+    """
+    from pymatgen_xanes_nn.classifier import PRETRAINED
+    from pymatgen_xanes_nn.edges import edge_for
+    from pymatgen_xanes_nn.preprocessing import SpectrumError, find_e0, validate_arrays
+
+    energy, mu = validate_arrays(xas.x, xas.y)
+    e0 = float(find_e0(energy + shift, mu))
+    element = getattr(xas.absorbing_element, "symbol", str(xas.absorbing_element))
+    try:
+        edge = edge_for(e0, element)
+    except ValueError as exc:
+        raise SpectrumError(str(exc)) from None
+    shipped = [m for m in edge.models if m in PRETRAINED]
+    if not shipped:
+        raise SpectrumError(f"{edge.name} edge (e0 {e0:.1f} eV): no shipped model reads it yet")
+    return shipped
+
+
+def _summary(res: dict) -> dict:
+    """What ``predict`` shows of a second model's answer."""
+    return {k: res[k] for k in ("model", "label", "confidence", "prediction_set", "set_level", "dont_know", "reason")}
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.preprocessing import SpectrumError
+    from pymatgen_xanes_nn.result import verdict
 
-    clf = _load_model(args.model)
+    models: dict[str, object] = {}
+
+    def model(name: str):
+        if name not in models:
+            models[name] = _load_model(name)
+        return models[name]
+
+    options = {"shift": args.shift, "smooth": args.smooth, "normalization": args.normalization}
     results, failed = [], 0
     for name, xas, notes, error in _read_files(args.files, args.columns):
         if not args.json:
@@ -298,7 +330,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print(f"note: {note}", file=sys.stderr)
         if error is None:
             try:
-                res = clf.classify(xas, shift=args.shift, smooth=args.smooth)
+                names = [args.model] if args.model else default_models(xas, args.shift)
+                result = model(names[0]).classify(xas, **options)
+                also = [_summary(model(n).classify(xas, evidence=False, **options)) for n in names[1:]]
             except SpectrumError as exc:
                 error = exc
         if error is not None:  # one bad file never stops the others
@@ -307,36 +341,66 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"{name}: error: {error}", file=sys.stderr)
             continue
-        res = {"file": name, **res, "notes": notes}
-        if args.png and res["evidence"]:
-            from pymatgen_xanes_nn.plotting import plot_evidence
-            from pymatgen_xanes_nn.trust.evidence import reference_vectors
+        res = {"file": name, **result, "also": also, "notes": notes}
+        if args.png and result["evidence"]:
+            from pymatgen_xanes_nn.plotting import pyplot
 
             root, ext = os.path.splitext(args.png)
             png = args.png if len(args.files) == 1 and not results else f"{root}_{len(results)}{ext or '.png'}"
-            vec = clf.vectorize(xas, shift=args.shift, smooth=args.smooth)[0][0]
-            plot_evidence(vec, clf.preprocessing, res["evidence"],
-                          reference_vectors([e["task_id"] for e in res["evidence"]], clf.preprocessing), png,
-                          title=f"{os.path.basename(name)}: {res['label']}")
+            fig = result.figure(title=os.path.basename(name))
+            fig.savefig(png, dpi=110)
+            pyplot().close(fig)
             res["png"] = png
         if not args.latent:
             res.pop("latent")
         results.append(res)
         if not args.json:
-            top = sorted(res["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
-            flag = "  [out of distribution]" if res["ood"] else ""
-            print(f"{name}: {res['label']} (confidence {res['confidence']:.2f}){flag}")
-            print("    " + ", ".join(f"{lab} {p:.3f}" for lab, p in top))
-            print(f"    {100 * res['set_level']:.0f}% prediction set: {{{', '.join(res['prediction_set'])}}}"
-                  + (f"  -> don't know: {res['reason']}" if res["dont_know"] else ""))
-            for ev in res["evidence"]:
+            print(f"{name}: {verdict(result)}   [{result['model']}]")
+            for other in also:
+                print(f"    {other['model']}: {verdict(other)}")
+            top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
+            print("    probabilities: " + ", ".join(f"{lab} {p:.3f}" for lab, p in top))
+            quality = result.get("quality") or {}
+            print(f"    out-of-distribution p-value {result['ood_pvalue']:.3g} (flag below {result['ood_alpha']})"
+                  + ("; input quality: " + ", ".join(f"{k} {v:.3g}" for k, v in quality.items()) if quality else ""))
+            for ev in result["evidence"]:
                 print(f"    similar: {ev['formula']} {ev['environment']} ({ev['task_id']}), "
-                      f"cosine {ev['cosine_similarity']:.3f}")
+                      f"similarity {ev['similarity']:.2f}")
             if "png" in res:
                 print(f"    wrote {res['png']}")
     if args.json:
         print(json.dumps(results, indent=2, allow_nan=False))  # standard JSON: a NaN would be a bug, not output
     return 1 if failed else 0  # scripts must notice a file that was not classified
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+    from pymatgen_xanes_nn.edges import EDGES
+
+    for edge in EDGES.values():
+        for i, name in enumerate(edge.models):
+            if name not in PRETRAINED:
+                print(f"{name} ({edge.name} edge): not shipped yet")
+                continue
+            clf = XANESClassifier.from_pretrained(name)
+            oof = clf.metadata.get("metrics", {}).get("out_of_fold", {})
+            accuracy = f"{100 * oof['accuracy']:.1f}% out of fold" if "accuracy" in oof else "accuracy not recorded"
+            print(f"{name} ({edge.name} edge{', the default' if i == 0 else ''}): {len(clf.labels)} classes, "
+                  f"{accuracy}")
+            print(f"    answers: {MODEL_PURPOSE.get(name, clf.metadata.get('scheme', ''))}")
+            print("    classes: " + ", ".join(clf.labels))
+    return 0
+
+
+#: What each shipped model answers, for ``xanes-nn models``.
+MODEL_PURPOSE = {
+    "si_k_environment": "the Si local environment (first shell: SiO4, SiO6, SiN4, SiC4, ...), what a Si K edge "
+                        "encodes best",
+    "si_k_chemsys": "the chemical system of a silicate or silicide (the seed's 12 classes); many SiO4 silicates "
+                    "look alike, so expect sets of several labels",
+    "s_k_oxidation": "the S oxidation state (S2-, S1-, S0, S4+, S6+)",
+    "s_k_environment": "the S first-shell motif (SO4, SO3, S-S, S bonded to metals, ...)",
+}
 
 
 def _training_config(args: argparse.Namespace):
@@ -818,8 +882,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="classify the shipped examples and run the builder pipeline on the shipped data")
-    p.add_argument("--model", type=_model_name_or_file, default="si_k_chemsys", help="pretrained name or model file")
-    p.add_argument("--output", default="xanes_nn_output", help="folder of the JSON collections")
+    p.add_argument("--model", type=_model_name_or_file, default=None,
+                   help="pretrained name or model file (default: the edge's models, as predict)")
+    p.add_argument("--output", default="xanes_nn_demo",
+                   help="folder of the JSON collections (its own: `mrun` writes to ./xanes_nn_output)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("show", help="print e0, range and points of spectra; plot raw and preprocessed")
@@ -835,7 +901,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help=SPECTRUM_FILES_HELP)
     p.add_argument("--columns", type=_column_names, default=None,
                    help="names of the columns when the header does not say, e.g. energy,i0,it or index,energy,mu")
-    p.add_argument("--model", type=_model_name_or_file, default="si_k_chemsys", help="pretrained name or model file")
+    p.add_argument("--model", type=_model_name_or_file, default=None,
+                   help="pretrained name or model file (default: the edge's models, found from the file: for Si K, "
+                        "si_k_environment, with si_k_chemsys's set beside it; see xanes-nn models)")
+    p.add_argument("--normalization", choices=["edge_step", "pre_edge"], default=None,
+                   help="pre_edge removes a sloped background (Athena/larch pre-edge line and post-edge polynomial); "
+                        "default: the model's own (edge_step)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--latent", action="store_true", help="include the latent code in JSON")
     p.add_argument("--top", type=_int_at_least(1), default=3, help="probabilities shown per spectrum")
@@ -844,6 +915,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", type=_writable_path, default=None,
                    help="plot each spectrum over its 3 most similar shipped spectra")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("models", help="list the shipped models, what each answers, their classes and accuracy")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("refresh-ood", help="rebuild a model's network-free OOD indexes from its training data "
                                            "(k-NN, edge offset; no retraining)")

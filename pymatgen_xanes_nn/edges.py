@@ -58,6 +58,13 @@ class Edge:
         """True when an edge found at ``e0`` eV (FEFF's scale) may be this edge."""
         return self.e0_range[0] <= e0 <= self.e0_range[1]
 
+    def preprocessing(self, **overrides):
+        """The default :class:`~pymatgen_xanes_nn.preprocessing.Preprocessing` of this edge: its window and e0."""
+        from pymatgen_xanes_nn.preprocessing import Preprocessing
+
+        fields = {"e_min": self.window[0], "e_max": self.window[1], "e0_reference": self.e0_feff}
+        return Preprocessing(**{**fields, **overrides})
+
 
 SI_K = Edge(
     element="Si",
@@ -85,6 +92,40 @@ S_K = Edge(
 
 #: Every edge with a definition, by absorbing element.
 EDGES: dict[str, Edge] = {e.element: e for e in (SI_K, S_K)}
+
+
+#: Tabulated K-edge energies (eV; Bearden & Burr 1967, as xraydb gives them) of the light elements whose K edges
+#: lie near ours: to name the edge a spectrum looks like when no model handles it.
+K_EDGES_EV = {"Na": 1070.8, "Mg": 1303.0, "Al": 1559.0, "Si": 1839.0, "P": 2145.5, "S": 2472.0, "Cl": 2822.4,
+              "Ar": 3205.9, "K": 3608.4, "Ca": 4038.5}
+#: How far (eV) a measured or FEFF e0 may lie from the tabulated edge and still be named after it.
+EDGE_NAMING_TOLERANCE = 25.0
+
+
+def looks_like(e0: float) -> str | None:
+    """The K edge an edge found at ``e0`` eV looks like (e.g. ``"Al K"``), or None if no tabulated one is near."""
+    element, energy = min(K_EDGES_EV.items(), key=lambda kv: abs(kv[1] - e0))
+    return f"{element} K" if abs(energy - e0) <= EDGE_NAMING_TOLERANCE else None
+
+
+def edge_for(e0: float, element: str | None = None) -> Edge:
+    """The defined edge a spectrum with its edge at ``e0`` eV belongs to.
+
+    The element a file names is taken when its edge contains ``e0``; otherwise the edge is found from ``e0`` alone
+    (files that do not say, or say wrongly).
+
+    Raises:
+        ValueError: naming the edge the spectrum looks like, when no defined edge contains ``e0``.
+    """
+    if element in EDGES and EDGES[element].contains_e0(e0):
+        return EDGES[element]
+    for edge in EDGES.values():
+        if edge.contains_e0(e0):
+            return edge
+    name = looks_like(e0)
+    what = f"looks like an {name} edge" if name else "matches no tabulated K edge"
+    raise ValueError(f"The spectrum {what} (e0 {e0:.1f} eV); no model for it: models exist for the "
+                     + ", ".join(f"{e.name} edge ({e.e0_range[0]:g}-{e.e0_range[1]:g} eV)" for e in EDGES.values()))
 
 
 def get_edge(element: str | Edge) -> Edge:

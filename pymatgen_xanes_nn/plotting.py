@@ -56,17 +56,32 @@ def plot_preprocessed(
     plt.close(fig)
 
 
-def plot_evidence(vector: np.ndarray, pre: Preprocessing, evidence: list[dict], neighbours: np.ndarray,
-                  filename: str, title: str = "") -> None:
-    """Plot a spectrum's model input over its most similar shipped spectra (what to check before a label)."""
+def evidence_figure(vector: np.ndarray, pre: Preprocessing, evidence: list[dict], neighbours, title: str = ""):
+    """A figure of a spectrum's model input over its most similar shipped spectra (what to check before a label).
+
+    The title is the verdict (label, confidence, set, or "don't know" with its reason), wrapped to the figure.
+    """
+    import textwrap
+
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.4))
     for ev, row in zip(evidence, neighbours):
         ax.plot(pre.grid, row, lw=1.0, alpha=0.8,
-                label=f"{ev['formula']} {ev['environment']} ({ev['task_id']}), cos {ev['cosine_similarity']:.3f}")
+                label=f"{ev['formula']} {ev['environment']} ({ev['task_id']}), similarity "
+                      f"{ev.get('similarity', ev['cosine_similarity']):.2f}")
     ax.plot(pre.grid, vector, lw=2.0, color="k", label="this spectrum")
-    ax.set(xlabel="Energy (eV)", ylabel=f"mu ({pre.normalization})", title=title)
+    ax.set(xlabel="Energy (eV)", ylabel=f"mu ({pre.normalization})")
+    ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=9,
+                 color="C3" if title.startswith("don't know") else "k")
     ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def plot_evidence(vector: np.ndarray, pre: Preprocessing, evidence: list[dict], neighbours: np.ndarray,
+                  filename: str, title: str = "") -> None:
+    """Save :func:`evidence_figure` as a PNG."""
+    plt = pyplot()
+    fig = evidence_figure(vector, pre, evidence, neighbours, title)
     fig.savefig(filename, dpi=110)
     plt.close(fig)

@@ -1,4 +1,4 @@
-"""The one place where a Si K-edge spectrum becomes the model's input vector.
+"""The one place where a K-edge spectrum becomes the model's input vector.
 
 Like the seed paper, every spectrum is interpolated (``scipy.interpolate.interp1d``, linear) onto
 one shared absolute-energy grid of 500 points. The window, point count, normalization and
@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from monty.json import MSONable
 
+from pymatgen_xanes_nn.edges import SI_K, get_edge
+from pymatgen_xanes_nn.edges import Edge as AbsorptionEdge
+
 if TYPE_CHECKING:
     from pymatgen.analysis.xas.spectrum import XAS
 
 PREPROCESSING_VERSION = "1.0"
-ABSORBING_ELEMENT = "Si"
-EDGE = "K"
 #: Spectrum types that contain the near-edge region.
 ACCEPTED_SPECTRUM_TYPES = ("XANES", "XAFS")
 NORMALIZATIONS = ("edge_step", "pre_edge", "max", "area", "none")
@@ -78,12 +79,12 @@ class Preprocessing(MSONable):
         version: version of the preprocessing definition.
     """
 
-    e_min: float = 1836.0
-    e_max: float = 1896.0
+    e_min: float = SI_K.window[0]
+    e_max: float = SI_K.window[1]
     n_points: int = 500
     normalization: Literal["edge_step", "max", "area", "none"] = "edge_step"
     alignment: Literal["absolute", "e0"] = "absolute"
-    e0_reference: float = 1846.0
+    e0_reference: float = SI_K.e0_feff
     min_coverage: float = 0.5
     post_edge: tuple[float, float] = (25.0, 45.0)
     version: str = PREPROCESSING_VERSION
@@ -165,7 +166,7 @@ class Preprocessing(MSONable):
     def transform(
         self, xas: XAS | dict, shift: float = 0.0, smooth: float | None = None
     ) -> np.ndarray:
-        """Turn a Si K-edge XAS into the model's input vector.
+        """Turn a K-edge XAS into the model's input vector.
 
         Args:
             xas: a pymatgen ``XAS`` (or its dict).
@@ -337,19 +338,20 @@ def xas_from_dict(d: dict, where: str = "XAS document") -> XAS:
         raise SpectrumError(f"Invalid {where}: {type(exc).__name__}: {exc}") from exc
 
 
-def check_xas(xas: XAS | dict) -> XAS:
-    """Return ``xas`` as an ``XAS`` after checking element, edge and spectrum type."""
+def check_xas(xas: XAS | dict, edge: AbsorptionEdge | str = SI_K) -> XAS:
+    """Return ``xas`` as an ``XAS`` after checking element and edge (those of ``edge``) and spectrum type."""
     from pymatgen.analysis.xas.spectrum import XAS
 
     if isinstance(xas, dict):
         xas = xas_from_dict(xas)
     if not isinstance(xas, XAS):
         raise TypeError(f"Expected a pymatgen XAS or its dict, got {type(xas).__name__}")
+    edge = get_edge(edge)
     element = getattr(xas.absorbing_element, "symbol", str(xas.absorbing_element))
-    if element != ABSORBING_ELEMENT:
-        raise SpectrumError(f"Absorbing element is {element}; this model handles {ABSORBING_ELEMENT} only")
-    if str(xas.edge) != EDGE:
-        raise SpectrumError(f"Edge is {xas.edge}; this model handles the {ABSORBING_ELEMENT} {EDGE} edge only")
+    if element != edge.element:
+        raise SpectrumError(f"Absorbing element is {element}; this model handles {edge.element} only")
+    if str(xas.edge) != edge.edge:
+        raise SpectrumError(f"Edge is {xas.edge}; this model handles the {edge.name} edge only")
     if xas.spectrum_type not in ACCEPTED_SPECTRUM_TYPES:
         raise SpectrumError(f"Spectrum type is {xas.spectrum_type}; need one of {ACCEPTED_SPECTRUM_TYPES}")
     return xas
@@ -384,7 +386,7 @@ def validate_arrays(energy, mu) -> tuple[np.ndarray, np.ndarray]:
     span = energy[-1] - energy[0]
     if span > MAX_SPAN:  # checked before resampling onto the fine grid, which would allocate span / 0.05 eV points
         raise SpectrumError(
-            f"Energies span {span:.4g} eV ({energy[0]:.6g} to {energy[-1]:.6g} eV); a Si K-edge spectrum spans at "
+            f"Energies span {span:.4g} eV ({energy[0]:.6g} to {energy[-1]:.6g} eV); a K-edge spectrum spans at "
             f"most {MAX_SPAN:.0f} eV: check for a typo or the energy unit"
         )
     if np.ptp(mu) == 0:

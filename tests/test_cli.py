@@ -187,7 +187,8 @@ def test_version_and_defaults_in_help(capsys):
     assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"xanes-nn {__version__}"
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
-    assert "(default: si_k_chemsys)" in capsys.readouterr().out.replace("\n", " ")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "for Si K, si_k_environment, with si_k_chemsys's set beside it" in text and "(default: 0.0)" in text
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):

@@ -21,29 +21,49 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pymatgen.analysis.xas.spectrum import XAS
 
 from pymatgen_xanes_nn.preprocessing import SpectrumError, validate_arrays, xas_from_dict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pymatgen.analysis.xas.spectrum import XAS
-
 _XMU_COLUMNS_RE = re.compile(r"#\s+omega\s+e\s+k\s+mu\s+mu0\s+chi")
 _ABS_RE = re.compile(r"Abs\s+Z=\s*(\d+).*?\b(K|L1|L2|L3|M1|M2|M3|M4|M5)\s+shell")
 
 
+class ReadXAS(XAS):
+    """A pymatgen ``XAS`` that prints without a structure (a file holds none); serialized as a plain ``XAS``.
+
+    pymatgen's ``XAS.__str__`` reads ``structure.reduced_formula``: a spectrum read from a file crashed at the
+    prompt and in ``print``.
+    """
+
+    def __str__(self) -> str:
+        formula = self.structure.reduced_formula if self.structure is not None else "a spectrum read from a file"
+        return (f"{self.absorbing_element} {self.edge} edge {self.spectrum_type} of {formula}: {len(self.x)} points, "
+                f"{self.x[0]:.1f}-{self.x[-1]:.1f} eV")
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def as_dict(self) -> dict:
+        """``XAS.as_dict`` under XAS's own class marker: a file written from it reads back anywhere as an XAS."""
+        d = super().as_dict()
+        d["@module"], d["@class"] = XAS.__module__, XAS.__name__
+        return d
+
+
 def _make_xas(energy, mu, structure=None, element: str = "Si", edge: str = "K", spectrum_type: str = "XANES",
               absorbing_index: int | None = None) -> XAS:
-    from pymatgen.analysis.xas.spectrum import XAS
     from pymatgen.core import Element
 
     energy, mu = validate_arrays(energy, mu)
     symbol = str(element).strip().capitalize()  # "si" in a hand-written XDI header means Si
     if not Element.is_valid_symbol(symbol):
         raise SpectrumError(f"Absorbing element {element!r} is not an element symbol")
-    return XAS(energy, mu, structure, symbol, edge=str(edge).strip(), spectrum_type=spectrum_type,
-               absorbing_index=absorbing_index)
+    return ReadXAS(energy, mu, structure, symbol, edge=str(edge).strip(), spectrum_type=spectrum_type,
+                   absorbing_index=absorbing_index)
 
 
 #: Largest spectrum file read (bytes, decompressed): a measured spectrum is a few hundred kB.

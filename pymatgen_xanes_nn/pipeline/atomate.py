@@ -6,7 +6,7 @@
 
 Or on a workflow you already have (atomate's ``get_wf_xas``):
 
->>> wf = use_feff10(add_xanes_classification(wf, model="si_k_chemsys"))
+>>> wf = use_feff10(add_xanes_classification(wf, model="si_k_environment"))
 
 Each firework then writes FEFF inputs (atomate), runs FEFF10 (:class:`RunFeff10`, which fizzles the
 firework on failure), stores the task document (atomate's ``SpectrumToDbTask``) and classifies the
@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
+
+from pymatgen_xanes_nn.classifier import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from fireworks import Workflow
@@ -61,7 +63,8 @@ class ClassifyXANESTask(FiretaskBase):
     """Classify the spectrum computed in this firework and store the result.
 
     Optional params:
-        model (str): pretrained model name or model file (default ``"si_k_chemsys"``).
+        model (str): pretrained model name or model file (default:
+            :data:`~pymatgen_xanes_nn.classifier.DEFAULT_MODEL`).
         db_file (str): atomate db file (supports env_chk); None writes JSON files instead.
         collection (str): classification collection (default ``"xanes_classifications"``).
         output_file (str): spectrum file (default ``"xmu.dat"``).
@@ -76,7 +79,7 @@ class ClassifyXANESTask(FiretaskBase):
         from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
         from pymatgen_xanes_nn.io.readers import read_xmu
 
-        model = self.get("model", "si_k_chemsys")
+        model = self.get("model", DEFAULT_MODEL)
         dir_name = os.path.abspath(os.getcwd())
         result: dict[str, Any] = {"dir_name": dir_name, "model": model,
                                   "last_updated": datetime.now(timezone.utc)}
@@ -125,7 +128,7 @@ def use_feff10(wf: Workflow, timeout: float | None = None) -> Workflow:
 
 
 def add_xanes_classification(
-    wf: Workflow, model: str = "si_k_chemsys", db_file: str | None = None, collection: str = CLASSIFICATION_COLLECTION
+    wf: Workflow, model: str = DEFAULT_MODEL, db_file: str | None = None, collection: str = CLASSIFICATION_COLLECTION
 ) -> Workflow:
     """Powerup: append :class:`ClassifyXANESTask` to every firework that stores a FEFF spectrum.
 
@@ -147,7 +150,7 @@ def add_xanes_classification(
 def get_wf_xanes_classified(
     structure: Structure,
     settings: str = "dataset",
-    model: str = "si_k_chemsys",
+    model: str = DEFAULT_MODEL,
     db_file: str | None = None,
     metadata: dict | None = None,
 ) -> Workflow:

@@ -23,6 +23,7 @@ import numpy as np
 from maggma.builders import GroupBuilder, MapBuilder
 from maggma.core import Builder
 
+from pymatgen_xanes_nn.classifier import DEFAULT_MODEL
 from pymatgen_xanes_nn.io.documents import ClassificationDoc, MaterialSpectrumDoc, SpectrumDoc, validated
 from pymatgen_xanes_nn.pipeline.stores import DEFAULT_MONGO_TIMEOUT_MS, JSONFileStore, PackedTaskStore, mongo_store
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, check_xas
@@ -49,6 +50,31 @@ class QuietRun:
             processed = [self.process_item(item) for item in chunk]
             self.update_targets([item for item in processed if item is not None])
         self.finalize()
+
+    def update_targets(self, items: list[dict]) -> None:
+        """The base class's ``update_targets``, counting what was built and what failed for :meth:`summary`."""
+        counts = self.__dict__.setdefault("_built", {"successful": 0, "failed": 0})
+        for item in items:
+            counts["failed" if item.get("state") == "failed" else "successful"] += 1
+        super().update_targets(items)
+
+    def summary(self) -> str:
+        """One line: what this run built, what failed, and how much was already up to date."""
+        counts = self.__dict__.get("_built", {"successful": 0, "failed": 0})
+        target = self.targets[0]
+        where = os.path.basename(target.path) if hasattr(target, "path") else target.collection_name
+        total = target.count()
+        built, failed = counts["successful"], counts["failed"]
+        if not built and not failed:
+            return f"{type(self).__name__} -> {where}: nothing to rebuild ({total} documents up to date)"
+        return (f"{type(self).__name__} -> {where}: {built} built, {failed} failed, "
+                f"{total - built - failed} already up to date")
+
+    def finalize(self) -> None:
+        """Print :meth:`summary` (``mrun`` shows no INFO logs by default), then close the stores."""
+        print(self.summary(), flush=True)
+        self.__dict__.pop("_built", None)
+        super().finalize()
 
 
 #: Task-document metadata copied into every spectrum document (provenance).
@@ -428,7 +454,7 @@ class ClassificationBuilder(CheckedMapBuilder):
         **kwargs: passed to ``MapBuilder``.
     """
 
-    def __init__(self, spectra: Store, classifications: Store, model: str = "si_k_chemsys",
+    def __init__(self, spectra: Store, classifications: Store, model: str = DEFAULT_MODEL,
                  exhaustive: bool = True, **kwargs):
         self.spectra = spectra
         self.classifications = classifications
@@ -572,7 +598,7 @@ def check_model(model: str) -> None:
 
 def pipeline(
     tasks: Store, spectra: Store, materials: Store, classifications: Store, material_classifications: Store,
-    model: str = "si_k_chemsys", exhaustive: bool = True, **kwargs,
+    model: str = DEFAULT_MODEL, exhaustive: bool = True, **kwargs,
 ) -> list[Builder]:
     """The four builders of the pipeline, in run order (``exhaustive``: see :class:`SpectrumBuilder`)."""
     return [
@@ -637,7 +663,7 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
     stages = [s.strip() for s in env.get("XANES_NN_STAGES", ",".join(STAGES)).split(",") if s.strip()]
     if not stages or any(s not in STAGES for s in stages):
         raise ConfigurationError(f"XANES_NN_STAGES={env.get('XANES_NN_STAGES')!r}: use some of {', '.join(STAGES)}")
-    model = env.get("XANES_NN_MODEL", "si_k_chemsys")
+    model = env.get("XANES_NN_MODEL", DEFAULT_MODEL)
     check_model(model)
     uri = env.get("XANES_NN_MONGO_URI")
     names = {"spectra": "task_id", "materials": "structure_id", "classifications": "task_id",

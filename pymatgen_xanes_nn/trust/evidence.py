@@ -113,5 +113,24 @@ def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EV
     k = min(k, sim.shape[1])
     part = np.argpartition(-sim, k - 1, axis=1)[:, :k]  # the k best without sorting all
     top = np.take_along_axis(part, np.argsort(-np.take_along_axis(sim, part, axis=1), axis=1), axis=1)
-    return [[{**{f: str(ref[f][j]) for f in FIELDS}, "cosine_similarity": round(float(sim[i, j]), 4)}
-             for j in row] for i, row in enumerate(top)]
+    centred = centred_similarity(x, ref["basis"], ref["reference"], top)
+    return [[{**{f: str(ref[f][j]) for f in FIELDS}, "cosine_similarity": round(float(sim[i, j]), 4),
+              "similarity": round(float(centred[i, n]), 4)}
+             for n, j in enumerate(row)] for i, row in enumerate(top)]
+
+
+def centred_similarity(x: np.ndarray, basis: np.ndarray, reference: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Cosine similarity after subtracting the mean reference spectrum, for the neighbours ``top`` of each row.
+
+    Every normalized K edge rises from 0 to 1, so plain cosines of unrelated spectra are all >= 0.99 (forsterite's
+    second and third neighbours were nitrides). Centred on the mean spectrum, what is compared is how a spectrum
+    differs from a typical one: 1 for the same shape, near 0 or below for unrelated ones.
+    """
+    x = np.asarray(x, np.float64)
+    q = (x @ basis) / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+    mean = reference.mean(axis=0)
+    qc = q - mean
+    rc = reference[top] - mean  # (n, k, dims)
+    num = np.einsum("nd,nkd->nk", qc, rc)
+    den = np.linalg.norm(qc, axis=1, keepdims=True) * np.linalg.norm(rc, axis=2)
+    return num / np.clip(den, 1e-12, None)

@@ -1,0 +1,87 @@
+"""A scientist's first hour with a file (issue 34): readable verdicts, the right default model, calibration help."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pymatgen.analysis.xas.spectrum import XAS
+
+from pymatgen_xanes_nn.cli import main
+from pymatgen_xanes_nn.io.readers import read_spectrum
+from pymatgen_xanes_nn.paths import data_path
+
+
+@pytest.fixture(scope="module")
+def environment():
+    from pymatgen_xanes_nn.classifier import XANESClassifier
+
+    return XANESClassifier.from_pretrained("si_k_environment")
+
+
+def _quartz():
+    return read_spectrum(data_path("examples/SiO2_quartz.csv"))
+
+
+def test_a_classification_prints_its_verdict_and_draws_itself(environment):
+    res = environment.classify(_quartz())
+    text = str(res)
+    assert text.startswith("si_k_environment: SiO4 (confidence") and "p-value" in text and "similar:" in text
+    assert json.loads(json.dumps(res))["label"] == "SiO4"  # still a plain dict for JSON
+    assert res._repr_png_().startswith(b"\x89PNG")
+    assert "<img" in res._repr_html_()
+
+
+def test_the_figure_says_dont_know_when_the_text_does(environment):
+    res = environment.classify(_quartz(), shift=5.0)
+    assert res["dont_know"]
+    fig = res.figure(title="quartz")
+    title = fig.axes[0].get_title()
+    assert title.startswith("quartz: don't know") and res["label"] in title
+
+
+def test_a_spectrum_read_from_a_file_prints(environment):
+    xas = _quartz()
+    assert "100 points" in repr(xas) and "Si K edge" in str(xas)
+    assert xas.as_dict()["@class"] == "XAS"
+
+
+def test_predict_without_a_model_gives_the_environment_and_the_chemsys_set(capsys):
+    assert main(["predict", data_path("examples/SiO2_quartz.csv"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)[0]
+    assert res["model"] == "si_k_environment" and res["label"] == "SiO4"
+    assert res["also"][0]["model"] == "si_k_chemsys" and "O-Si" in res["also"][0]["prediction_set"]
+
+
+def test_predict_refuses_an_edge_no_model_reads_and_names_it(tmp_path, capsys):
+    from pymatgen_xanes_nn.io.readers import from_task_doc
+    from pymatgen_xanes_nn.io.tasks import OTHER_EDGES_FILE, load_tasks
+
+    doc = next(d for d in load_tasks(data_path(OTHER_EDGES_FILE)) if d["metadata"]["absorbing_element"] == "Al")
+    xas = from_task_doc(doc, with_structure=False)
+    path = tmp_path / "unknown.dat"
+    np.savetxt(path, np.column_stack([xas.x, xas.y]))  # two columns: the file does not say which element
+    assert main(["predict", str(path)]) == 1
+    assert "looks like an Al K edge (e0 15" in capsys.readouterr().err
+
+
+def test_models_lists_what_each_model_answers(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "si_k_environment (Si K edge, the default)" in out and "SiO4" in out and "out of fold" in out
+    assert "s_k_oxidation" in out
+
+
+def test_pre_edge_normalization_removes_a_sloped_background(environment, tmp_path, capsys):
+    xas = read_spectrum(data_path("examples/Mg2SiO4_forsterite_xas.json"))
+    e, mu = np.asarray(xas.x), np.asarray(xas.y)
+    pre = np.arange(e[0] - 30, e[0], 0.5)  # a measured scan starts ~30 eV below the edge
+    e2, mu2 = np.concatenate([pre, e]), np.concatenate([np.full(len(pre), mu[0]), mu])
+    sloped = XAS(e2, mu2 + 0.005 * (e2 - e2[0]), None, "Si")  # a rising background, 0.005 edge steps per eV
+    assert environment.classify(sloped)["label"] != "SiO4"
+    assert environment.classify(sloped, normalization="pre_edge")["label"] == "SiO4"
+    path = tmp_path / "sloped.dat"
+    np.savetxt(path, np.column_stack([e2, mu2 + 0.005 * (e2 - e2[0])]))
+    assert main(["predict", str(path), "--normalization", "pre_edge", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["label"] == "SiO4"
