@@ -157,3 +157,21 @@ def test_nested_combination_lines_name_the_choice_and_keep_held_out_first(tmp_pa
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert rows == ["| nested choice (held out) | 0.900 | 0.900 |", "| all folds: knn | 0.950 | 0.950 |"]
     assert _nested_lines(str(tmp_path), "environment") == []
+
+
+def test_the_seed_numbers_sentence_reads_the_committed_curves(tmp_path):
+    import json
+    import shutil
+
+    from pymatgen_xanes_nn.studies.report import _seed_numbers_sentence
+
+    src = os.path.join(os.path.dirname(__file__), "..", "docs", "results", "experiments")
+    text = " ".join(_seed_numbers_sentence(src))
+    assert "match training accuracy, not test accuracy" in text and "keep 0.8: 98-99%" in text
+    for name in ("dropout", "activations"):
+        shutil.copy(os.path.join(src, f"{name}.json"), tmp_path / f"{name}.json")
+    res = json.loads((tmp_path / "dropout.json").read_text())
+    for curves in res["curves"].values():
+        curves["train_accuracy"] = [[0.5] * len(c) for c in curves["train_accuracy"]]
+    (tmp_path / "dropout.json").write_text(json.dumps(res))
+    assert "keep 0.8: 50%" in " ".join(_seed_numbers_sentence(str(tmp_path)))
