@@ -29,6 +29,8 @@ class Edge:
             added to FEFF's energies by nothing in the models, recorded so a user's spectrum can be put on FEFF's
             scale (subtract it).
         calibration_note: how ``calibration_offset`` was obtained.
+        metal_group: the environment class of rare environments in which the absorber is bonded to metals only.
+        other_group: the environment class of the other rare environments.
     """
 
     element: str
@@ -43,6 +45,8 @@ class Edge:
     feff_preset: str = "dataset"
     calibration_offset: float = 0.0
     calibration_note: str = ""
+    metal_group: str = ""
+    other_group: str = ""
 
     @property
     def name(self) -> str:
@@ -76,6 +80,8 @@ SI_K = Edge(
     models=("si_k_environment", "si_k_chemsys"),
     corpus_file="corpus.json.gz",
     tasks_collection="si_k_tasks",
+    metal_group="Si-metallic",
+    other_group="Si-other",
 )
 
 S_K = Edge(
@@ -88,6 +94,8 @@ S_K = Edge(
     models=("s_k_oxidation", "s_k_environment"),
     corpus_file="corpus_s.json.gz",
     tasks_collection="s_k_tasks",
+    metal_group="S-metal",
+    other_group="S-other",
 )
 
 #: Every edge with a definition, by absorbing element.

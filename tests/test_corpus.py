@@ -142,3 +142,38 @@ def test_pyrite_with_its_s_s_bond_stretched_is_a_sulfide():
     s_index = next(i for i, site in enumerate(pyrite(0.385)) if site.specie.symbol == "S")
     assert sulfur_oxidation(pyrite(0.385), s_index) == "S1-"  # S-S 2.16 A
     assert sulfur_oxidation(pyrite(0.338), s_index) == "S2-"  # AMCSD 6 (1925): S-S 3.0 A
+
+
+@pytest.mark.parametrize("structure_id, motif", [
+    ("amcsd-19829", "SO4"), ("amcsd-17434", "SO3"), ("amcsd-15833", "SS2"), ("mbd-3727", "SS1M3"),
+    ("mbd-2982", "SM4"),
+])
+def test_sulfur_motif_of_well_known_compounds(structure_id, motif):
+    from pymatgen_xanes_nn.edges import S_K
+    from pymatgen_xanes_nn.labels import sulfur_motif
+
+    rec = next(r for r in load_corpus(element=S_K.element)["structures"] if r["structure_id"] == structure_id)
+    structure = Structure.from_dict(rec["structure"])
+    assert {sulfur_motif(structure, s["site_index"], s["neighbors"]) for s in rec["sites"]} == {motif}
+
+
+def test_s_label_schemes_on_the_shipped_s_spectra():
+    from pymatgen_xanes_nn.edges import S_K
+    from pymatgen_xanes_nn.io.tasks import load_collection
+    from pymatgen_xanes_nn.labels import S_OXIDATION_STATES
+
+    docs = load_collection(S_K.tasks_collection)
+    assert select_classes(docs, "oxidation") == list(S_OXIDATION_STATES)
+    labels = assign_labels(docs, "oxidation", list(S_OXIDATION_STATES))
+    assert all(lab == d["metadata"].get("oxidation") for d, lab in zip(docs, labels))
+    envs = select_classes(docs, "environment", min_count=5)
+    assert {"SO4", "SS2", S_K.metal_group, S_K.other_group} <= set(envs) and not any(e.startswith("Si") for e in envs)
+    # a Si document has no oxidation label and keeps its Si environment classes
+    si = load_tasks_si()
+    assert assign_labels(si[:5], "oxidation", list(S_OXIDATION_STATES)) == [None] * 5
+
+
+def load_tasks_si():
+    from pymatgen_xanes_nn.io.tasks import load_tasks
+
+    return load_tasks(derived=False)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pymatgen.core import Composition, Element, Structure
 
 from pymatgen_xanes_nn.edges import S_K, SI_K
-from pymatgen_xanes_nn.labels import sulfur_oxidation
+from pymatgen_xanes_nn.labels import sulfur_motif, sulfur_oxidation
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -204,6 +204,7 @@ def absorber_sites(structure: Structure, element: str = SI_K.element, symprec: f
         }
         if element == S_K.element:
             site["oxidation"] = sulfur_oxidation(structure, index)
+            site["motif"] = sulfur_motif(structure, index, neighbors)
         sites.append(site)
     return sites
 

@@ -536,7 +536,7 @@ def jobs_from_corpus(corpus: dict, priority_chemsys: Iterable[str] = ()) -> list
         meta.update({k: rec[k] for k in ("parent_structure_id", "substitution", "relaxation") if k in rec})
         for site in rec["sites"]:
             site_meta = dict(meta, **{k: site[k] for k in ("multiplicity", "cn", "neighbors", "environment",
-                                                            "oxidation") if k in site})
+                                                            "oxidation", "motif") if k in site})
             tag = "s" if element == SI_K.element else element
             jobs.append(SiteJob(f"{rec['structure_id']}-{tag}{site['site_index']}", rec["structure"],
                                 site["site_index"], site_meta, element))
