@@ -191,6 +191,8 @@ class XANESClassifier(MSONable):
         conformal: split-conformal prediction sets: ``level`` and one ``thresholds`` entry per label.
         metadata: training data hash, parameters, library versions, metrics.
         version: model file format version.
+        check: validate the finished model (:meth:`validate`) before it can predict. Only training passes False,
+            for the networks it scores before their calibration exists; it then builds the shipped model checked.
     """
 
     def __init__(
@@ -208,6 +210,8 @@ class XANESClassifier(MSONable):
         conformal: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         version: str = MODEL_FORMAT,
+        *,
+        check: bool = True,
     ):
         if str(version).split(".")[0] not in READABLE_FORMATS:
             raise IncompatibleModelError(
@@ -259,6 +263,8 @@ class XANESClassifier(MSONable):
         self.metadata = metadata or {}
         self.version = str(version)
         self._check_shapes()
+        if check:
+            self.validate()
 
     def _check_shapes(self) -> None:
         """Refuse weights that do not chain, non-finite values and degenerate scales."""
@@ -425,7 +431,7 @@ class XANESClassifier(MSONable):
         if (d.get("@module"), d.get("@class")) != ("pymatgen_xanes_nn.classifier", "XANESClassifier"):
             raise InvalidModelError("Not a XANESClassifier model file")
         fields = {k: v for k, v in d.items() if not k.startswith("@") and k != "checksum"}
-        expected = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        expected = set(inspect.signature(cls.__init__).parameters) - {"self", "check"}
         if set(fields) - expected:
             raise InvalidModelError(f"Unknown model fields {sorted(set(fields) - expected)}")
         # every readable format carries both: a file without them is refused, never read unchecked
@@ -437,7 +443,7 @@ class XANESClassifier(MSONable):
             if d["checksum"] != model_checksum(d):
                 raise InvalidModelError("Model checksum mismatch: the file was edited or is corrupt")
         try:
-            return cls(**fields).validate()
+            return cls(**fields)  # validated by the constructor
         except TypeError as exc:  # a missing required field
             raise InvalidModelError(f"Incomplete model: {exc}") from exc
 
@@ -530,10 +536,19 @@ class XANESClassifier(MSONable):
 
         ``logits``: the codes' logits when the caller has them (classify() needs them for the OOD scores too).
         """
+        from scipy.special import softmax
+
         z = (self._logits(codes) if logits is None else logits) / (
             self.temperature if temperature is None else temperature)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
+        return softmax(z, axis=1)
+
+    def probabilities(self, x: np.ndarray, temperature: float | None = None) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` of model-input rows ``(n, n_points)``: matrix in, matrix out.
+
+        No checks and no OOD scores: what evaluations and benchmarks need in bulk. ``temperature``: the model's own
+        (calibrated) unless given (1.0: the network's raw probabilities, which calibration starts from).
+        """
+        return self._proba_matrix(self._encode_matrix(np.asarray(x, np.float32)), temperature=temperature)
 
     def encode(self, spectra, **kwargs) -> np.ndarray:
         """The latent code(s): shape ``(code_size,)`` for one spectrum, ``(n, code_size)`` for many."""
@@ -665,8 +680,9 @@ class XANESClassifier(MSONable):
         maha, rel = mahalanobis(codes, self.ood)
         logits = self._logits(codes) if logits is None else logits
         proba = self._proba_matrix(codes, temperature=1.0, logits=logits)
-        top = logits.max(axis=1, keepdims=True)
-        log_z = (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
+        from scipy.special import logsumexp
+
+        log_z = logsumexp(logits, axis=1)
         scores = {
             "reconstruction": np.mean((forward(self.decoder, codes) - x) ** 2, axis=1),
             "mahalanobis": maha,

@@ -26,6 +26,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.special import softmax
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -53,13 +54,8 @@ ACTIVATIONS = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0.0),
     "sigmoid": lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),  # overflow-free logistic
-    "softmax": lambda x: _softmax(x),
+    "softmax": lambda x: softmax(x, axis=-1),
 }
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    z = np.exp(x - x.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
 
 
 def check_config(name: str, configs: dict) -> str:

@@ -11,7 +11,8 @@ from pymatgen.analysis.xas.spectrum import XAS
 from pymatgen_xanes_nn.classifier import IncompatibleModelError, InvalidModelError, XANESClassifier, model_checksum
 from pymatgen_xanes_nn.models import AE_CONFIGS, FNN_CONFIGS, build_autoencoder, build_fnn, export_dense_layers, forward
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
-from pymatgen_xanes_nn.training.fit import fit_temperature, grouped_holdout, train
+from pymatgen_xanes_nn.training.fit import grouped_holdout, train
+from pymatgen_xanes_nn.trust.calibrate import fit_temperature
 
 from .conftest import CENTERS, synthetic_edge
 from .conftest import toy_set as _toy_set
@@ -249,7 +250,7 @@ def test_pretrained_models_load_and_predict():
         md = clf.metadata
         assert md["label_scheme"] in ("chemsys", "environment") and len(md["training_data_sha256"]) == 64
         assert clf.predict(xas) in clf.labels
-    assert XANESClassifier.from_pretrained().name == "si_k_chemsys"
+    assert XANESClassifier.from_pretrained().name == "si_k_environment"  # the local environment: what Si K reads best
 
 
 def test_pretrained_models_are_calibrated_out_of_fold():

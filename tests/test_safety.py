@@ -534,3 +534,13 @@ def test_embedded_store_connect_does_not_rewrite_its_file(tmp_path):
     again.connect()
     assert os.stat(path).st_mtime_ns == before  # an unchanged rerun writes nothing
     assert sorted((d["task_id"], d["x"]) for d in again.query()) == [("a", 3), ("b", 2)]  # upsert: last wins
+
+
+def test_a_model_built_in_memory_is_validated_by_its_constructor(toy_model):
+    m = toy_model
+    parts = (m.name, m.labels, m.preprocessing, m.encoder, m.decoder, m.fnn, m.code_mean, m.code_std)
+    XANESClassifier(*parts, temperature=m.temperature, ood=m.ood, conformal=m.conformal)  # the model itself passes
+    with pytest.raises(InvalidModelError, match="ood.alpha"):
+        XANESClassifier(*parts, temperature=m.temperature, ood={**m.ood, "alpha": 7.0}, conformal=m.conformal)
+    with pytest.raises(InvalidModelError, match="ood block lacks"):
+        XANESClassifier(*parts, temperature=m.temperature, ood={}, conformal=m.conformal)

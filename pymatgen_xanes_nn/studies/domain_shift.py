@@ -379,7 +379,7 @@ def benchmark(
                 if rows:
                     clf = models.get(variant, models[""])
                     x = np.stack([inputs[i] for i in rows]).astype(np.float32)
-                    best = clf._proba_matrix(clf._encode_matrix(x)).argmax(axis=1)
+                    best = clf.probabilities(x).argmax(axis=1)
                     predictions[variant].update((data.task_ids[i], clf.labels[k]) for i, k in zip(rows, best))
             if progress:
                 progress(f"{scheme} {name} fold {f + 1}/{len(tested_groups)}")

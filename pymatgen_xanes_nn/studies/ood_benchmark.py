@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pymatgen_xanes_nn.training.metrics import auroc, fpr_at_tpr
-from pymatgen_xanes_nn.trust.abstain import OOD_ALPHAS, dont_know, fit_dont_know
+from pymatgen_xanes_nn.trust.abstain import OOD_ALPHAS, dont_know
 from pymatgen_xanes_nn.trust.conformal import fit_conformal, prediction_sets
 from pymatgen_xanes_nn.trust.ood import OOD_SCORES, combined_pvalue
 
@@ -172,7 +172,7 @@ def quality_sweep(clf, test_set: SpectraSet, y_te: np.ndarray, preprocessing: Pr
             damaged = [apply_fault(e, m, "truncate" if kind == "coverage" else "sparse", v, v,
                                    np.random.default_rng(0), preprocessing) for e, m in test_set.raw]
             x_bad, kept, _ = _vectorize(damaged, preprocessing, gate=False)
-            correct = (clf._proba_matrix(clf._encode_matrix(x_bad)).argmax(axis=1) == y_te[kept]) if kept else []
+            correct = (clf.probabilities(x_bad).argmax(axis=1) == y_te[kept]) if kept else []
             out[kind][str(v)] = {"n": len(y_te), "scored": len(kept), "correct": int(np.sum(correct))}
     return out
 
@@ -226,8 +226,9 @@ def run_ood_benchmark(
         scores_file: if given, every score of every spectrum is saved there (``.npz``) for offline analysis.
         progress: called with a status line per trained model.
     """
-    from pymatgen_xanes_nn.training.fit import fit_temperature, temper, train
+    from pymatgen_xanes_nn.training.fit import train
     from pymatgen_xanes_nn.training.splits import grouped_folds
+    from pymatgen_xanes_nn.trust.calibrate import calibrate, temper
 
     config = config.replace(calibration_folds=0)
     combined = list(combined or config.ood_scores)
@@ -263,7 +264,6 @@ def run_ood_benchmark(
         train_set, test_set = spectra.subset(tr), spectra.subset(te)
         clf = train(train_set.x, train_set.labels, train_set.groups, config.replace(seed=config.seed + f),
                     preprocessing=preprocessing, raw=train_set.raw, testable=train_set.testable)
-        codes = clf._encode_matrix(test_set.x)
         y_te = np.array([list(clf.labels).index(classes[k]) if classes[k] in clf.labels else -1 for k in y[te]])
         sweep = quality_sweep(clf, test_set, y_te, preprocessing)
         for kind, rows in sweep.items():
@@ -281,7 +281,7 @@ def run_ood_benchmark(
             others[f"fault: {name}"] = (clf.ood_scores(x_bad) if len(kept) else None, len(damaged) - len(kept), poor)
         if outside is not None and len(outside.x):
             others["near: outside the classes"] = (clf.ood_scores(outside.x), 0, poor_outside)
-        per_fold.append({"inside": clf.ood_scores(test_set.x, codes), "proba": clf._proba_matrix(codes),
+        per_fold.append({"inside": clf.ood_scores(test_set.x), "proba": clf.probabilities(test_set.x),
                          "y": y_te, "others": others, "poor": poor_all[te]})
         if progress:
             progress(f"fold {f + 1}/{n_folds}: {len(tr)} train, {len(te)} held out ({time.time() - t0:.0f} s)")
@@ -289,26 +289,22 @@ def run_ood_benchmark(
     # shipped model judges a new spectrum against the out-of-fold scores of its training materials
     for f, fold in enumerate(per_fold):
         rest = [g for j, g in enumerate(per_fold) if j != f]
-        calib = {k: np.sort(np.concatenate([g["inside"][k] for g in rest])) for k in combined}
         y_cal = np.concatenate([g["y"] for g in rest])
-        p_cal = np.concatenate([g["proba"] for g in rest])[y_cal >= 0]
-        # as in training: a temperature fitted on the other folds' scores first (untempered networks are so sharp
-        # that thresholds from one fold's networks do not carry to another's; measured: 67.8% coverage at 90%)
-        temperature = fit_temperature(p_cal, y_cal[y_cal >= 0])
-        p_cal = temper(p_cal, temperature)
-        conformal = fit_conformal(p_cal, y_cal[y_cal >= 0], p_cal.shape[1], config.conformal_level,
-                                  config.conformal_mode)
+        known = y_cal >= 0
+        # as in training (the same function): temperature, sets, OOD calibration, level and confidence floor fitted
+        # on the other folds' out-of-fold predictions (untempered networks are so sharp that thresholds from one
+        # fold's networks do not carry to another's; measured: 67.8% coverage at 90%)
+        fitted = calibrate(np.concatenate([g["proba"] for g in rest])[known], y_cal[known],
+                           {k: np.concatenate([g["inside"][k] for g in rest])[known] for k in combined}, combined,
+                           config.conformal_level, config.conformal_mode, config.dont_know_budget,
+                           OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha],
+                           poor=np.concatenate([g["poor"] for g in rest])[known])
+        calib = {k: np.sort(np.concatenate([g["inside"][k] for g in rest])) for k in combined}
+        temperature, conformal, abstain, alpha = fitted.temperature, fitted.conformal, fitted.abstain, fitted.alpha
 
         def pv(scores, poor, calib=calib):
             return gated_pvalue(combined_pvalue(calib, {k: scores[k] for k in combined}), poor)
 
-        # the OOD level and confidence floor from the other folds too, as training picks them out of fold
-        p_rest = pv({k: np.concatenate([g["inside"][k] for g in rest]) for k in combined},
-                    np.concatenate([g["poor"] for g in rest]))[y_cal >= 0]
-        abstain = fit_dont_know(p_cal.max(axis=1), p_cal.argmax(axis=1) == y_cal[y_cal >= 0], p_rest,
-                                prediction_sets(p_cal, conformal["thresholds"]).sum(axis=1), config.dont_know_budget,
-                                OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha])
-        alpha = abstain["alpha"]
         held["alpha"].append(alpha)
         held["confidence_floor"].append(abstain["confidence_floor"])
         y_te, proba = fold["y"], temper(fold["proba"], temperature)
@@ -577,8 +573,8 @@ def prediction_set_table(scores_file: str, level: float = 0.9, classes: Sequence
         ``{"level", "n", "accuracy", "ece_untempered", "ece", "modes": {mode: {"coverage", "mean_set_size",
         "singletons", "per_class": {class: {"n", "coverage", "mean_set_size"}}}}}``.
     """
-    from pymatgen_xanes_nn.training.fit import fit_temperature, temper
     from pymatgen_xanes_nn.training.metrics import expected_calibration_error
+    from pymatgen_xanes_nn.trust.calibrate import fit_temperature, temper
     from pymatgen_xanes_nn.trust.conformal import CONFORMAL_MODES
 
     names = list(classes) if classes is not None else None

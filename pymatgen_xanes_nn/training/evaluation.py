@@ -158,7 +158,7 @@ def evaluate(
 
             def nn_proba(x, clf=clf, idx=idx):
                 p = np.zeros((len(x), len(classes)))
-                p[:, idx] = clf._proba_matrix(clf._encode_matrix(x))
+                p[:, idx] = clf.probabilities(x)
                 return p
 
             models["neural_network"] = nn_proba
@@ -185,7 +185,7 @@ def evaluate(
             if clf.conformal:  # the network's prediction sets on the held-out materials (issue 13)
                 from pymatgen_xanes_nn.trust.conformal import prediction_sets
 
-                p_te = clf._proba_matrix(clf._encode_matrix(test_set.x))
+                p_te = clf.probabilities(test_set.x)
                 y_te = np.array([list(clf.labels).index(c) if c in clf.labels else -1 for c in test_set.labels])
                 sets = prediction_sets(p_te, clf.conformal["thresholds"])
                 known = y_te >= 0

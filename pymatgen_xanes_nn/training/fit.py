@@ -174,21 +174,6 @@ def grouped_holdout(
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
-def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
-    """Temperature minimizing the negative log-likelihood of held-out predictions."""
-    from scipy.optimize import minimize_scalar
-
-    logp = np.log(np.clip(proba, 1e-12, None))
-
-    def nll(log_t: float) -> float:
-        z = logp / np.exp(log_t)
-        z = z - z.max(axis=1, keepdims=True)
-        return float(-np.mean(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))))
-
-    res = minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded")
-    return float(np.exp(res.x))
-
-
 #: Outside-class labels with fewer spectra than this are kept in a model's metadata but not printed or reported:
 #: one or two spectra make no rate.
 MIN_REPORTED_OUTSIDE = 5
@@ -325,11 +310,11 @@ def train(
         verbose: Keras verbosity.
         **options: fields of :class:`TrainingConfig` to override (e.g. ``ae_epochs=30``).
     """
-    from pymatgen_xanes_nn.classifier import MODEL_FORMAT, hash_vectors, library_versions, now_iso
+    from pymatgen_xanes_nn.classifier import MODEL_FORMAT, XANESClassifier, hash_vectors, library_versions, now_iso
     from pymatgen_xanes_nn.training.metrics import classification_metrics
-    from pymatgen_xanes_nn.trust.abstain import fit_dont_know
+    from pymatgen_xanes_nn.trust.calibrate import calibrate
     from pymatgen_xanes_nn.trust.conformal import fit_conformal, prediction_sets
-    from pymatgen_xanes_nn.trust.ood import combined_pvalue, flag_rates
+    from pymatgen_xanes_nn.trust.ood import flag_rates
 
     config = (config or TrainingConfig()).replace(**options)
     x = np.asarray(x, dtype=np.float32)
@@ -372,53 +357,47 @@ def train(
             scored[te] = True
             if k not in done:
                 clf_k, _ = fit_on(tr, config.seed + 1000 * (k + 1))
-                codes = clf_k._encode_matrix(x[te])
-                fold_scores = clf_k.ood_scores(x[te], codes)
-                done[k] = {"fold": k, "proba_raw": clf_k._proba_matrix(codes, temperature=1.0).tolist(),
+                fold_scores = clf_k.ood_scores(x[te])
+                done[k] = {"fold": k, "proba_raw": clf_k.probabilities(x[te], temperature=1.0).tolist(),
                            "scores": {name: np.asarray(fold_scores[name]).tolist() for name in scores}}
                 append_checkpoint(checkpoint, key, done[k])
             proba_raw[te] = done[k]["proba_raw"]
             for name in scores:
                 scores[name][te] = done[k]["scores"][name]
         proba_raw, y_oof = proba_raw[scored], y[scored]
-        scores = {name: v[scored] for name, v in scores.items()}
-        temperature = fit_temperature(proba_raw, y_oof)
-        proba = temper(proba_raw, temperature)
-        conformal = fit_conformal(proba, y_oof, len(classes), config.conformal_level, config.conformal_mode)
-        calibration = {name: np.sort(v).astype(np.float32) for name, v in scores.items()}
-        sets = prediction_sets(proba, conformal["thresholds"])
-        metrics["out_of_fold"] = classification_metrics(y_oof, proba, classes)
+        fitted = calibrate(proba_raw, y_oof, {name: v[scored] for name, v in scores.items()}, config.ood_scores,
+                           config.conformal_level, config.conformal_mode, config.dont_know_budget,
+                           OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha])
+        sets = prediction_sets(fitted.proba, fitted.conformal["thresholds"])
+        metrics["out_of_fold"] = classification_metrics(y_oof, fitted.proba, classes)
         metrics["out_of_fold"].update({
             "ece_uncalibrated": classification_metrics(y_oof, proba_raw, classes)["ece"],
             "coverage": float(np.mean(sets[np.arange(len(y_oof)), y_oof])),
             "mean_set_size": float(sets.sum(axis=1).mean()),
             "folds": len(folds),
+            "dont_know": fitted.abstain,
+            # p-values against the very scores they were calibrated on (in sample: about alpha by construction)
+            "ood_rate_in_sample": float(np.mean(fitted.pvalue < fitted.alpha)),
         })
-        # p-values against the very scores they were calibrated on (in sample: about alpha by construction)
-        pvalue_oof = combined_pvalue({k: calibration[k] for k in config.ood_scores}, scores)
-        abstain = fit_dont_know(proba.max(axis=1), proba.argmax(axis=1) == y_oof, pvalue_oof, sets.sum(axis=1),
-                                config.dont_know_budget, OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha])
-        conformal["confidence_floor"] = abstain["confidence_floor"]
-        metrics["out_of_fold"].update(dont_know=abstain,
-                                      ood_rate_in_sample=float(np.mean(pvalue_oof < abstain["alpha"])))
-    clf, hist = fit_on(np.arange(len(x)), config.seed)
+    nets, hist = fit_on(np.arange(len(x)), config.seed)
     if folds:
-        clf.temperature = temperature
-        clf.conformal = conformal
-        clf.ood["calibration"] = calibration
+        temperature, conformal, calibration = fitted.temperature, fitted.conformal, fitted.calibration
     else:  # uncalibrated: the training set's own scores stand in (optimistic; only for quick fits and tests)
-        codes = clf._encode_matrix(x)
-        own = clf.ood_scores(x, codes)
-        clf.ood["calibration"] = {name: np.sort(own[name]).astype(np.float32) for name in OOD_SCORES}
-        clf.conformal = fit_conformal(clf._proba_matrix(codes), y, len(classes), config.conformal_level,
-                                      config.conformal_mode)
+        temperature, own = 1.0, nets.ood_scores(x)
+        calibration = {name: np.sort(own[name]).astype(np.float32) for name in OOD_SCORES}
+        conformal = fit_conformal(nets.probabilities(x), y, len(classes), config.conformal_level,
+                                  config.conformal_mode)
     # without folds there is nothing to choose the level on: the largest candidate, the most sensitive flag
-    clf.ood["alpha"] = abstain["alpha"] if folds else (config.ood_alpha or max(OOD_ALPHAS))
+    alpha = fitted.alpha if folds else (config.ood_alpha or max(OOD_ALPHAS))
+    data_hash = hash_vectors(x, labels)
+    # the shipped model, built once from its parts and validated by its constructor
+    clf = XANESClassifier(config.name, classes, preprocessing, nets.encoder, nets.decoder, nets.fnn, nets.code_mean,
+                          nets.code_std, temperature=temperature,
+                          ood={**nets.ood, "calibration": calibration, "alpha": float(alpha)}, conformal=conformal)
     if folds:  # the shipped network on its own training spectra: far above alpha means its scores left their scale
         metrics["out_of_fold"]["ood_rate_own_training"] = float(np.mean(clf.ood_flags(x)))
     if x_outside is not None and len(x_outside):
         metrics["outside_classes"] = flag_rates(clf.ood_flags(np.asarray(x_outside, np.float32)), outside_labels)
-    data_hash = hash_vectors(x, labels)
     clf.metadata = {
         "model_version": f"{config.name}-{data_hash[:10]}-s{config.seed}",
         "created": now_iso(),
@@ -445,13 +424,6 @@ def run_key(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], *option
     h.update(json.dumps([o.as_dict() if hasattr(o, "as_dict") else o for o in options], sort_keys=True,
                         default=str).encode())
     return h.hexdigest()
-
-
-def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities with their logits divided by ``temperature``."""
-    logits = np.log(np.clip(proba, 1e-12, None)) / temperature
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return p / p.sum(axis=1, keepdims=True)
 
 
 def fit_networks(
@@ -522,7 +494,7 @@ def _fit_networks(
     ood = {**gaussian_stats(nets["codes"], y_fit, len(classes)),
            **input_indexes(x_ref, preprocessing.grid, config.knn_components), "scores": list(config.ood_scores)}
     clf = XANESClassifier(config.name, classes, preprocessing, nets["encoder"], nets["decoder"], nets["fnn"],
-                          nets["code_mean"], nets["code_std"], ood=ood)
+                          nets["code_mean"], nets["code_std"], ood=ood, check=False)  # calibrated by train()
     clf.ood["reference"] = score_reference(clf.ood_scores(x_ref, standardized=False))
     return clf, nets["history"]
 
