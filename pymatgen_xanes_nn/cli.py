@@ -41,10 +41,11 @@ def _read_files(files: Sequence[str], columns: Sequence[str] | None):
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.calibration import guidance
+    from pymatgen_xanes_nn.edges import edge_for
     from pymatgen_xanes_nn.plotting import plot_preprocessed
-    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError, check_xas
 
-    pre = DEFAULT_PREPROCESSING
     failed = 0
     for i, (name, xas, notes, error) in enumerate(_read_files(args.files, args.columns)):
         for note in notes:
@@ -54,14 +55,23 @@ def _cmd_show(args: argparse.Namespace) -> int:
             print(f"{name}: error: {error}", file=sys.stderr)
             continue
         # what one needs to see most when the spectrum does not fit the model: printed before any check
-        e0 = pre.edge(xas.x, xas.y, shift=args.shift, smooth=args.smooth).e0
+        e0 = DEFAULT_PREPROCESSING.edge(xas.x, xas.y, shift=args.shift, smooth=args.smooth).e0
+        element = getattr(xas.absorbing_element, "symbol", str(xas.absorbing_element))
+        try:
+            edge = edge_for(e0, element)
+            pre, where = edge.preprocessing(), guidance(e0, edge)
+        except ValueError as exc:  # no edge of ours: say what it looks like
+            edge, pre, where = None, DEFAULT_PREPROCESSING, str(exc)
         print(
             f"{name}: {xas.absorbing_element} {xas.edge}-edge {xas.spectrum_type}, {len(xas.x)} points, "
             f"range {xas.x[0] + args.shift:.2f}-{xas.x[-1] + args.shift:.2f} eV, e0 {e0:.2f} eV "
             f"(shift {args.shift:+.2f} eV); model window {pre.e_min:g}-{pre.e_max:g} eV"
         )
+        print(f"  {where}")
         try:
-            vec = pre.transform(xas, shift=args.shift, smooth=args.smooth)
+            if edge is None:
+                raise SpectrumError("no model reads this edge")
+            vec = pre.transform_arrays(check_xas(xas, edge).x, xas.y, shift=args.shift, smooth=args.smooth)
         except SpectrumError as exc:
             failed += 1
             vec = None
@@ -306,6 +316,15 @@ def default_models(xas, shift: float = 0.0) -> list[str]:
     return shipped
 
 
+def _shift_for(clf, shift: float | None) -> tuple[float, dict | None]:
+    """The shift to use: the one given, else the saved calibration of the model's edge (recorded), else 0."""
+    if shift is not None:
+        return shift, None
+    from pymatgen_xanes_nn.calibration import saved_shift
+
+    return saved_shift(clf.edge)
+
+
 def _summary(res: dict) -> dict:
     """What ``predict`` shows of a second model's answer."""
     return {k: res[k] for k in ("model", "label", "confidence", "prediction_set", "set_level", "dont_know", "reason")}
@@ -322,7 +341,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             models[name] = _load_model(name)
         return models[name]
 
-    options = {"shift": args.shift, "smooth": args.smooth, "normalization": args.normalization}
     results, failed = [], 0
     for name, xas, notes, error in _read_files(args.files, args.columns):
         if not args.json:
@@ -330,7 +348,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print(f"note: {note}", file=sys.stderr)
         if error is None:
             try:
-                names = [args.model] if args.model else default_models(xas, args.shift)
+                names = [args.model] if args.model else default_models(xas, args.shift or 0.0)
+                shift, calibration = _shift_for(model(names[0]), args.shift)
+                options = {"shift": shift, "smooth": args.smooth, "normalization": args.normalization}
                 result = model(names[0]).classify(xas, **options)
                 also = [_summary(model(n).classify(xas, evidence=False, **options)) for n in names[1:]]
             except SpectrumError as exc:
@@ -341,7 +361,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"{name}: error: {error}", file=sys.stderr)
             continue
-        res = {"file": name, **result, "also": also, "notes": notes}
+        res = {"file": name, **result, "also": also, "shift": shift, "calibration": calibration, "notes": notes}
         if args.png and result["evidence"]:
             from pymatgen_xanes_nn.plotting import pyplot
 
@@ -356,6 +376,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         results.append(res)
         if not args.json:
             print(f"{name}: {verdict(result)}   [{result['model']}]")
+            if shift:
+                source = f"saved calibration, {calibration['compound']} standard" if calibration else "--shift"
+                print(f"    energy shift {shift:+.2f} eV ({source})")
             for other in also:
                 print(f"    {other['model']}: {verdict(other)}")
             top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
@@ -371,6 +394,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2, allow_nan=False))  # standard JSON: a NaN would be a bug, not output
     return 1 if failed else 0  # scripts must notice a file that was not classified
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.calibration import calibrate, save_calibration
+    from pymatgen_xanes_nn.io.readers import read_spectrum
+
+    record = calibrate(read_spectrum(args.standard, args.columns), args.compound, source=args.standard)
+    print(f"{args.standard}: e0 {record['measured_e0']:.2f} eV; {args.compound} on the models' scale "
+          f"{record['reference_e0']:.2f} eV ({record['reference_task']}): shift {record['shift']:+.2f} eV")
+    if args.save:
+        print(f"saved for the {record['edge']} K edge in {save_calibration(record)}: predict now uses it "
+              "(--shift overrides)")
+    else:
+        print(f"use it: xanes-nn predict FILE --shift {record['shift']:.2f} (or calibrate again with --save)")
+    return 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -910,11 +948,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--latent", action="store_true", help="include the latent code in JSON")
     p.add_argument("--top", type=_int_at_least(1), default=3, help="probabilities shown per spectrum")
-    p.add_argument("--shift", type=_finite_float, default=0.0, help="energy shift in eV (calibration)")
+    p.add_argument("--shift", type=_finite_float, default=None,
+                   help="energy shift in eV added to the file's energies (default: the shift saved by "
+                        "`xanes-nn calibrate --save` for the edge, else 0)")
     p.add_argument("--smooth", type=_positive_float, default=None, help="Savitzky-Golay window in eV")
     p.add_argument("--png", type=_writable_path, default=None,
                    help="plot each spectrum over its 3 most similar shipped spectra")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("calibrate", help="the energy shift that puts your beamline's spectra on the models' scale, "
+                                          "from a measured standard")
+    p.add_argument("--standard", required=True, type=_existing_file, help="the measured standard (any spectrum file)")
+    p.add_argument("--compound", required=True, help="which reference it is, e.g. Si, SiO2, S8, FeS2")
+    p.add_argument("--columns", type=_column_names, default=None, help="column names, as for predict")
+    p.add_argument("--save", action="store_true",
+                   help="save the shift for this edge: predict uses it when --shift is not given (file: "
+                        "$XANES_NN_CALIBRATION or ~/.config/pymatgen-xanes-nn/calibration.json)")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("models", help="list the shipped models, what each answers, their classes and accuracy")
     p.set_defaults(func=_cmd_models)

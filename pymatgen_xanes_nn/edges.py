@@ -31,6 +31,9 @@ class Edge:
         calibration_note: how ``calibration_offset`` was obtained.
         metal_group: the environment class of rare environments in which the absorber is bonded to metals only.
         other_group: the environment class of the other rare environments.
+        references: standards on the model's (FEFF's) energy scale: ``(compound, task id, e0 in eV)``, e0 as
+            :func:`~pymatgen_xanes_nn.preprocessing.find_edge` finds it (a test checks them against the dataset).
+            ``xanes-nn calibrate`` compares a user's measured standard with these.
     """
 
     element: str
@@ -47,11 +50,29 @@ class Edge:
     calibration_note: str = ""
     metal_group: str = ""
     other_group: str = ""
+    references: tuple[tuple[str, str, float], ...] = ()
 
     @property
     def name(self) -> str:
         """``"Si K"``."""
         return f"{self.element} {self.edge}"
+
+    @property
+    def tabulated_e0(self) -> float | None:
+        """The tabulated K-edge energy of the element (eV), the scale a beamline is usually calibrated on."""
+        return K_EDGES_EV.get(self.element) if self.edge == "K" else None
+
+    def reference(self, compound: str) -> tuple[str, float]:
+        """``(task id, e0)`` of a reference compound on the model's scale.
+
+        Raises:
+            ValueError: naming the references there are.
+        """
+        for name, task_id, e0 in self.references:
+            if name == compound or name.split(" ")[0] == compound:
+                return task_id, e0
+        raise ValueError(f"No {self.name} reference {compound!r}; references: "
+                         + ", ".join(name for name, _, _ in self.references))
 
     @property
     def default_model(self) -> str:
@@ -82,6 +103,9 @@ SI_K = Edge(
     tasks_collection="si_k_tasks",
     metal_group="Si-metallic",
     other_group="Si-other",
+    references=(("Si (diamond)", "mbd-165-s0", 1840.83), ("SiO2 (alpha-quartz)", "amcsd-789-s0", 1842.61)),
+    calibration_note="No measured Si K-edge standard is in the project yet: no FEFF-to-measured offset is fitted. "
+                     "FEFF's diamond Si sits 1.8 eV above the tabulated Si K edge (1839.0 eV).",
 )
 
 S_K = Edge(
@@ -96,6 +120,12 @@ S_K = Edge(
     tasks_collection="s_k_tasks",
     metal_group="S-metal",
     other_group="S-other",
+    references=(("S8 (alpha-sulfur)", "amcsd-15833-S0", 2468.24), ("FeS2 (pyrite)", "mbd-3727-S0", 2471.19)),
+    calibration_offset=2.06,
+    calibration_note="e0 of the measured elemental-sulfur standard (APS 13-ID-E, S_elemental_rt_01.xdi: 2470.30 eV) "
+                     "minus e0 of FEFF10 alpha-S8 (amcsd-15833-S0: 2468.24 eV). FEFF compresses chemical shifts: "
+                     "measured gypsum lies 10.4 eV above S8 (e0), FEFF sulfates a median 2.2 eV; one offset does "
+                     "not put every oxidation state on the measured scale.",
 )
 
 #: Every edge with a definition, by absorbing element.

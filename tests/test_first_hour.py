@@ -12,6 +12,8 @@ from pymatgen_xanes_nn.cli import main
 from pymatgen_xanes_nn.io.readers import read_spectrum
 from pymatgen_xanes_nn.paths import data_path
 
+from .conftest import test_file
+
 
 @pytest.fixture(scope="module")
 def environment():
@@ -85,3 +87,40 @@ def test_pre_edge_normalization_removes_a_sloped_background(environment, tmp_pat
     np.savetxt(path, np.column_stack([e2, mu2 + 0.005 * (e2 - e2[0])]))
     assert main(["predict", str(path), "--normalization", "pre_edge", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["label"] == "SiO4"
+
+
+@pytest.mark.parametrize("element", ["Si", "S"])
+def test_the_reference_energies_of_each_edge_match_the_shipped_spectra(element):
+    from pymatgen_xanes_nn.calibration import measured_e0
+    from pymatgen_xanes_nn.edges import get_edge
+    from pymatgen_xanes_nn.io.readers import from_task_doc
+    from pymatgen_xanes_nn.io.tasks import load_collection, load_tasks
+
+    edge = get_edge(element)
+    docs = load_tasks(derived=False) if element == "Si" else load_collection(edge.tasks_collection)
+    by_id = {d["task_id"]: d for d in docs}
+    for name, task_id, e0 in edge.references:
+        assert measured_e0(from_task_doc(by_id[task_id], with_structure=False)) == pytest.approx(e0, abs=0.01), name
+
+
+def test_calibrate_recovers_a_beamline_offset_and_predict_uses_and_records_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XANES_NN_CALIBRATION", str(tmp_path / "calibration.json"))
+    quartz = _quartz()
+    offset = 3.5  # a beamline whose scale sits 3.5 eV above FEFF's
+    standard = tmp_path / "quartz_on_my_beamline.dat"
+    np.savetxt(standard, np.column_stack([np.asarray(quartz.x) + offset, quartz.y]))
+    assert main(["calibrate", "--standard", str(standard), "--compound", "SiO2", "--save"]) == 0
+    assert "shift -3.50 eV" in capsys.readouterr().out
+    assert main(["predict", str(standard), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)[0]
+    assert res["shift"] == pytest.approx(-offset, abs=0.01) and res["calibration"]["compound"] == "SiO2"
+    assert res["label"] == "SiO4" and not res["dont_know"]
+    assert main(["predict", str(standard), "--shift", "0", "--json"]) == 0  # --shift overrides the saved one
+    assert json.loads(capsys.readouterr().out)[0]["shift"] == 0
+
+
+def test_show_says_where_the_edge_sits_on_the_models_scale(capsys):
+    assert main(["show", test_file("measured", "S", "S_elemental_rt_01.xdi")]) == 0
+    out = capsys.readouterr().out
+    assert "S K models' energy scale (FEFF10): S8 (alpha-sulfur) 2468.2 eV" in out and "model window 2460-2530" in out
+    assert "xanes-nn calibrate --standard FILE --compound S8" in out
