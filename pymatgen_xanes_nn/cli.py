@@ -206,6 +206,43 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibration_study(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.datagen.corpus import load_corpus
+    from pymatgen_xanes_nn.datagen.feff_study import measured_alignment
+    from pymatgen_xanes_nn.datagen.simulate import DirectorySink, jobs_from_corpus, simulate
+    from pymatgen_xanes_nn.io.readers import from_task_doc, read_spectrum
+    from pymatgen_xanes_nn.jsonio import write_json
+
+    standards = {}
+    for item in args.standards:
+        compound, _, rest = item.partition("=")
+        task_id, _, measured = rest.partition(":")
+        if not (compound and task_id and measured):
+            raise ValueError(f"--standards {item!r}: write COMPOUND=TASK_ID:MEASURED_FILE")
+        standards[compound] = (task_id, measured)
+    jobs = {j.task_id: j for j in jobs_from_corpus(load_corpus(element=args.element))}
+    missing = sorted(t for t, _ in standards.values() if t not in jobs)
+    if missing:
+        raise ValueError(f"task ids not in the {args.element} corpus: {', '.join(missing)}")
+    results: dict = {"element": args.element, "standards": {c: {"task_id": t, "measured": os.path.basename(m)}
+                                                            for c, (t, m) in standards.items()}, "presets": {}}
+    for preset in args.presets:
+        sink = DirectorySink(os.path.join(args.work, preset))
+        simulate([jobs[t] for t, _ in standards.values()], sink, settings=preset, n_workers=args.workers,
+                 scratch=args.scratch)
+        docs = {d["task_id"]: d for d in sink.iter_docs() if d.get("state") == "successful"}
+        pairs = {c: (from_task_doc(docs[t], with_structure=False), read_spectrum(m))
+                 for c, (t, m) in standards.items() if t in docs}
+        if len(pairs) == len(standards):
+            results["presets"][preset] = measured_alignment(pairs)
+            wl = results["presets"][preset]["white_line"]
+            print(f"{preset}: white-line offset {wl['offset']:+.2f} eV, residuals "
+                  + ", ".join(f"{c} {v:+.2f}" for c, v in wl["residuals"].items()))
+    write_json(results, args.output)
+    print(f"-> {args.output}")
+    return 0
+
+
 def _cmd_physics_variants(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.io.tasks import load_collection, load_tasks, write_shard
     from pymatgen_xanes_nn.studies.domain_shift import PHYSICS_COLLECTION, simulate_variants
@@ -1089,6 +1126,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="feff_study.json")
     p.add_argument("--scratch", default=None)
     p.set_defaults(func=_cmd_feff_study)
+
+    p = sub.add_parser("calibration-study", help="FEFF spectra of measured standards under several presets: does one "
+                                                  "energy offset put them all on the measured scale? (resumable)")
+    p.add_argument("--element", default=SI_K.element, choices=sorted(EDGES))
+    p.add_argument("--standards", nargs="+", required=True, metavar="COMPOUND=TASK_ID:FILE",
+                   help="e.g. S8=amcsd-15833-S0:test_files/measured/S/S_elemental_rt_01.xdi")
+    p.add_argument("--presets", nargs="+", default=["dataset"], choices=sorted(PRESETS))
+    p.add_argument("--work", default="calibration_study", help="folder of the FEFF task documents, one per preset")
+    p.add_argument("--workers", type=_int_at_least(1), default=os.cpu_count() or 1)
+    p.add_argument("--scratch", default=None)
+    p.add_argument("--output", type=_writable_path, default="calibration_study.json")
+    p.set_defaults(func=_cmd_calibration_study)
 
     p = sub.add_parser("physics-variants", help="compute sites of the dataset again with other FEFF physics (core "
                                                 "hole none / RPA, Dirac-Hara exchange): the domain-shift benchmark's "

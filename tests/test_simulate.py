@@ -319,3 +319,22 @@ def test_feff_child_keeps_the_niceness_asked_for(tmp_path):
     asked = subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True,
                            text=True).stdout.split()[0]
     assert out.read_text().split()[-1] == asked
+
+
+def test_measured_alignment_finds_one_offset_and_what_it_leaves():
+    from pymatgen.analysis.xas.spectrum import XAS
+
+    from pymatgen_xanes_nn.datagen.feff_study import measured_alignment
+
+    from .conftest import synthetic_edge
+
+    pairs = {}
+    for name, e0, extra in (("a", 2470.0, 0.0), ("b", 2475.0, 0.0), ("c", 2480.0, 4.0)):
+        e, mu = synthetic_edge(e0=e0, lo=e0 - 20, hi=e0 + 40)
+        measured = XAS(e, mu, None, "S")
+        feff = XAS(e - 2.0 - extra, mu, None, "S")  # FEFF 2 eV low, and c's chemical shift 4 eV short
+        pairs[name] = (feff, measured)
+    res = measured_alignment(pairs)
+    assert res["white_line"]["offset"] == pytest.approx(2.0 + 4.0 / 3, abs=0.1)
+    assert res["white_line"]["residuals"]["c"] == pytest.approx(4.0 - 4.0 / 3, abs=0.1)
+    assert res["e0"]["max_abs_residual"] == pytest.approx(4.0 - 4.0 / 3, abs=0.1)

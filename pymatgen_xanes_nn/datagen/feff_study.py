@@ -158,3 +158,45 @@ def summarize_study(results: dict[str, Any], reference: str, output: str | None 
         with open(output, "w") as f:
             json.dump(results, f)
     return results
+
+
+def white_line(energy: np.ndarray, mu: np.ndarray, above_e0: float = 12.0) -> float:
+    """Energy (eV) of the highest point within ``above_e0`` eV above e0: the white line of a K edge."""
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
+
+    e0 = DEFAULT_PREPROCESSING.edge(energy, mu).e0
+    inside = (energy >= e0 - 2.0) & (energy <= e0 + above_e0)
+    return float(energy[inside][np.argmax(mu[inside])])
+
+
+def measured_alignment(pairs: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """How well one energy offset puts FEFF spectra of standards on their measured scale.
+
+    Chemical shifts carry an oxidation state; if FEFF compresses them, no single calibration offset fits every
+    standard. For each standard the white-line and e0 positions are compared; the best single offset is the mean
+    difference, and what it leaves (residuals, their range) says whether the FEFF physics keeps the shifts.
+
+    Args:
+        pairs: compound -> ``(FEFF XAS, measured XAS)``.
+
+    Returns:
+        ``{"standards": {compound: {"feff_white_line", "measured_white_line", "feff_e0", "measured_e0"}},
+        "white_line": {"offset", "residuals", "max_abs_residual"}, "e0": {...}}``.
+    """
+    from pymatgen_xanes_nn.calibration import measured_e0
+
+    rows: dict[str, dict[str, float]] = {}
+    for compound, (feff, measured) in pairs.items():
+        rows[compound] = {
+            "feff_white_line": white_line(np.asarray(feff.x), np.asarray(feff.y)),
+            "measured_white_line": white_line(np.asarray(measured.x), np.asarray(measured.y)),
+            "feff_e0": measured_e0(feff), "measured_e0": measured_e0(measured),
+        }
+    out: dict[str, Any] = {"standards": rows}
+    for feature in ("white_line", "e0"):
+        diff = {c: r[f"measured_{feature}"] - r[f"feff_{feature}"] for c, r in rows.items()}
+        offset = float(np.mean(list(diff.values())))
+        residuals = {c: d - offset for c, d in diff.items()}
+        out[feature] = {"offset": offset, "residuals": residuals,
+                        "max_abs_residual": float(max(abs(v) for v in residuals.values()))}
+    return out
