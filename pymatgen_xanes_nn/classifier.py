@@ -571,8 +571,8 @@ class XANESClassifier(MSONable):
         return out[0] if single else out
 
     def reconstruct(self, spectra, **kwargs) -> XAS | list[XAS]:
-        """The autoencoder's reconstruction (a denoised spectrum) as ``XAS`` on the model's grid."""
-        from pymatgen.analysis.xas.spectrum import XAS
+        """The autoencoder's reconstruction (a denoised spectrum) as ``XAS`` on the model's grid (printable)."""
+        from pymatgen_xanes_nn.io.readers import ReadXAS
 
         x, single = self.vectorize(spectra, **kwargs)
         rec = forward(self.decoder, self._encode_matrix(x))
@@ -581,7 +581,8 @@ class XANESClassifier(MSONable):
         # copy and leave "ignore" installed for the whole program
         with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = [XAS(grid, row.astype(float), None, "Si", edge="K", spectrum_type="XANES") for row in rec]
+            out = [ReadXAS(grid, row.astype(float), None, self.edge.element, edge=self.edge.edge,
+                           spectrum_type="XANES") for row in rec]
         return out[0] if single else out
 
     def classify(self, spectra, evidence: bool = True, **kwargs) -> Classification | list[Classification]:

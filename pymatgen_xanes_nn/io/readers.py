@@ -40,8 +40,8 @@ class ReadXAS(XAS):
     """
 
     def __str__(self) -> str:
-        formula = self.structure.reduced_formula if self.structure is not None else "a spectrum read from a file"
-        return (f"{self.absorbing_element} {self.edge} edge {self.spectrum_type} of {formula}: {len(self.x)} points, "
+        formula = self.structure.reduced_formula if self.structure is not None else "no structure attached"
+        return (f"{self.absorbing_element} {self.edge} edge {self.spectrum_type} ({formula}): {len(self.x)} points, "
                 f"{self.x[0]:.1f}-{self.x[-1]:.1f} eV")
 
     def __repr__(self) -> str:
