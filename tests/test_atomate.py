@@ -114,3 +114,29 @@ def test_end_to_end_fireworks(tmp_path, monkeypatch, toy_model_file):
         launch = lp.launches.find_one({"launch_id": fizzled["launches"][-1]})
         assert "FEFF failed" in json.dumps(launch["action"]["stored_data"])
         os.chdir(tmp_path)
+
+
+def test_the_readme_atomate_block_runs_as_written(tmp_path, monkeypatch):
+    """The README's atomate block, verbatim but for the server's port: a real FEFF10 run, classified."""
+    import re
+
+    from pymatgen_xanes_nn.pipeline.server import mongo_server
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    block = re.search(r"\*\*atomate\*\*.*?```python\n(.*?)```", readme, flags=re.S).group(1)
+    assert "port=27017" in block and "rapidfire(launchpad)" in block
+    monkeypatch.chdir(tmp_path)
+    with mongo_server() as uri:
+        port = uri.split("//")[1].split("/")[0].split(":")[1]
+        exec(compile(block.replace("27017", port), "README.md", "exec"), {})  # noqa: S102 - our own README
+        db = pymongo.MongoClient(uri)["feff"]
+        cls = db["xanes_classifications"].find_one()
+        assert cls["state"] == "successful" and cls["label"] == "Si-metallic"
+        assert db["tasks"].find_one()["xanes_classification"]["label"] == "Si-metallic"
+
+
+def test_an_unresolved_db_file_says_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(test_file("feff", "Si_diamond", "xmu.dat"), tmp_path / "xmu.dat")
+    with pytest.raises(ValueError, match="my_fworker.yaml"):
+        ClassifyXANESTask(db_file=">>db_file<<").run_task({})

@@ -89,7 +89,12 @@ class ClassifyXANESTask(FiretaskBase):
             result["state"] = "successful"
         except Exception as exc:  # a bad spectrum is recorded, the task document stays
             result.update({"state": "failed", "error": f"{type(exc).__name__}: {exc}"})
-        db_file = env_chk(self.get("db_file"), fw_spec)
+        try:
+            db_file = env_chk(self.get("db_file"), fw_spec)
+        except KeyError:  # ">>db_file<<" with no env.db_file in the FireWorker: say what is missing
+            raise ValueError(f"db_file={self.get('db_file')!r} needs `env: {{db_file: /path/to/db.json}}` in your "
+                             "my_fworker.yaml (atomate's convention), or pass db_file=None to write JSON files "
+                             "instead") from None
         if not db_file:
             if os.path.exists("feff_task.json"):
                 with open("feff_task.json") as f:
