@@ -146,6 +146,11 @@ def looks_like(e0: float) -> str | None:
     return f"{element} K" if abs(energy - e0) <= EDGE_NAMING_TOLERANCE else None
 
 
+def edges_in(lo: float, hi: float) -> list[str]:
+    """The tabulated K edges (e.g. ``["Al K"]``) a spectrum from ``lo`` to ``hi`` eV may hold."""
+    return [f"{el} K" for el, energy in K_EDGES_EV.items() if lo - EDGE_NAMING_TOLERANCE <= energy <= hi]
+
+
 def edge_for(e0: float, element: str | None = None) -> Edge:
     """The defined edge a spectrum with its edge at ``e0`` eV belongs to.
 

@@ -124,3 +124,67 @@ def test_show_says_where_the_edge_sits_on_the_models_scale(capsys):
     out = capsys.readouterr().out
     assert "S K models' energy scale (FEFF10): S8 (alpha-sulfur) 2468.2 eV" in out and "model window 2460-2530" in out
     assert "xanes-nn calibrate --standard FILE --compound S8" in out
+
+
+def _rows(n: int = 60, e0: float = 1846.0, scale: float = 1.0) -> list[tuple[float, float]]:
+    from .conftest import synthetic_edge
+
+    e, mu = synthetic_edge(e0=e0, n=n)
+    return [(a * scale, b) for a, b in zip(e, mu)]
+
+
+def test_a_classify_of_an_al_k_edge_names_it(environment):
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    with pytest.raises(SpectrumError, match="looks like an Al K edge"):
+        environment.classify(XAS(*zip(*_rows(e0=1563.0, scale=1.0 - 280 / 1846)), None, "Si"))
+
+
+def test_relative_energies_to_100_ev_are_named_relative(tmp_path):
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    path = tmp_path / "rel.dat"
+    path.write_text("".join(f"{i * 100 / 59:.2f} {0.01 * i}\n" for i in range(60)))
+    with pytest.raises(SpectrumError, match="relative to the edge"):
+        read_spectrum(str(path))
+
+
+def test_kev_values_declared_as_ev_are_named(tmp_path):
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    path = tmp_path / "kev.csv"
+    path.write_text("energy (eV), mu\n" + "".join(f"{e / 1000:.5f}, {m}\n" for e, m in _rows()))
+    with pytest.raises(SpectrumError, match="declared in eV but runs from 1.83 to 1.895: those are keV"):
+        read_spectrum(str(path))
+
+
+def test_free_text_before_the_column_names_and_a_hint(tmp_path):
+    rows = "".join(f"{e} 1e5 {m * 1e3}\n" for e, m in _rows())
+    path = tmp_path / "beamline.dat"
+    path.write_text("# sample: unknown grey powder, pressed pellet\n# Mono Energy [eV]  Ion Chamber 0  SDD total\n"
+                    + rows)
+    xas = read_spectrum(str(path))  # the line naming an energy column is the header; mu = If/I0
+    assert np.isclose(xas.x[0], _rows()[0][0])
+    bad = tmp_path / "unnamed.dat"
+    bad.write_text("# sample: unknown grey powder\n# alpha beta gamma\n" + rows)
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    with pytest.raises(SpectrumError, match="--columns on the command line"):
+        read_spectrum(str(bad))
+
+
+def test_a_two_column_file_takes_its_only_signal_column(tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text("energy,intensity_norm\n" + "".join(f"{e},{m}\n" for e, m in _rows()))
+    with pytest.warns(UserWarning, match="'intensity_norm' taken as mu"):
+        xas = read_spectrum(str(path))
+    assert len(xas.x) == 60
+
+
+def test_a_file_of_a_million_lines_is_refused_before_parsing(tmp_path):
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    path = tmp_path / "huge.dat"
+    path.write_text("1846.0 0.5\n" * 1_020_001)
+    with pytest.raises(SpectrumError, match="1020001 lines"):  # counted before parsing (it took 20 s to parse)
+        read_spectrum(str(path))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pymatgen.analysis.xas.spectrum import XAS
 
-from pymatgen_xanes_nn.preprocessing import SpectrumError, validate_arrays, xas_from_dict
+from pymatgen_xanes_nn.preprocessing import MAX_POINTS, SpectrumError, validate_arrays, xas_from_dict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -68,6 +68,9 @@ def _make_xas(energy, mu, structure=None, element: str = "Si", edge: str = "K", 
 
 #: Largest spectrum file read (bytes, decompressed): a measured spectrum is a few hundred kB.
 MAX_SPECTRUM_BYTES = 64 * 1024 * 1024
+#: Energies that end below this (eV) are relative to an edge (E - E0): no edge a model reads lies below 1 keV, and a
+#: XANES scan relative to its edge ends at most a few hundred eV above it.
+MIN_ABSOLUTE_EV = 500.0
 #: Largest ``feff.inp`` read beside an ``xmu.dat`` for its structure (bytes); a bigger one is ignored.
 MAX_FEFF_INP_BYTES = 1024 * 1024
 
@@ -138,9 +141,9 @@ def _note(message: str) -> None:
 COLUMN_ROLES: dict[str, tuple[str, ...]] = {
     "energy": ("energy", "e", "en", "ener", "ev", "energyev", "enc", "mono", "monoenergy", "energie", "énergie"),
     "relative energy": ("e-e0", "e_e0", "erel", "e_rel", "relative_energy", "de"),
-    "i0": ("i0", "io", "izero", "i_0", "mon", "monitor"),
-    "it": ("it", "i1", "itrans", "i_t", "trans", "itr"),
-    "if": ("if", "ifl", "ifluor", "fluor", "fl", "ff", "pips", "ipips", "sdd", "fy", "tfy", "pfy"),
+    "i0": ("i0", "io", "izero", "i_0", "mon", "monitor", "ionchamber0", "ionchamber"),
+    "it": ("it", "i1", "itrans", "i_t", "trans", "itr", "ionchamber1"),
+    "if": ("if", "ifl", "ifluor", "fluor", "fl", "ff", "pips", "ipips", "sdd", "sddtotal", "fy", "tfy", "pfy"),
     "mu": ("mu", "xmu", "mu_e", "mut", "mutrans", "mu_trans", "muf", "mufluor", "mu_fluor", "norm", "flat",
            "normtrans", "normfluor", "nmu", "normalized", "absorption", "abs", "intensity", "tey"),
 }
@@ -160,13 +163,15 @@ def _column_name(token: str) -> tuple[str, str | None]:
     for suffix in ("_kev", "_ev"):
         if token.endswith(suffix) and len(token) > len(suffix):
             token, unit = token[: -len(suffix)], suffix[1:]
-    return token.strip(), unit
+    token = token.strip()
+    # "Mono Energy" or "Ion Chamber 0", written with spaces: the name without them, when that is a known one
+    return (token.replace(" ", "") if " " in token and token.replace(" ", "") in _ROLE_OF else token), unit
 
 
 def _header_names(line: str, n_columns: int) -> list[tuple[str, str | None]] | None:
     """Column names (and units) of a header line, if it names exactly ``n_columns`` columns."""
     text = line.lstrip("#!%; \t")
-    for splitter in (r"[,;\t]+", r"\s+"):
+    for splitter in (r"[,;\t]+", r"\s{2,}", r"\s+"):  # two or more spaces: names written with one inside
         tokens = [t for t in re.split(splitter, text.strip()) if t]
         merged: list[str] = []
         for t in tokens:  # "energy (eV)" split at the space: the unit joins its column
@@ -206,15 +211,19 @@ def energies_in_ev(energy: np.ndarray, unit: str | None = None, where: str = "sp
     if energy.size == 0:
         return energy
     lo, hi = float(np.min(energy)), float(np.max(energy))
-    if unit == "kev" or (unit is None and 0.1 <= np.median(energy) <= 40.0 and hi - lo < 5.0):
+    kev_like = 0.1 <= np.median(energy) <= 40.0 and hi - lo < 5.0
+    if unit == "ev" and kev_like:
+        raise SpectrumError(f"{where}: the energy column is declared in eV but runs from {lo:g} to {hi:g}: those are "
+                            "keV; correct the unit in the header (eV -> keV) and it is converted")
+    if unit == "kev" or (unit is None and kev_like):
         # every K edge from B to Sb lies at 0.1-40 keV, and no XANES scan spans 5 keV
         _note(f"{where}: energies {lo:g}-{hi:g} read as keV ({'declared' if unit else 'recognised'}) "
               "and converted to eV")
         return energy * 1000.0
-    if lo < 0 or hi < 100.0:
+    if lo < 0 or hi < MIN_ABSOLUTE_EV:
         raise SpectrumError(
-            f"{where}: energies run from {lo:g} to {hi:g} eV: they look relative to the edge (E - E0), and the "
-            "model needs absolute energies (the Si K edge is at ~1839 eV); add the edge energy to the energy column")
+            f"{where}: energies run from {lo:g} to {hi:g} eV: they look relative to the edge (E - E0); the models "
+            "need absolute energies (K edges: Si ~1839 eV, S ~2472 eV); add the edge energy to the energy column")
     return energy
 
 
@@ -236,6 +245,9 @@ def _pick_mu(names: list[str], columns: np.ndarray, where: str) -> tuple[np.ndar
         if (i0 <= 0).any():
             raise SpectrumError(f"{where}: fluorescence needs positive I0; found zero or negative counts")
         return fl / i0, "fluorescence, mu = If/I0"
+    unknown = [k for k, r in enumerate(roles) if r is None]
+    if len(names) == 2 and roles.count("energy") == 1 and len(unknown) == 1:  # energy and one signal, whatever its name
+        return columns[:, unknown[0]], f"column {names[unknown[0]]!r} taken as mu (the only other column)"
     raise SpectrumError(
         f"{where}: no column gives mu (columns: {', '.join(names)}); expected one of mu/xmu/norm/flat, or i0 with "
         "it (transmission) or if (fluorescence): name them in the header or with columns=, e.g. 'energy,i0,it'")
@@ -256,6 +268,9 @@ def read_columns(filename: str, columns: Sequence[str] | None = None, element: s
         edge: absorption edge when the file does not say (XDI's ``Element.edge``).
     """
     text = _read_text(filename)
+    n_lines = text.count("\n")
+    if n_lines > MAX_POINTS + 10_000:  # refused before parsing a million lines, not after
+        raise SpectrumError(f"{filename} has {n_lines} lines; a spectrum may have at most {MAX_POINTS} points")
     xdi: dict[str, str] = {}
     header: list[str] = []
     rows: list[list[float]] = []
@@ -289,6 +304,7 @@ def read_columns(filename: str, columns: Sequence[str] | None = None, element: s
     if n_cols < 2:
         raise SpectrumError(f"{filename} has {n_cols} column; need energy and intensity")
     named: list[tuple[str, str | None]] | None
+    header_line = None
     if columns is not None:
         if len(columns) != n_cols:
             raise SpectrumError(f"{filename} has {n_cols} columns but {len(columns)} names were given: "
@@ -302,8 +318,10 @@ def read_columns(filename: str, columns: Sequence[str] | None = None, element: s
                 raise SpectrumError(f"{filename}: the XDI header 'Column.{i}:' names no column; name it (e.g. "
                                     "'# Column.1: energy eV') or give the names with columns= (--columns)")
             named.append((words[0].lower(), words[1].lower() if len(words) > 1 else None))
-    else:
-        named = next((names for line in reversed(header) if (names := _header_names(line, n_cols))), None)
+    else:  # the header line nearest the data that names every column, one naming an energy column first
+        candidates = [(line, names) for line in reversed(header) if (names := _header_names(line, n_cols))]
+        energetic = [c for c in candidates if any(_ROLE_OF.get(n) == "energy" for n, _ in c[1])]
+        header_line, named = (energetic or candidates or [(None, None)])[0]
     element = xdi.get("element.symbol", element)
     edge = xdi.get("element.edge", edge)
     if named is None:
@@ -317,11 +335,15 @@ def read_columns(filename: str, columns: Sequence[str] | None = None, element: s
         raise SpectrumError(f"{filename}: the energy column {names[roles.index('relative energy')]!r} is relative to "
                             "the edge (E - E0); the model needs absolute energies (the Si K edge is at ~1839 eV)")
     if "energy" not in roles:
-        raise SpectrumError(f"{filename}: no energy column among {', '.join(names)} (expected energy/e/ev, ...)")
+        raise SpectrumError(f"{filename}: no energy column among {', '.join(names)} (expected energy/e/ev, ...)"
+                            + (f", read from the header line {header_line[:60]!r}" if columns is None and
+                               header_line else "")
+                            + f"; name the {n_cols} columns: columns=[...] in Python, --columns on the command line, "
+                            "e.g. energy,i0,if")
     k = roles.index("energy")
     energy = energies_in_ev(data[:, k], named[k][1], where=filename)
     mu, how = _pick_mu(names, data, filename)
-    if how.startswith(("transmission", "fluorescence")):
+    if how.startswith(("transmission", "fluorescence")) or "taken as mu" in how:
         _note(f"{filename}: {how}")
     return _make_xas(energy, mu, None, element, edge)
 

@@ -91,6 +91,13 @@ def check_quality(energy: np.ndarray, preprocessing: Preprocessing,
 
     e = np.asarray(energy, float)
     lo, hi = preprocessing.e_min, preprocessing.e_max
+    if len(e) and (e[-1] < lo or e[0] > hi):  # nowhere near the window: another edge, or a calibration slip
+        from pymatgen_xanes_nn.edges import edges_in
+
+        names = edges_in(e[0], e[-1])
+        raise SpectrumError(f"Spectrum runs from {e[0]:.1f} to {e[-1]:.1f} eV, outside the model window [{lo}, {hi}] "
+                            "eV" + (f": it looks like an {names[0]} edge" if names else "") + " (wrong edge, or a "
+                            "calibration shift is needed; xanes-nn show FILE says where its edge sits)")
     inside = int(np.sum((e >= lo) & (e <= hi)))
     reach = (min(e[-1], hi) - lo) / (hi - lo) if len(e) else 0.0
     if reach < min_reach:
