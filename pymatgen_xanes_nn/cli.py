@@ -834,11 +834,13 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 def _cmd_reference(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.io.tasks import load_tasks
-    from pymatgen_xanes_nn.paths import data_path
     from pymatgen_xanes_nn.trust.evidence import build_reference, reference_file, save_reference
 
     pre = _preprocessing(args)
-    output = args.output or data_path(reference_file(pre))
+    output = args.output
+    if os.path.basename(output) != reference_file(pre):
+        print(f"note: classify() looks for this preprocessing's index as {reference_file(pre)} in the package data",
+              file=sys.stderr)
     docs = [d for path in args.datasets for d in load_tasks(path)]
     ref = build_reference(docs, pre)
     save_reference(ref, output)
@@ -1085,7 +1087,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("derive", help="derive structures by ion substitution (seed classes, mixed anions)")
     p.add_argument("--corpus", default=None, help="corpus file (default: shipped)")
-    p.add_argument("--output", default=data_path("derived_corpus.json.gz"))
+    p.add_argument("--output", type=_writable_path, default="derived_corpus.json.gz",
+                   help="where the derived corpus goes (never into the installed package unless you name it)")
     p.add_argument("--classes", nargs="+", default=None, help="chemical systems to fill (default: the chemsys model's)")
     p.add_argument("--target", type=int, default=45, help="materials per class to reach (real + derived)")
     p.add_argument("--max-atoms", type=int, default=40, help="largest parent cell")
@@ -1157,7 +1160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("relax-corpus", help="relax every derived structure with CHGNet before FEFF (needs pip "
                                              "install '.[relax]'; resumable, written every 10 structures)")
     p.add_argument("--derived-corpus", default=data_path("derived_corpus.json.gz"))
-    p.add_argument("--output", default=data_path("derived_corpus_relaxed.json.gz"))
+    p.add_argument("--output", type=_writable_path, default="derived_corpus_relaxed.json.gz",
+                   help="where the relaxed structures go, resumed from (never the installed package unless named)")
     p.add_argument("--limit", type=_int_at_least(1), default=None, help="relax at most this many now")
     p.set_defaults(func=_cmd_relax_corpus)
 
@@ -1191,7 +1195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", nargs="+", type=_existing_file, default=[data_path(TASKS_FILE)],
                    help="packed task documents to index")
     _add_preprocessing_options(p)
-    p.add_argument("--output", default=None, help="default: the shipped file for this preprocessing")
+    p.add_argument("--output", required=True, type=_writable_path,
+                   help="the index file (the shipped one is pymatgen_xanes_nn/data/reference_spectra.npz)")
     p.set_defaults(func=_cmd_reference)
 
     p = sub.add_parser("report", help="write docs/RESULTS.md and its figures from the committed result JSON")

@@ -128,3 +128,22 @@ def test_classify_refuses_an_empty_matrix(toy_model):
 
     with pytest.raises(SpectrumError, match="0 rows"):
         toy_model.classify(np.zeros((0, toy_model.preprocessing.n_points)))
+
+
+def test_an_empty_tasks_file_is_an_error_not_an_empty_build(tmp_path):
+    path = str(tmp_path / "empty.json.gz")
+    pack_tasks([], path)
+    with pytest.raises(ConfigurationError, match="holds no task documents"):
+        pipeline_from_env({"XANES_NN_OUTPUT": str(tmp_path / "out"), "XANES_NN_TASKS_FILE": path})
+
+
+def test_every_builder_says_what_it_did_and_a_rerun_says_nothing_to_rebuild(tmp_path, toy_model_file, capsys):
+    path = str(tmp_path / "tasks.json.gz")
+    pack_tasks(task_docs(), path)
+    env = {"XANES_NN_OUTPUT": str(tmp_path / "out"), "XANES_NN_MODEL": toy_model_file, "XANES_NN_TASKS_FILE": path}
+    _run(pipeline_from_env(env))
+    first = capsys.readouterr().out
+    assert f"SpectrumBuilder -> xanes_spectra.json: {len(task_docs())} built, 0 failed" in first
+    _run(pipeline_from_env(env))
+    again = capsys.readouterr().out
+    assert again.count("nothing to rebuild") == 4, again

@@ -698,6 +698,8 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
             tasks.connect()
         except ValueError as exc:  # a truncated or corrupt file names itself
             raise ConfigurationError(f"XANES_NN_TASKS_FILE: {exc}") from exc
+        if not tasks.count():  # an empty source would build nothing and look like success
+            raise ConfigurationError(f"XANES_NN_TASKS_FILE={tasks_file!r} holds no task documents")
         out = {n: JSONFileStore(os.path.join(directory, f"xanes_{n}.json"), key=k) for n, k in names.items()}
         for store in out.values():
             try:

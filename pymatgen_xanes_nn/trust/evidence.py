@@ -9,7 +9,6 @@ inputs are made otherwise (e.g. e0-aligned) get their own file, named by :func:`
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -34,8 +33,7 @@ def reference_file(preprocessing: Preprocessing) -> str:
 
     if preprocessing == DEFAULT_PREPROCESSING:
         return REFERENCE_FILE
-    digest = hashlib.sha256(json.dumps(preprocessing.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
-    return f"reference_spectra_{digest}.npz"
+    return f"reference_spectra_{preprocessing.fingerprint}.npz"  # the one fingerprint of the preprocessing
 
 
 def build_reference(docs: Sequence[dict], preprocessing: Preprocessing, n_components: int = 96) -> dict[str, Any]:
