@@ -817,9 +817,23 @@ def _cmd_builders_file(args: argparse.Namespace) -> int:
 def _cmd_card(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.datagen.card import dataset_summary, derived_summary, render_card
     from pymatgen_xanes_nn.datagen.corpus import load_corpus
+    from pymatgen_xanes_nn.edges import SI_K
     from pymatgen_xanes_nn.io.tasks import load_tasks
     from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, read_json
 
+    if args.element != SI_K.element:  # another edge: its collection and corpus
+        from pymatgen_xanes_nn.datagen.card import edge_card
+        from pymatgen_xanes_nn.edges import get_edge
+        from pymatgen_xanes_nn.io.tasks import load_collection
+
+        edge = get_edge(args.element)
+        docs = load_collection(edge.tasks_collection, include_failed=True)
+        output = args.output if args.output != os.path.join("docs", "DATASET.md") else \
+            os.path.join("docs", f"DATASET_{edge.element}.md")
+        with open(output, "w") as f:
+            f.write(edge_card(docs, edge, load_corpus(element=edge.element)))
+        print(f"{sum(d.get('state') != 'failed' for d in docs)} {edge.name} spectra -> {output}")
+        return 0
     study = json.load(open(args.study)) if args.study and os.path.exists(args.study) else None
     summary = dataset_summary(load_tasks(args.dataset, include_failed=True))
     derived = derived_summary(
@@ -1177,6 +1191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_relax_study)
 
     p = sub.add_parser("card", help="write the dataset card (markdown) from the packed dataset")
+    p.add_argument("--element", default=SI_K.element, choices=sorted(EDGES),
+                   help="the edge (another edge's card goes to docs/DATASET_<element>.md)")
     p.add_argument("--dataset", default=data_path(TASKS_FILE))
     p.add_argument("--derived", default=data_path(DERIVED_RELAXED_TASKS_FILE),
                    help="packed task documents of the relaxed derived structures")

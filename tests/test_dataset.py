@@ -153,3 +153,18 @@ def test_load_tasks_returns_the_whole_shipped_dataset_real_then_derived():
     assert [d["task_id"] for d in both[:len(real)]] == [d["task_id"] for d in real]
     assert all(d["metadata"]["source"] == "derived" and d["metadata"].get("relaxation") for d in both[len(real):])
     assert not any(d["metadata"].get("source") == "derived" for d in real)
+
+
+def test_the_s_card_matches_the_committed_s_spectra():
+    from collections import Counter
+
+    from pymatgen_xanes_nn.edges import S_K
+    from pymatgen_xanes_nn.io.tasks import load_collection
+
+    card = open(os.path.join(ROOT, "docs", "DATASET_S.md")).read()
+    docs = load_collection(S_K.tasks_collection, include_failed=True)
+    ok = [d for d in docs if d.get("state") != "failed"]
+    assert f"task documents: {len(docs)} ({len(ok)} successful" in card, "run: xanes-nn card --element S"
+    table = card.split("## Sites per oxidation label")[1].split("##")[0]
+    rows = {m[0]: int(m[1]) for m in re.findall(r"\| (\S+) \| (\d+) \|", table)}
+    assert rows == {str(k): v for k, v in Counter(d["metadata"].get("oxidation") for d in ok).items()}
