@@ -267,8 +267,17 @@ def test_pretrained_models_are_calibrated_out_of_fold():
         assert oof["folds"] == md["config"]["calibration_folds"] >= 2 and oof["n"] == n
         assert set(clf.ood["calibration"]) == set(OOD_SCORES)
         assert all(len(v) == n for v in clf.ood["calibration"].values())
-        # conformal thresholds fitted on these very scores: in-sample coverage sits at the level
-        assert abs(oof["coverage"] - clf.conformal["level"]) <= 0.03
+        # the shipped thresholds on the shipped network's own training spectra (which it has seen): its sets must
+        # hold the true class at least as often as the level promises held out; empty or mis-ordered sets fail.
+        # Held-out coverage itself is measured by the OOD benchmark (docs/RESULTS.md), not here.
+        from pymatgen_xanes_nn.training.fit import dataset_for_scheme
+        from pymatgen_xanes_nn.trust.conformal import prediction_sets
+
+        spectra, _ = dataset_for_scheme(md["label_scheme"], _training_docs(clf))
+        inside = np.array([lab in clf.labels for lab in spectra.labels]) & np.asarray(spectra.testable)
+        y = np.array([clf.labels.index(lab) for lab in np.asarray(spectra.labels, object)[inside]])
+        sets = prediction_sets(clf.probabilities(spectra.x[inside]), clf.conformal["thresholds"])
+        assert sets[np.arange(len(y)), y].mean() >= clf.conformal["level"]
 
 
 def _training_docs(clf: XANESClassifier) -> list[dict]:

@@ -39,7 +39,10 @@ def test_study_decides_by_the_cosine_tolerance(monkeypatch, tmp_path, distort, d
     record = {"volume_ratio": 1.02, "max_displacement_a": 0.1}
     monkeypatch.setattr(relax_study, "relax", lambda structure, relax_cell=True: (structure, dict(record)))
 
+    calls = []
+
     def fake_feff(job, settings, scratch, timeout=None):
+        calls.append(job.task_id)
         doc = copy.deepcopy(unrelaxed[job.task_id.split("-s0-")[0]])
         if distort:  # a white line that moved by 8 eV: far outside the tolerance
             rows = np.asarray(doc["spectrum"])
@@ -53,8 +56,10 @@ def test_study_decides_by_the_cosine_tolerance(monkeypatch, tmp_path, distort, d
     summary = result["summary"]
     assert summary["relaxed"]["n"] == summary["relaxed_fixed_cell"]["n"] == 3 and summary["decision"] == decision
     assert (summary["relaxed"]["cosine_min"] >= relax_study.COSINE_TOLERANCE) is not distort
+    n_runs = len(calls)
+    assert n_runs == 6  # 3 structures x (relaxed, relaxed at fixed cell)
     again = relax_study.run_study(corpus, unrelaxed, out, n=3, n_workers=1)  # resumes: nothing recomputed
-    assert again["summary"] == result["summary"]
+    assert again["summary"] == result["summary"] and len(calls) == n_runs
 
 
 def test_markdown_reports_every_structure_and_the_decision(monkeypatch, tmp_path):

@@ -424,11 +424,20 @@ def test_concurrent_reconstruct_leaves_warning_filters_alone(toy_model):
 
     x = toy_set()[0][:4] - 0.5  # negative intensities: XAS would warn inside reconstruct
     before = list(warnings.filters)
-    threads = [threading.Thread(target=lambda: [toy_model.reconstruct(x) for _ in range(20)]) for _ in range(4)]
+    errors, outputs = [], []
+
+    def work():
+        try:  # an exception in a thread is otherwise printed and lost: the test would pass
+            outputs.extend(len(toy_model.reconstruct(x)) for _ in range(20))
+        except Exception as exc:  # noqa: BLE001 - any crash is the failure under test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == [] and outputs == [4] * 80
     assert warnings.filters == before
 
 

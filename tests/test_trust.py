@@ -70,6 +70,16 @@ def test_relative_mahalanobis_discounts_shared_directions():
     stats = gaussian_stats(codes, y, 2)
     d, rel = mahalanobis(np.array([[0.0, 0.0], [0.0, 8.0]]), stats)
     assert d[1] > d[0] and rel[1] > rel[0]
+    # Ren et al. (2021): the squared class distance minus the squared distance to one Gaussian of all codes,
+    # computed here independently; a plain Mahalanobis distance (or the background one alone) fails this
+    queries = np.array([[-10.0, 0.0], [0.0, 11.0], [3.0, 0.5]])
+    d, rel = mahalanobis(queries, stats)
+    mean, cov = codes.mean(axis=0), np.cov(codes.T)
+    background = np.sqrt(np.einsum("ni,ij,nj->n", queries - mean, np.linalg.inv(cov), queries - mean))
+    assert np.all(np.abs(rel - (d**2 - background**2)) <= 0.01 * d**2 + 0.1)  # 1%: the ridge
+    # along the direction every code varies in (x, where the classes lie) the far point keeps most of its distance;
+    # off it (y), the background is as far as the classes and the relative score is near 0: the order flips
+    assert d[1] > d[0] and rel[0] > rel[1] + 3
 
 
 def test_quality_gate_refuses_short_and_sparse_spectra(toy_model):
