@@ -172,3 +172,11 @@ def test_the_seed_numbers_sentence_reads_the_committed_curves(tmp_path):
         curves["train_accuracy"] = [[0.5] * len(c) for c in curves["train_accuracy"]]
     (tmp_path / "dropout.json").write_text(json.dumps(res))
     assert "keep 0.8: 50%" in " ".join(_seed_numbers_sentence(str(tmp_path)))
+
+
+def test_readme_performance_rows_are_the_committed_benchmarks():
+    from pymatgen_xanes_nn.studies.report import PERFORMANCE_MARKERS, performance_rows
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    block = readme.split(PERFORMANCE_MARKERS[0] + "\n")[1].split("\n" + PERFORMANCE_MARKERS[1])[0]
+    assert block == performance_rows(os.path.join(ROOT, "benchmarks", "results")), "regenerate the README rows"
