@@ -188,7 +188,8 @@ class XANESClassifier(MSONable):
         ood: out-of-distribution statistics (:data:`OOD_KEYS`): latent class Gaussians and a background one, the
             cosine k-NN index of the training spectra, each score's out-of-fold ``calibration`` distribution, the
             ``scores`` combined into the flag and its level ``alpha``.
-        conformal: split-conformal prediction sets: ``level`` and one ``thresholds`` entry per label.
+        conformal: conformal prediction sets: ``level`` and one ``thresholds`` entry per label (fitted out of fold,
+            applied to this network: coverage measured, not guaranteed).
         metadata: training data hash, parameters, library versions, metrics.
         version: model file format version.
         check: validate the finished model (:meth:`validate`) before it can predict. Only training passes False,

@@ -1,4 +1,10 @@
-"""Split-conformal prediction sets: thresholds on the true class's probability fitted out of fold."""
+"""Conformal prediction sets: thresholds on the true class's probability fitted out of fold.
+
+The thresholds are split-conformal quantiles of the calibration folds' out-of-fold scores. The shipped model applies
+them to its final network, trained on all spectra, not to the fold networks that made the scores: the sets then
+carry no finite-sample coverage guarantee, and their held-out coverage is measured instead (the OOD benchmark,
+``docs/RESULTS.md``).
+"""
 
 from __future__ import annotations
 
