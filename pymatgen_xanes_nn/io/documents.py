@@ -73,7 +73,8 @@ class ClassificationDoc(_Doc):
     confidence: float = Field(description="probability of the label")
     prediction_set: list[str] = Field(description="labels kept at set_level coverage (conformal thresholds fitted "
                                                   "on fold networks' out-of-fold predictions, applied to the final "
-                                                  "network: no finite-sample guarantee; coverage measured held out), most "
+                                                  "network: no finite-sample guarantee; coverage measured held "
+                                                  "out), most "
                                                   "probable first; empty or large means don't know")
     set_level: float = Field(description="nominal coverage of the prediction set (0.9)")
     ood: bool = Field(description="out of distribution: ood_pvalue < ood_alpha")
