@@ -622,6 +622,12 @@ class XANESClassifier(MSONable):
         floor = self.conformal.get("confidence_floor", 0.0)  # models before round 4 have none
         sets = prediction_sets(p, self.conformal["thresholds"])
         near = nearest_reference(x, self.preprocessing) if evidence else None  # None: no reference installed
+        if near is not None:  # each piece of evidence named in this model's classes too
+            from pymatgen_xanes_nn.labels import environment_class
+
+            for row in near:
+                for ev in row:
+                    ev["class"] = environment_class(ev["environment"], self.labels, self.edge.element)
         out = []
         for i in range(len(x)):
             k = int(p[i].argmax())

@@ -424,7 +424,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"    out-of-distribution p-value {result['ood_pvalue']:.3g} (flag below {result['ood_alpha']})"
                   + ("; input quality: " + ", ".join(f"{k} {v:.3g}" for k, v in quality.items()) if quality else ""))
             for ev in result["evidence"]:
-                print(f"    similar: {ev['formula']} {ev['environment']} ({ev['task_id']}), "
+                named = f" = {ev['class']}" if ev.get("class") and ev["class"] != ev["environment"] else ""
+                print(f"    similar: {ev['formula']} {ev['environment']}{named} ({ev['task_id']}), "
                       f"similarity {ev['similarity']:.2f}")
             if "png" in res:
                 print(f"    wrote {res['png']}")

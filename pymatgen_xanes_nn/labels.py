@@ -180,3 +180,20 @@ def assign_labels(docs: list[dict], scheme: str, classes: list[str]) -> list[str
         lab = grouped_environment(raw_label(d, scheme), d.get("metadata", {}).get("neighbors", {}), keep, absorber(d))
         out.append(lab if lab in classes else None)
     return out
+
+
+def environment_class(env: str, classes: list[str], element: str | None = None) -> str | None:
+    """The class an environment label (e.g. ``"SiSi4"``) takes in a model with ``classes`` (None: not such a model).
+
+    What the evidence of a classification is called in the model's own terms: ``SiSi4`` is ``Si-metallic`` there.
+    """
+    from pymatgen_xanes_nn.edges import EDGES, SI_K, get_edge
+
+    edge = get_edge(element or SI_K.element)
+    if edge.metal_group not in classes and edge.other_group not in classes:
+        return None  # not an environment model
+    if not env.startswith(edge.element) or env.endswith("(isolated)"):
+        return edge.other_group
+    neighbors = {el: int(n) for el, n in re.findall(r"([A-Z][a-z]?)(\d+)", env[len(edge.element):])}
+    keep = set(classes) - {g for e in EDGES.values() for g in (e.metal_group, e.other_group)}
+    return grouped_environment(env, neighbors, keep, edge.element)

@@ -188,3 +188,14 @@ def test_a_file_of_a_million_lines_is_refused_before_parsing(tmp_path):
     path.write_text("1846.0 0.5\n" * 1_020_001)
     with pytest.raises(SpectrumError, match="1020001 lines"):  # counted before parsing (it took 20 s to parse)
         read_spectrum(str(path))
+
+
+def test_evidence_is_named_in_the_models_classes_and_text_shows_what_json_has(capsys):
+    from pymatgen_xanes_nn.labels import environment_class
+
+    classes = ["Si-metallic", "Si-other", "SiN4", "SiO4"]
+    assert environment_class("SiSi4", classes) == "Si-metallic" and environment_class("SiO4", classes) == "SiO4"
+    assert environment_class("SiN1O3", classes) == "Si-other" and environment_class("SiO4", ["O-Si", "C-Si"]) is None
+    assert main(["predict", data_path("examples/Si_diamond_xmu.dat")]) == 0
+    out = capsys.readouterr().out
+    assert "SiSi4 = Si-metallic" in out and "out-of-distribution p-value" in out and "input quality:" in out
