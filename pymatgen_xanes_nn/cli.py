@@ -154,6 +154,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         sink = StoreSink(mongo_store(args.store_uri, args.collection, args.database))
     else:
         done = load_tasks(args.dataset, include_failed=True) if args.dataset else []
+        if args.collection_done:  # e.g. s_k_tasks: what the committed shards hold is not computed again
+            from pymatgen_xanes_nn.io.tasks import load_collection
+
+            done += load_collection(args.collection_done, include_failed=True)
         sink = DirectorySink(args.output, also_done=done)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` stops FEFF and cleans up like Ctrl-C
     counts = simulate(jobs, sink, settings=args.settings, n_workers=args.workers, scratch=args.scratch,
@@ -1128,6 +1132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--absorber", default=None, type=_element,
                    help="another element's K edge than the corpus's (one site in each of the --limit smallest "
                         "structures, default 4): OOD test spectra")
+    p.add_argument("--collection-done", default=None, metavar="NAME",
+                   help="skip the sites a shipped collection already holds (base file and shards), e.g. s_k_tasks")
     p.add_argument("--interleave", default=None, metavar="KEY",
                    help="order sites round robin over this site annotation (e.g. oxidation), so a stopped run has "
                         "every class")

@@ -338,3 +338,18 @@ def test_measured_alignment_finds_one_offset_and_what_it_leaves():
     assert res["white_line"]["offset"] == pytest.approx(2.0 + 4.0 / 3, abs=0.1)
     assert res["white_line"]["residuals"]["c"] == pytest.approx(4.0 - 4.0 / 3, abs=0.1)
     assert res["e0"]["max_abs_residual"] == pytest.approx(4.0 - 4.0 / 3, abs=0.1)
+
+
+def test_simulate_skips_what_a_shipped_collection_holds(tmp_path, monkeypatch, capsys):
+    from pymatgen_xanes_nn.cli import main
+    from pymatgen_xanes_nn.datagen import simulate as sim
+    from pymatgen_xanes_nn.paths import data_path
+
+    def no_feff(*args, **kwargs):
+        raise AssertionError("a site the collection holds was computed again")
+
+    monkeypatch.setattr(sim, "simulate_site", no_feff)
+    argv = ["simulate", "--corpus", data_path("corpus_s.json.gz"), "--task-ids", "amcsd-15833-S0", "--dataset",
+            "none", "--output", str(tmp_path / "out"), "--workers", "1", "--collection-done", "s_k_tasks"]
+    assert main(argv) == 0
+    assert '"skipped": 1' in capsys.readouterr().out
