@@ -73,6 +73,9 @@ def test_benchmark_on_a_tiny_problem(tmp_path):
                             scores_file=str(tmp_path / "scores.npz"))
     assert {"far: non-spectra", "far: other K edges", "near: left-out environment"} <= set(res["sets"])
     assert res["sets"]["far: other K edges"]["n"] == 3 * 2  # every fold scores them
+    worst = res["foreign_edges_worst"]  # the foreign edges placed across the window, the worst placement named
+    assert len(worst["by_position"]) == 8 and worst["set"] in res["sets"]
+    assert worst["auroc"] == min(res["sets"][k]["scores"]["combined"]["auroc"] for k in worst["by_position"])
     # derived structures only ever train: never scored as held out, left out or outside the classes
     assert res["held_out"]["n"] == 36 - 3
     assert res["leave_one_environment_out"]["SiN4"]["n"] == 9 - 3
@@ -132,3 +135,17 @@ def test_nested_combination_finds_the_informative_score_without_seeing_the_fold(
     assert 0.3 < res["shipped"]["far: test"] < 0.7  # an uninformative score stays near chance
     with pytest.raises(ValueError, match="needs >= 3 folds"):
         nested_combination(_synthetic_scores(tmp_path / "two.npz", 2))
+
+
+def test_other_edges_are_placed_across_the_window():
+    from pymatgen_xanes_nn.io.tasks import OTHER_EDGES_FILE, load_tasks
+    from pymatgen_xanes_nn.paths import data_path
+    from pymatgen_xanes_nn.preprocessing import find_e0, resample_uniform
+    from pymatgen_xanes_nn.studies.ood_benchmark import FOREIGN_E0S, other_edges_kind
+
+    docs = load_tasks(data_path(OTHER_EDGES_FILE))[:3]
+    assert min(FOREIGN_E0S) <= 1836.0 and max(FOREIGN_E0S) >= 1850.0
+    for target in (1836.0, 1840.0, 1850.0):
+        for e, m in other_edges(docs, target)[0]:
+            assert abs(find_e0(*resample_uniform(e, m)) - target) < 0.5
+    assert other_edges_kind(SI_K_E0) == "far: other K edges" and other_edges_kind(1840.0).endswith("e0 1840 eV")

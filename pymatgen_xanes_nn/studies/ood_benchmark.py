@@ -114,15 +114,28 @@ def apply_fault(energy: np.ndarray, mu: np.ndarray, kind: str, low: float, high:
     raise ValueError(f"Unknown fault {kind!r}")
 
 
-def other_edges(docs: Sequence[dict]) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Other elements' K-edge spectra (task documents) moved so that their e0 sits at :data:`SI_K_E0`."""
+#: Where the other elements' K edges are also placed (e0, eV): across the Si window's edge region, since the flag's
+#: verdict on a foreign edge depends on where it lands (at 1839-1842 eV, near elemental Si's e0, most were answered).
+FOREIGN_E0S = (1836.0, 1838.0, 1840.0, 1842.0, 1844.0, 1846.0, 1848.0, 1850.0)
+#: The far set of other K edges placed at ``e0`` (the plain name is the historical placement, :data:`SI_K_E0`).
+OTHER_EDGES_KIND = "far: other K edges"
+
+
+def other_edges_kind(e0: float) -> str:
+    """The far-set name of the other K edges placed at ``e0`` eV."""
+    return OTHER_EDGES_KIND if e0 == SI_K_E0 else f"{OTHER_EDGES_KIND}, e0 {e0:g} eV"
+
+
+def other_edges(docs: Sequence[dict], e0_target: float = SI_K_E0) -> tuple[list[tuple[np.ndarray, np.ndarray]],
+                                                                           list[str]]:
+    """Other elements' K-edge spectra (task documents) moved so that their e0 sits at ``e0_target`` eV."""
     from pymatgen_xanes_nn.preprocessing import find_edge, resample_uniform
 
     out, kinds = [], []
     for d in docs:
         e, m = np.asarray(d["spectrum"], float)[:, [0, 3]].T
         e0 = find_edge(*resample_uniform(e, m)).e0
-        out.append((e - e0 + SI_K_E0, m))
+        out.append((e - e0 + e0_target, m))
         kinds.append(d["metadata"]["absorbing_element"])
     return out, kinds
 
@@ -235,7 +248,8 @@ def run_ood_benchmark(
     y = np.array([classes.index(lab) for lab in spectra.labels])
     far_sets = {"far: non-spectra": far_spectra(n_far, config.seed)[0]}
     if other_edge_docs:
-        far_sets["far: other K edges"] = other_edges(other_edge_docs)[0]
+        for e0 in FOREIGN_E0S:
+            far_sets[other_edges_kind(e0)] = other_edges(other_edge_docs, e0)[0]
     far_x = {kind: _vectorize(raw, preprocessing) for kind, raw in far_sets.items()}
     pooled: dict[str, dict[str, list]] = {}
     held = {"pvalue": [], "correct": [], "in_set": [], "set_size": [], "ood": [], "dont_know": [], "n_refused": {},
@@ -389,6 +403,12 @@ def run_ood_benchmark(
                                  "scores": score_table({k: v for k, v in ref.items() if k != "flagged"}, scores),
                                  "flagged": float(np.mean(flagged))}
     results["leave_one_environment_out"] = loeo
+    placed = {kind: row for kind, row in results["sets"].items() if kind.startswith(OTHER_EDGES_KIND)}
+    if placed:  # the flag's worst placement of a foreign edge, the figure that matters for a user
+        worst = min(placed, key=lambda k: placed[k]["scores"]["combined"]["auroc"])
+        results["foreign_edges_worst"] = {"set": worst, "auroc": placed[worst]["scores"]["combined"]["auroc"],
+                                          "flagged": placed[worst]["flagged"],
+                                          "by_position": {k: placed[k]["flagged"] for k in placed}}
     correct = np.concatenate(held["correct"])
     in_set = np.concatenate(held["in_set"])
     size = np.concatenate(held["set_size"])
