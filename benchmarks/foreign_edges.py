@@ -45,7 +45,8 @@ def main() -> None:
             row[f"{e0:g}"] = {"answered": answered, "refused": refused, "dont_know": len(docs) - answered - refused}
         baseline = sum(not clf.classify(from_task_doc(d, with_structure=False), evidence=False)["dont_know"]
                        for d in own)
-        res["models"][name] = {"foreign_answered_by_e0": row, "worst_answered": max(r["answered"] for r in row.values()),
+        res["models"][name] = {"foreign_answered_by_e0": row,
+                               "worst_answered": max(r["answered"] for r in row.values()),
                                "own_spectra_answered (baseline)": baseline, "n_own": len(own)}
     write_results("foreign_edges", res)
 
