@@ -62,6 +62,8 @@ _WARNINGS_LOCK = threading.Lock()
 PRETRAINED = {
     "si_k_chemsys": "model_si_k_chemsys.json.gz",
     "si_k_environment": "model_si_k_environment.json.gz",
+    "s_k_oxidation": "model_s_k_oxidation.json.gz",
+    "s_k_environment": "model_s_k_environment.json.gz",
 }
 #: The model used when none is named: the Si K edge's default (the local environment, what the edge encodes best).
 DEFAULT_MODEL = SI_K.default_model
@@ -192,6 +194,8 @@ class XANESClassifier(MSONable):
             applied to this network: coverage measured, not guaranteed).
         metadata: training data hash, parameters, library versions, metrics.
         version: model file format version.
+        e0_input: the FNN reads the spectrum's e0 (the preprocessing's ``e0_column``, standardized like the codes)
+            beside the latent code: the chemical shift of an e0-aligned input.
         check: validate the finished model (:meth:`validate`) before it can predict. Only training passes False,
             for the networks it scores before their calibration exists; it then builds the shipped model checked.
     """
@@ -211,6 +215,7 @@ class XANESClassifier(MSONable):
         conformal: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         version: str = MODEL_FORMAT,
+        e0_input: bool = False,
         *,
         check: bool = True,
     ):
@@ -263,6 +268,10 @@ class XANESClassifier(MSONable):
             raise InvalidModelError(f"Model {name!r}: metadata must be a dict")
         self.metadata = metadata or {}
         self.version = str(version)
+        if not isinstance(e0_input, bool) or (e0_input and not self.preprocessing.e0_column):
+            raise InvalidModelError(f"Model {name!r}: e0_input must be a bool, and True only with a preprocessing "
+                                    "that keeps the e0 column")
+        self.e0_input = e0_input
         self._check_shapes()
         if check:
             self.validate()
@@ -270,9 +279,10 @@ class XANESClassifier(MSONable):
     def _check_shapes(self) -> None:
         """Refuse weights that do not chain, non-finite values and degenerate scales."""
         name, n = self.name, self.preprocessing.n_points
-        code = _check_chain(self.encoder, n, "encoder")
-        if _check_chain(self.decoder, code, "decoder") != n:
+        latent = _check_chain(self.encoder, n, "encoder")
+        if _check_chain(self.decoder, latent, "decoder") != n:
             raise InvalidModelError(f"Model {name!r}: decoder output does not match the {n}-point grid")
+        code = latent + int(self.e0_input)
         n_out = _check_chain(self.fnn, code, "fnn")
         if n_out != len(self.labels):
             raise IncompatibleModelError(f"Model {name!r}: {n_out} outputs but {len(self.labels)} labels")
@@ -289,7 +299,7 @@ class XANESClassifier(MSONable):
         """
         from pymatgen_xanes_nn.trust.ood import NETWORK_SCORES, OOD_SCORES
 
-        name, code, n = self.name, self.code_size, self.preprocessing.n_points
+        name, code, n = self.name, self.feature_size, self.preprocessing.n_points
         missing = [k for k in OOD_KEYS if k not in self.ood]
         if missing:
             raise InvalidModelError(f"Model {name!r}: the ood block lacks {missing}; the OOD flag could never fire")
@@ -410,6 +420,8 @@ class XANESClassifier(MSONable):
             "metadata": copy.deepcopy(self.metadata),
             "version": self.version,
         }
+        if self.e0_input:  # only then: files of models without it keep their checksum
+            d["e0_input"] = True
         d["checksum"] = model_checksum(d)
         return d
 
@@ -461,6 +473,11 @@ class XANESClassifier(MSONable):
         """Dimension of the latent code."""
         return int(self.encoder[-1]["W"].shape[1])
 
+    @property
+    def feature_size(self) -> int:
+        """Width of what the FNN reads: the latent code, plus the e0 with :attr:`e0_input`."""
+        return self.code_size + int(self.e0_input)
+
     # ------------------------------------------------------------------ inputs
     def vectorize(self, spectra, **kwargs) -> tuple[np.ndarray, bool]:
         """Preprocess spectra into the model's input matrix; see :meth:`inputs` (which also measures quality)."""
@@ -485,7 +502,7 @@ class XANESClassifier(MSONable):
             ``quality`` holds each spectrum's :func:`~pymatgen_xanes_nn.trust.quality.quality_measures` (None for rows
             given on the grid: their raw points are gone).
         """
-        n = self.preprocessing.n_points
+        n = self.preprocessing.n_inputs
         if not _is_number(shift):
             raise ValueError(f"shift must be a finite number of eV, got {shift!r}")
         if smooth is not None and not _is_positive_number(smooth):
@@ -526,7 +543,15 @@ class XANESClassifier(MSONable):
 
     # ------------------------------------------------------------------ outputs
     def _encode_matrix(self, x: np.ndarray) -> np.ndarray:
-        return forward(self.encoder, x)
+        """What the FNN reads (before standardization): the latent code of the grid part, and e0 if it reads it."""
+        codes = forward(self.encoder, self.preprocessing.spectra(x))
+        if self.e0_input:
+            codes = np.concatenate([codes, np.asarray(x)[:, self.preprocessing.n_points:]], axis=1)
+        return codes
+
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
+        """The autoencoder's reconstruction of the grid part from :meth:`_encode_matrix`'s output."""
+        return forward(self.decoder, codes[:, : self.code_size])
 
     def _logits(self, codes: np.ndarray) -> np.ndarray:
         return forward(self.fnn[:-1], (codes - self.code_mean) / self.code_std)
@@ -576,7 +601,7 @@ class XANESClassifier(MSONable):
         from pymatgen_xanes_nn.io.readers import ReadXAS
 
         x, single = self.vectorize(spectra, **kwargs)
-        rec = forward(self.decoder, self._encode_matrix(x))
+        rec = self._decode(self._encode_matrix(x))
         grid = self.preprocessing.grid
         # catch_warnings swaps a process-global filter list: unguarded, two threads restore each other's
         # copy and leave "ignore" installed for the whole program
@@ -692,16 +717,16 @@ class XANESClassifier(MSONable):
 
         log_z = logsumexp(logits, axis=1)
         scores = {
-            "reconstruction": np.mean((forward(self.decoder, codes) - x) ** 2, axis=1),
+            "reconstruction": np.mean((self._decode(codes) - self.preprocessing.spectra(x)) ** 2, axis=1),
             "mahalanobis": maha,
             "relative_mahalanobis": rel,
-            "knn": KNNIndex(self.ood["knn_basis"], self.ood["knn_reference"]).distance(x),
+            "knn": KNNIndex(self.ood["knn_basis"], self.ood["knn_reference"]).distance(self.preprocessing.spectra(x)),
             "max_softmax": 1.0 - proba.max(axis=1),
             "energy": -log_z,
         }
         edge = self._edge_index()
         if edge is not None:
-            scores["edge_offset"] = edge.offset(x)
+            scores["edge_offset"] = edge.offset(self.preprocessing.spectra(x), self.preprocessing.e0_of(x))
         return self._standardized(scores) if standardized else scores
 
     def _standardized(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -717,7 +742,7 @@ class XANESClassifier(MSONable):
         if not all(k in self.ood for k in EDGE_ARRAYS):
             return None
         return EdgeIndex(KNNIndex(self.ood["edge_basis"], self.ood["edge_reference"]), self.ood["edge_e0"],
-                         self.preprocessing.grid)
+                         self.preprocessing.grid, aligned=self.preprocessing.alignment == "e0")
 
     def ood_pvalue(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """The combined conformal p-value of the model's chosen scores (small: unlike the training materials)."""

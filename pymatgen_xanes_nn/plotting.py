@@ -45,7 +45,7 @@ def plot_preprocessed(
     ax1.legend(fontsize=7)
     ax1.set(xlabel="Energy (eV)", ylabel="mu (raw)", title=f"raw {title}".strip())
     if vector is not None:
-        ax2.plot(pre.grid, vector, lw=1.2, color="C1")
+        ax2.plot(pre.grid, pre.spectra(vector), lw=1.2, color="C1")
     ax2.set(
         xlabel="Energy (eV)",
         ylabel=f"mu ({pre.normalization})",
@@ -69,7 +69,7 @@ def evidence_figure(vector: np.ndarray, pre: Preprocessing, evidence: list[dict]
         ax.plot(pre.grid, row, lw=1.0, alpha=0.8,
                 label=f"{ev['formula']} {ev['environment']} ({ev['task_id']}), similarity "
                       f"{ev.get('similarity', ev['cosine_similarity']):.2f}")
-    ax.plot(pre.grid, vector, lw=2.0, color="k", label="this spectrum")
+    ax.plot(pre.grid, pre.spectra(vector), lw=2.0, color="k", label="this spectrum")
     ax.set(xlabel="Energy (eV)", ylabel=f"mu ({pre.normalization})")
     ax.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=9,
                  color="C3" if title.startswith("don't know") else "k")

@@ -74,6 +74,9 @@ class Preprocessing(MSONable):
             ``"e0"`` moves every spectrum so its e0 sits at ``e0_reference`` (robust to shifts,
             but discards the chemical shift).
         e0_reference: energy in eV that e0 is moved to when ``alignment="e0"``.
+        e0_column: append the spectrum's own e0 minus ``e0_reference`` (eV, after any calibration shift) to the
+            aligned spectrum as one last input value (needs ``alignment="e0"``): the chemical shift that alignment
+            removes from the grid, kept beside it for the models and OOD scores that read it.
         min_coverage: smallest fraction of the grid the spectrum must cover.
         post_edge: (start, end) in eV above e0 of the region whose mean defines the edge step.
         version: version of the preprocessing definition.
@@ -82,9 +85,10 @@ class Preprocessing(MSONable):
     e_min: float = SI_K.window[0]
     e_max: float = SI_K.window[1]
     n_points: int = 500
-    normalization: Literal["edge_step", "max", "area", "none"] = "edge_step"
+    normalization: Literal["edge_step", "pre_edge", "max", "area", "none"] = "edge_step"
     alignment: Literal["absolute", "e0"] = "absolute"
     e0_reference: float = SI_K.e0_feff
+    e0_column: bool = False
     min_coverage: float = 0.5
     post_edge: tuple[float, float] = (25.0, 45.0)
     version: str = PREPROCESSING_VERSION
@@ -94,6 +98,8 @@ class Preprocessing(MSONable):
             raise ValueError(f"Unsupported normalization {self.normalization!r}; choose one of {NORMALIZATIONS}")
         if self.alignment not in ALIGNMENTS:
             raise ValueError(f"Unsupported alignment {self.alignment!r}; choose one of {ALIGNMENTS}")
+        if self.e0_column and self.alignment != "e0":
+            raise ValueError("e0_column needs alignment='e0': an absolute grid already holds e0")
         if not self.e_max > self.e_min or self.n_points < 2:
             raise ValueError(f"Invalid grid: e_min={self.e_min}, e_max={self.e_max}, n_points={self.n_points}")
         # JSON round trips turn tuples into lists
@@ -131,6 +137,8 @@ class Preprocessing(MSONable):
                 ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value)
             elif key in ("normalization", "alignment", "version"):
                 ok = isinstance(value, str)
+            elif key == "e0_column":
+                ok = isinstance(value, bool)
             elif key == "n_points":
                 ok = isinstance(value, int) and not isinstance(value, bool)
             else:
@@ -146,7 +154,37 @@ class Preprocessing(MSONable):
         import hashlib
         import json
 
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        fields = asdict(self)
+        if not self.e0_column:  # absent before e0_column existed: older models keep their fingerprint
+            del fields["e0_column"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def absorption_edge(self) -> AbsorptionEdge:
+        """The defined edge whose e0 range this grid's window covers (the element :meth:`transform` accepts).
+
+        Raises:
+            ValueError: if the window covers no defined edge's e0 range.
+        """
+        from pymatgen_xanes_nn.edges import EDGES
+
+        for edge in EDGES.values():
+            if edge.e0_range[0] < self.e_max and self.e_min < edge.e0_range[1]:
+                return edge
+        raise ValueError(f"The window [{self.e_min}, {self.e_max}] eV covers no defined edge")
+
+    @property
+    def n_inputs(self) -> int:
+        """Length of a model input: the grid's points, plus one with :attr:`e0_column`."""
+        return self.n_points + int(self.e0_column)
+
+    def spectra(self, x: np.ndarray) -> np.ndarray:
+        """The grid part of model-input rows (without the e0 column)."""
+        return np.asarray(x)[..., : self.n_points]
+
+    def e0_of(self, x: np.ndarray) -> np.ndarray | None:
+        """The absolute e0 in eV of model-input rows, when they carry it (:attr:`e0_column`); else None."""
+        return np.asarray(x)[..., self.n_points] + self.e0_reference if self.e0_column else None
 
     def differences(self, other: Preprocessing | dict) -> dict[str, tuple]:
         """``{field: (self's value, other's value)}`` for every parameter that differs."""
@@ -174,9 +212,9 @@ class Preprocessing(MSONable):
             smooth: Savitzky-Golay window in eV for noisy measured spectra (None: no smoothing).
 
         Returns:
-            Array of shape ``(n_points,)`` on :attr:`grid`.
+            Array of shape ``(n_inputs,)``: the spectrum on :attr:`grid` (and its e0 with :attr:`e0_column`).
         """
-        xas = check_xas(xas)
+        xas = check_xas(xas, self.absorption_edge)
         return self.transform_arrays(xas.x, xas.y, shift=shift, smooth=smooth)
 
     def transform_arrays(
@@ -226,6 +264,8 @@ class Preprocessing(MSONable):
         if not np.isfinite(out).all():  # e.g. intensities near the float limit overflow in the edge step
             raise SpectrumError(f"The normalized spectrum has {int((~np.isfinite(out)).sum())} non-finite values "
                                 f"(intensities span {np.min(mu):.3g} to {np.max(mu):.3g}): not a usable spectrum")
+        if self.e0_column:
+            out = np.append(out, edge.e0 - self.e0_reference)
         return out, edge
 
     def _normalize(self, energy: np.ndarray, mu: np.ndarray, edge: Edge) -> np.ndarray:

@@ -330,7 +330,8 @@ def test_augmentation_only_from_training_side(monkeypatch):
 
     def spy(raw_fit, labels_fit, *args, **bounds):
         seen.append({id(r) for r in raw_fit})
-        assert bounds == {"max_shift": 1.5, "max_fwhm": 2.0, "white_line": 0.3}  # the config's bounds reach it
+        # the config's bounds reach it
+        assert bounds == {"max_shift": 1.5, "max_fwhm": 2.0, "white_line": 0.3, "max_slope": 0.0}
         return original(raw_fit, labels_fit, *args, **bounds)
 
     monkeypatch.setattr(perturb, "augment", spy)

@@ -37,7 +37,9 @@ class SpectrumDoc(Provenance):
     cn: int | None = Field(None, description="coordination number of the absorber")
     environment: str | None = Field(None, description="coordination environment label (SiO4, SiC4, Si-other, ...)")
     absorbing_atom: int | str | None = Field(None, description="absorbing site index (or element) of the task")
-    spectrum: list[float] = Field(description="normalized mu on the preprocessing's energy grid (500 points)")
+    spectrum: list[float] = Field(description="normalized mu on the preprocessing's energy grid (500 points); for an "
+                                              "e0-aligned preprocessing with e0_column, then e0 minus its e0_reference "
+                                              "(eV)")
     e0: float = Field(description="edge energy found in the raw spectrum, eV (maximum of the derivative)")
     edge_step: float = Field(description="edge jump used for normalization, in the raw spectrum's units")
     energy_range: list[float] = Field(description="first and last energy of the raw spectrum, eV")

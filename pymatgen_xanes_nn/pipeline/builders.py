@@ -600,9 +600,16 @@ def pipeline(
     tasks: Store, spectra: Store, materials: Store, classifications: Store, material_classifications: Store,
     model: str = DEFAULT_MODEL, exhaustive: bool = True, **kwargs,
 ) -> list[Builder]:
-    """The four builders of the pipeline, in run order (``exhaustive``: see :class:`SpectrumBuilder`)."""
+    """The four builders of the pipeline, in run order (``exhaustive``: see :class:`SpectrumBuilder`).
+
+    The spectra are preprocessed as the model reads them (its grid, normalization, alignment), so the
+    classification builders never meet a spectrum of another preprocessing.
+    """
+    from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+
+    clf = XANESClassifier.from_pretrained(model) if model in PRETRAINED else XANESClassifier.from_file(model)
     return [
-        SpectrumBuilder(tasks, spectra, exhaustive=exhaustive, **kwargs),
+        SpectrumBuilder(tasks, spectra, preprocessing=clf.preprocessing, exhaustive=exhaustive, **kwargs),
         MaterialSpectrumBuilder(spectra, materials, **kwargs),
         ClassificationBuilder(spectra, classifications, model=model, exhaustive=exhaustive, **kwargs),
         ClassificationBuilder(materials, material_classifications, model=model, exhaustive=exhaustive, **kwargs),

@@ -169,7 +169,7 @@ def _vectorize(raw: Sequence[tuple[np.ndarray, np.ndarray]], preprocessing: Prep
         rows.append(row)
         kept.append(i)
         poor.append(bool(quality_problems(measures)))
-    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), kept, np.array(poor, bool)
+    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_inputs), kept, np.array(poor, bool)
 
 
 #: Degradations swept for the input-quality gate: coverage of the window kept, and points left in it.

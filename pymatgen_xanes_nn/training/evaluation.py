@@ -84,7 +84,7 @@ def perturb_set(
             kept.append(i)
         except SpectrumError:
             continue
-    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), np.asarray(kept, int)
+    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_inputs), np.asarray(kept, int)
 
 
 def evaluate(

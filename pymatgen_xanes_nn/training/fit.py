@@ -91,7 +91,7 @@ class SpectraSet:
             derived.append(training_only(doc))
         if skipped:
             logger.warning("%d documents could not be preprocessed", len(skipped))
-        x = np.asarray(xs, dtype=np.float32).reshape(len(xs), preprocessing.n_points)
+        x = np.asarray(xs, dtype=np.float32).reshape(len(xs), preprocessing.n_inputs)
         return cls(x, raw, labs, groups, ids, weights, skipped, derived)
 
     def subset(self, idx: Sequence[int]) -> SpectraSet:
@@ -199,6 +199,8 @@ class TrainingConfig(MSONable):
         augment_shift: largest calibration shift (eV) of an augmented copy (uniform in +-).
         augment_fwhm: largest Gaussian broadening (eV FWHM) of an augmented copy.
         augment_white_line: white-line scaling of an augmented copy, log-uniform in ``[1/(1+a), 1+a]`` (0: none).
+        augment_slope: largest background slope of an augmented copy, in edge steps per eV (uniform in +-; 0: none).
+        e0_input: the FNN reads the spectrum's e0 beside the latent code (needs a preprocessing with ``e0_column``).
         calibration_folds: grouped folds for cross-fitting: each material is scored by networks that never saw
             it; the temperature, the conformal thresholds and the OOD calibration come from those out-of-fold
             scores, and the shipped networks are then trained on everything (0: no calibration).
@@ -230,6 +232,8 @@ class TrainingConfig(MSONable):
     augment_shift: float = 2.0
     augment_fwhm: float = 2.0
     augment_white_line: float = 0.0
+    augment_slope: float = 0.0
+    e0_input: bool = False
     calibration_folds: int = 5
     conformal_level: float = 0.9
     conformal_mode: str = "marginal"
@@ -258,7 +262,8 @@ class TrainingConfig(MSONable):
     @property
     def augmentation(self) -> dict[str, float]:
         """The bounds of :func:`~pymatgen_xanes_nn.training.perturb.augment` (keyword arguments)."""
-        return {"max_shift": self.augment_shift, "max_fwhm": self.augment_fwhm, "white_line": self.augment_white_line}
+        return {"max_shift": self.augment_shift, "max_fwhm": self.augment_fwhm, "white_line": self.augment_white_line,
+                "max_slope": self.augment_slope}
 
     def replace(self, **changes) -> TrainingConfig:
         """A copy with some options changed."""
@@ -326,6 +331,14 @@ def train(
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise ValueError(f"Need at least 2 classes, got {classes}")
+    if config.e0_input and not preprocessing.e0_column:
+        raise ValueError("e0_input needs a preprocessing with e0_column=True (the e0 the FNN reads)")
+    # an e0-aligned input without its e0 column has no absolute edge position: no edge_offset score
+    available = [s for s in OOD_SCORES if s != "edge_offset" or preprocessing.alignment != "e0"
+                 or preprocessing.e0_column]
+    if set(config.ood_scores) - set(available):
+        raise ValueError("The edge_offset OOD score reads the absolute e0, which e0-aligned inputs keep only with "
+                         "e0_column=True; add it or choose other ood_scores")
     if config.augment_copies and (raw is None or len(raw) != len(x)):
         raise ValueError("augment_copies needs the raw (energy, mu) arrays of every spectrum")
     y = np.array([classes.index(lab) for lab in labels])
@@ -349,7 +362,7 @@ def train(
     if folds:
         scored = np.zeros(len(x), bool)
         proba_raw = np.zeros((len(x), len(classes)))
-        scores = {name: np.zeros(len(x)) for name in OOD_SCORES}  # all calibrated; config.ood_scores combined
+        scores = {name: np.zeros(len(x)) for name in available}  # all calibrated; config.ood_scores combined
         key = run_key(x, labels, groups, "train", config, preprocessing, None if testable is None else list(testable),
                       None if x_unlabelled is None else hash_vectors(x_unlabelled, []))
         done = {r["fold"]: r for r in read_checkpoint(checkpoint, key)}
@@ -384,7 +397,7 @@ def train(
         temperature, conformal, calibration = fitted.temperature, fitted.conformal, fitted.calibration
     else:  # uncalibrated: the training set's own scores stand in (optimistic; only for quick fits and tests)
         temperature, own = 1.0, nets.ood_scores(x)
-        calibration = {name: np.sort(own[name]).astype(np.float32) for name in OOD_SCORES}
+        calibration = {name: np.sort(own[name]).astype(np.float32) for name in available}
         conformal = fit_conformal(nets.probabilities(x), y, len(classes), config.conformal_level,
                                   config.conformal_mode)
     # without folds there is nothing to choose the level on: the largest candidate, the most sensitive flag
@@ -392,7 +405,7 @@ def train(
     data_hash = hash_vectors(x, labels)
     # the shipped model, built once from its parts and validated by its constructor
     clf = XANESClassifier(config.name, classes, preprocessing, nets.encoder, nets.decoder, nets.fnn, nets.code_mean,
-                          nets.code_std, temperature=temperature,
+                          nets.code_std, temperature=temperature, e0_input=config.e0_input,
                           ood={**nets.ood, "calibration": calibration, "alpha": float(alpha)}, conformal=conformal)
     if folds:  # the shipped network on its own training spectra: far above alpha means its scores left their scale
         metrics["out_of_fold"]["ood_rate_own_training"] = float(np.mean(clf.ood_flags(x)))
@@ -429,12 +442,13 @@ def run_key(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], *option
 def fit_networks(
     x_fit: np.ndarray, y_fit: np.ndarray, n_classes: int, config: TrainingConfig, *, seed: int | None = None,
     x_unlabelled: np.ndarray | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None,
-    verbose: int = 0,
+    verbose: int = 0, n_points: int | None = None,
 ) -> dict[str, Any]:
     """The autoencoder, then the FNN on its standardized codes with balanced class weights (the one recipe).
 
     Args:
-        x_fit: model inputs ``(n, n_points)``.
+        x_fit: model inputs ``(n, n_inputs)``: the autoencoder reads their grid part; with ``config.e0_input``
+            the FNN reads the e0 column beside the code.
         y_fit: their class indices.
         n_classes: number of outputs.
         config: networks, epochs, batch sizes, learning rate and keep probability.
@@ -442,6 +456,8 @@ def fit_networks(
         x_unlabelled: extra spectra for the autoencoder only.
         validation: ``(x, y)`` scored after every epoch (learning curves; never used for fitting).
         verbose: Keras verbosity.
+        n_points: the grid's points (default: every column); later columns (the e0 column) are side inputs, which
+            the FNN reads only with ``config.e0_input``.
 
     Returns:
         ``{"encoder", "decoder", "fnn", "code_mean", "code_std", "codes"`` (of ``x_fit``), ``"history"}``; the
@@ -451,18 +467,26 @@ def fit_networks(
     from pymatgen_xanes_nn.models import fit_autoencoder, fit_fnn, forward
 
     c = config if seed is None else config.replace(seed=seed)
+    x_fit = np.asarray(x_fit, np.float32)
+    n = n_points or x_fit.shape[1]
+    e0 = x_fit[:, n:]  # the e0 column of an e0-aligned input (empty otherwise)
+    x_fit = x_fit[:, :n]
     x_ae = x_fit if x_unlabelled is None or not len(x_unlabelled) else np.concatenate(
-        [x_fit, np.asarray(x_unlabelled, np.float32)])
+        [x_fit, np.asarray(x_unlabelled, np.float32)[:, :n]])
     encoder, decoder, ae_hist = fit_autoencoder(
         x_ae, c.ae_config, epochs=c.ae_epochs, batch_size=c.ae_batch_size, learning_rate=c.learning_rate,
-        seed=c.seed, x_val=None if validation is None else validation[0], verbose=verbose,
+        seed=c.seed, x_val=None if validation is None else validation[0][:, :n], verbose=verbose,
     )
-    codes = forward(encoder, x_fit)
+    def features(x_in: np.ndarray, side: np.ndarray) -> np.ndarray:
+        codes = forward(encoder, x_in)
+        return np.concatenate([codes, side], axis=1) if c.e0_input else codes
+
+    codes = features(x_fit, e0)
     mean, std = codes.mean(axis=0), codes.std(axis=0) + 1e-6
     counts = np.bincount(y_fit, minlength=n_classes)
     # balanced class weights: thin classes count as much as O-Si
-    class_weight = {k: float(len(y_fit) / (n_classes * max(n, 1))) for k, n in enumerate(counts)}
-    z_val = None if validation is None else (forward(encoder, validation[0]) - mean) / std
+    class_weight = {k: float(len(y_fit) / (n_classes * max(m, 1))) for k, m in enumerate(counts)}
+    z_val = None if validation is None else (features(validation[0][:, :n], validation[0][:, n:]) - mean) / std
     fnn, fnn_hist = fit_fnn(
         (codes - mean) / std, y_fit, n_classes, c.fnn_config, c.keep_prob, epochs=c.fnn_epochs,
         batch_size=c.batch_size, learning_rate=c.learning_rate, seed=c.seed, class_weight=class_weight,
@@ -490,11 +514,13 @@ def _fit_networks(
     from pymatgen_xanes_nn.classifier import XANESClassifier
     from pymatgen_xanes_nn.trust.ood import gaussian_stats, input_indexes, score_reference
 
-    nets = fit_networks(x_fit, y_fit, len(classes), config, seed=seed, x_unlabelled=x_unlabelled, verbose=verbose)
+    nets = fit_networks(x_fit, y_fit, len(classes), config, seed=seed, x_unlabelled=x_unlabelled, verbose=verbose,
+                        n_points=preprocessing.n_points)
     ood = {**gaussian_stats(nets["codes"], y_fit, len(classes)),
-           **input_indexes(x_ref, preprocessing.grid, config.knn_components), "scores": list(config.ood_scores)}
+           **input_indexes(x_ref, preprocessing, config.knn_components), "scores": list(config.ood_scores)}
     clf = XANESClassifier(config.name, classes, preprocessing, nets["encoder"], nets["decoder"], nets["fnn"],
-                          nets["code_mean"], nets["code_std"], ood=ood, check=False)  # calibrated by train()
+                          nets["code_mean"], nets["code_std"], ood=ood, e0_input=config.e0_input,
+                          check=False)  # calibrated by train()
     clf.ood["reference"] = score_reference(clf.ood_scores(x_ref, standardized=False))
     return clf, nets["history"]
 
@@ -532,14 +558,17 @@ def refresh_ood(clf: XANESClassifier, x: np.ndarray, labels: Sequence[str], grou
     folds = grouped_folds(list(groups), y, config.calibration_folds, config.seed, testable)
     if not folds:
         raise ValueError(f"Model {clf.name!r} was trained without calibration folds: nothing to calibrate against")
-    grid = clf.preprocessing.grid
+    pre = clf.preprocessing
     oof = {"knn": np.full(len(x), np.nan), "edge_offset": np.full(len(x), np.nan)}
+    spectra, e0 = pre.spectra(x), pre.e0_of(x)
     for tr, te in folds:
-        oof["knn"][te] = KNNIndex.fit(x[tr], config.knn_components).distance(x[te])
-        oof["edge_offset"][te] = EdgeIndex.fit(x[tr], grid, config.knn_components).offset(x[te])
+        oof["knn"][te] = KNNIndex.fit(spectra[tr], config.knn_components).distance(spectra[te])
+        oof["edge_offset"][te] = EdgeIndex.fit(spectra[tr], pre.grid, config.knn_components,
+                                               e0=None if e0 is None else e0[tr]).offset(
+            spectra[te], None if e0 is None else e0[te])
     oof = {k: v[np.isfinite(v)] for k, v in oof.items()}  # spectra never tested (derived) are not calibration
     new = XANESClassifier.from_dict(clf.as_dict())  # a copy: the caller's model stays as it was
-    new.ood.update(input_indexes(x, grid, config.knn_components))
+    new.ood.update(input_indexes(x, pre, config.knn_components))
     new.ood["calibration"] = {**new.ood["calibration"], **{k: np.sort(v).astype(np.float32) for k, v in oof.items()}}
     # with_ood_scores rebuilds the model from its dict, so the new arrays are checked as on any load
     return new.with_ood_scores(scores, reason=reason or "refresh_ood: network-free OOD indexes rebuilt from the "

@@ -65,6 +65,13 @@ def scale_white_line(energy: np.ndarray, mu: np.ndarray, factor: float) -> tuple
     return fine_e, edge.pre_line(fine_e) + edge.step * norm
 
 
+def add_slope(energy: np.ndarray, mu: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:
+    """Add a linear background of ``slope`` edge steps per eV, zero at e0 (a beamline's sloped background)."""
+    e, m = np.asarray(energy, float), np.asarray(mu, float)
+    edge = find_edge(*resample_uniform(e, m))
+    return e, m + slope * edge.step * (e - edge.e0)
+
+
 def random_perturbation(
     energy: np.ndarray,
     mu: np.ndarray,
@@ -73,8 +80,9 @@ def random_perturbation(
     max_fwhm: float = 2.0,
     min_snr: float = 20.0,
     white_line: float = 0.0,
+    max_slope: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One random augmentation: uniform shift, broadening and noise level within the given bounds.
+    """One random augmentation: uniform shift, broadening, background slope and noise level within the bounds.
 
     With ``white_line`` > 0 the white line is first scaled by a factor drawn log-uniformly from
     ``[1 / (1 + white_line), 1 + white_line]`` (:func:`scale_white_line`).
@@ -84,6 +92,8 @@ def random_perturbation(
         e, m = scale_white_line(e, m, float(np.exp(rng.uniform(-1, 1) * np.log1p(white_line))))
     e, m = shift(e, m, rng.uniform(-max_shift, max_shift))
     e, m = broaden(e, m, rng.uniform(0.0, max_fwhm))
+    if max_slope > 0:
+        e, m = add_slope(e, m, rng.uniform(-max_slope, max_slope))
     return add_noise(e, m, rng.uniform(min_snr, 10 * min_snr), rng)
 
 
@@ -99,7 +109,8 @@ def augment(
         preprocessing: the :class:`~pymatgen_xanes_nn.preprocessing.Preprocessing` of the model inputs.
         copies: perturbed copies per spectrum.
         seed: random seed.
-        bounds: :func:`random_perturbation`'s bounds (``max_shift``, ``max_fwhm``, ``min_snr``, ``white_line``).
+        bounds: :func:`random_perturbation`'s bounds (``max_shift``, ``max_fwhm``, ``min_snr``, ``white_line``,
+            ``max_slope``).
 
     Returns:
         ``(x, labels)``; copies that fail preprocessing (e.g. shifted off the window) are dropped.
@@ -115,4 +126,4 @@ def augment(
                 out_labels.append(lab)
             except SpectrumError:
                 continue
-    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_points), out_labels
+    return np.asarray(rows, np.float32).reshape(-1, preprocessing.n_inputs), out_labels

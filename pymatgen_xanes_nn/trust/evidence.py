@@ -45,7 +45,7 @@ def build_reference(docs: Sequence[dict], preprocessing: Preprocessing, n_compon
     rows, meta = [], {k: [] for k in FIELDS}
     for d in docs:
         try:
-            rows.append(preprocessing.transform(from_task_doc(d)))
+            rows.append(preprocessing.spectra(preprocessing.transform(from_task_doc(d))))
         except SpectrumError:
             continue
         m = d.get("metadata") or {}
@@ -107,6 +107,7 @@ def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EV
     ref = load_reference(filename or _shipped(preprocessing))
     if ref is None or not _same_preprocessing(ref["preprocessing"], preprocessing):
         return None
+    x = preprocessing.spectra(x)  # shapes are compared; the e0 column is not a point of the spectrum
     sim = KNNIndex(ref["basis"], ref["reference"]).similarity(x)
     k = min(k, sim.shape[1])
     part = np.argpartition(-sim, k - 1, axis=1)[:, :k]  # the k best without sorting all

@@ -107,24 +107,37 @@ class EdgeIndex:
         index: the k-NN index of the aligned reference spectra.
         e0: e0 in eV of each reference spectrum.
         grid: the model's energy grid in eV.
+        aligned: the model's inputs are e0-aligned already (their absolute e0 comes separately, from the
+            preprocessing's e0 column); otherwise rows are aligned here and e0 is found on the grid.
     """
 
-    def __init__(self, index: KNNIndex, e0: np.ndarray, grid: np.ndarray):
+    def __init__(self, index: KNNIndex, e0: np.ndarray, grid: np.ndarray, aligned: bool = False):
         self.index = index
         self.e0 = np.asarray(e0, np.float32)
         self.grid = np.asarray(grid, float)
         self.e_ref = float(self.grid.mean())
+        self.aligned = aligned
 
     @classmethod
-    def fit(cls, x: np.ndarray, grid: np.ndarray, n_components: int = 64) -> EdgeIndex:
-        """Index the rows of ``x`` (model inputs on ``grid``)."""
+    def fit(cls, x: np.ndarray, grid: np.ndarray, n_components: int = 64, e0: np.ndarray | None = None) -> EdgeIndex:
+        """Index the rows of ``x`` (spectra on ``grid``); ``e0``: their absolute e0 when the rows are aligned."""
+        if e0 is not None:
+            return cls(KNNIndex.fit(np.asarray(x, np.float32), n_components), e0, grid, aligned=True)
         e0 = find_e0(grid, x)
         return cls(KNNIndex.fit(align_rows(x, grid, e0, float(np.mean(grid))), n_components), e0, grid)
 
-    def offset(self, x: np.ndarray, k: int = EDGE_NEIGHBOURS) -> np.ndarray:
-        """``|e0 - median e0 of the k nearest aligned references|`` in eV for each row of ``x``."""
-        e0 = find_e0(self.grid, x)
-        sim = self.index.similarity(align_rows(x, self.grid, e0, self.e_ref))
+    def offset(self, x: np.ndarray, e0: np.ndarray | None = None, k: int = EDGE_NEIGHBOURS) -> np.ndarray:
+        """``|e0 - median e0 of the k nearest aligned references|`` in eV for each row of ``x``.
+
+        ``e0``: the rows' absolute e0 (needed, and only used, when the index holds aligned rows).
+        """
+        if self.aligned:
+            if e0 is None:
+                raise ValueError("This edge index holds e0-aligned spectra: give the rows' absolute e0")
+            sim = self.index.similarity(np.asarray(x, np.float32))
+        else:
+            e0 = find_e0(self.grid, x)
+            sim = self.index.similarity(align_rows(x, self.grid, e0, self.e_ref))
         k = min(k, sim.shape[1])
         top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
         neighbours = np.sort(self.e0[top], axis=1)  # the median by hand: np.median's overhead is ~30 us a call
@@ -132,11 +145,18 @@ class EdgeIndex:
         return np.abs(e0 - median)
 
 
-def input_indexes(x: np.ndarray, grid: np.ndarray, n_components: int = 64) -> dict[str, np.ndarray]:
-    """The network-free OOD arrays of a model (k-NN and edge indexes of its training inputs ``x``), as stored."""
-    knn, edge = KNNIndex.fit(x, n_components), EdgeIndex.fit(x, grid, n_components)
-    return {"knn_basis": knn.basis, "knn_reference": knn.reference, "edge_basis": edge.index.basis,
-            "edge_reference": edge.index.reference, "edge_e0": edge.e0}
+def input_indexes(x: np.ndarray, preprocessing, n_components: int = 64) -> dict[str, np.ndarray]:
+    """The network-free OOD arrays of a model (k-NN and edge indexes of its training inputs ``x``), as stored.
+
+    An e0-aligned preprocessing without an e0 column has no absolute edge position to index: no edge index.
+    """
+    spectra, e0 = preprocessing.spectra(x), preprocessing.e0_of(x)
+    knn = KNNIndex.fit(spectra, n_components)
+    out = {"knn_basis": knn.basis, "knn_reference": knn.reference}
+    if preprocessing.alignment == "e0" and e0 is None:
+        return out
+    edge = EdgeIndex.fit(spectra, preprocessing.grid, n_components, e0=e0)
+    return {**out, "edge_basis": edge.index.basis, "edge_reference": edge.index.reference, "edge_e0": edge.e0}
 
 
 def flag_rates(flags: np.ndarray, labels: Sequence[str] | None = None) -> dict[str, Any]:

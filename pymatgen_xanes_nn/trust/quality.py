@@ -125,7 +125,9 @@ def gated_input(energy: np.ndarray, mu: np.ndarray, preprocessing: Preprocessing
         SpectrumError: the input checks or the gate refuse the spectrum.
     """
     energy = np.asarray(energy, float) + shift
-    if gate:
+    if gate and preprocessing.alignment != "e0":
         check_quality(energy, preprocessing)
     row, edge = preprocessing.transform_with_edge(energy, mu, smooth=smooth)
+    if gate and preprocessing.alignment == "e0":  # the grid holds the aligned spectrum: its reach is what counts
+        check_quality(energy - edge.e0 + preprocessing.e0_reference, preprocessing)
     return row, quality_measures(energy, mu, edge.e0, edge.step, (preprocessing.e_min, preprocessing.e_max))
