@@ -210,6 +210,24 @@ def _cmd_feff_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_measured(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.studies.measured import read_standards, standards_for
+
+    clf = _load_model(args.model)
+    result = read_standards(clf, args.folder, standards_for(clf))
+    result["command"] = "xanes-nn " + " ".join(sys.argv[1:])
+    with open(args.output, "w") as fh:
+        json.dump(result, fh, indent=1)
+    for f in result["files"].values():
+        cells = " ".join(f"{k}:{r['label']}{'?' if r['dont_know'] else ''}" for k, r in f["by_error"].items())
+        print(f"{f['compound']:<22} expected {f['expected']:<4} {cells}")
+    for key, c in result["summary"].items():
+        print(f"{key}: {c['right']}/{c['n']} right, {c['in_set']} in the set, {c['dont_know']} don't know, "
+              f"{c['wrong_without_dont_know']} wrong without don't know")
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _cmd_calibration_study(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.datagen.corpus import load_corpus
     from pymatgen_xanes_nn.datagen.feff_study import measured_alignment
@@ -485,22 +503,17 @@ MODEL_PURPOSE = {
 
 def _training_config(args: argparse.Namespace):
     """The :class:`TrainingConfig` of the training options (one place for train, evaluate and experiments)."""
+    import dataclasses
+
     from pymatgen_xanes_nn.training.fit import TrainingConfig
 
-    return TrainingConfig(
-        name=getattr(args, "name", "custom"), ae_config=args.ae, fnn_config=args.fnn, keep_prob=args.keep_prob,
-        ae_epochs=args.ae_epochs, fnn_epochs=args.fnn_epochs, batch_size=args.batch_size,
-        ae_batch_size=args.ae_batch_size, learning_rate=args.learning_rate, seed=args.seed,
-        augment_copies=args.augment, augment_shift=args.augment_shift, augment_fwhm=args.augment_fwhm,
-        augment_white_line=args.augment_white_line, calibration_folds=args.calibration_folds,
-        conformal_level=args.conformal_level,
-        conformal_mode=args.conformal_mode, ood_scores=tuple(args.ood_scores), ood_alpha=args.ood_alpha,
-        dont_know_budget=args.dont_know_budget,
-    )
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainingConfig) if f.name not in _NOT_OPTIONS}
+    return TrainingConfig(name=getattr(args, "name", "custom"), **fields)
 
 
 def _load_docs(args: argparse.Namespace) -> list[dict]:
-    from pymatgen_xanes_nn.io.tasks import DERIVED_RELAXED_TASKS_FILE, load_tasks
+    from pymatgen_xanes_nn.edges import SI_K, get_edge
+    from pymatgen_xanes_nn.io.tasks import DERIVED_RELAXED_TASKS_FILE, TASKS_FILE, load_tasks
     from pymatgen_xanes_nn.paths import data_path
 
     if getattr(args, "store_uri", None):
@@ -510,21 +523,31 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
         store.connect()
         docs = [d for d in store.query({"state": {"$ne": "failed"}}) if d.get("spectrum")]
         store.close()
-    else:
+    elif args.dataset:
         docs = load_tasks(args.dataset)
+    elif getattr(args, "element", None) and args.element != SI_K.element:
+        from pymatgen_xanes_nn.io.tasks import load_collection
+
+        docs = load_collection(get_edge(args.element).tasks_collection)
+    else:
+        docs = load_tasks(data_path(TASKS_FILE))
     if getattr(args, "with_derived", False):
         docs += load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE))
-    if getattr(args, "with_physics", False):
-        from pymatgen_xanes_nn.studies.domain_shift import PHYSICS_TASKS_FILE
+    if getattr(args, "with_physics", None) is not None:
+        from pymatgen_xanes_nn.io.tasks import load_collection
+        from pymatgen_xanes_nn.studies.domain_shift import PHYSICS_COLLECTION, variant_preset
 
-        docs += load_tasks(data_path(PHYSICS_TASKS_FILE))
+        wanted = set(args.with_physics)
+        docs += [d for d in load_collection(PHYSICS_COLLECTION)
+                 if not wanted or variant_preset(d["task_id"]) in wanted]
     return docs
 
 
 def _preprocessing(args: argparse.Namespace):
-    from pymatgen_xanes_nn.preprocessing import Preprocessing
+    from pymatgen_xanes_nn.edges import get_edge
 
-    return Preprocessing(normalization=args.normalization, alignment=args.alignment)
+    return get_edge(getattr(args, "element", "Si")).preprocessing(
+        normalization=args.normalization, alignment=args.alignment, e0_column=args.e0_column)
 
 
 def _cmd_refresh_ood(args: argparse.Namespace) -> int:
@@ -554,7 +577,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     spectra, classes = dataset_for_scheme(args.scheme, docs, pre)
     data = spectra.labelled()
     print(f"training {args.name!r} on {len(data.x)} spectra, {len(classes)} classes, {len(set(data.groups))} groups"
-          + (f", {args.augment} augmented copies per training spectrum" if args.augment else ""))
+          + (f", {args.augment_copies} augmented copies per training spectrum" if args.augment_copies else ""))
     outside = spectra.outside()
     # outside spectra labelled by Si environment: known to the training set, or a new one
     env = {d["task_id"]: raw_label(d, "environment") for d in docs}
@@ -563,7 +586,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     checkpoint = f"{args.output}.partial.jsonl"
     clf = train(data.x, data.labels, data.groups, _training_config(args), preprocessing=pre, raw=data.raw,
                 x_outside=outside.x, outside_labels=outside_kinds,
-                metadata={"label_scheme": args.scheme, "dataset": {"n_spectra": len(spectra.x),
+                metadata={"label_scheme": args.scheme, "edge": args.element, "dataset": {"n_spectra": len(spectra.x),
                           "n_labelled": len(data.x), "n_derived": int(sum(data.derived)),
                           "skipped": len(spectra.skipped)}},
                 testable=data.testable, checkpoint=checkpoint, verbose=args.verbose)
@@ -615,7 +638,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             data, classes, protocol=protocol, n_splits=args.folds, repeats=args.repeats, seed=args.seed,
             train_kwargs={k: v for k, v in _training_config(args).as_dict().items()
                           if not k.startswith("@") and k not in ("seed", "augment_copies")},
-            robustness=not args.no_robustness, augment_copies=args.augment,
+            robustness=not args.no_robustness, augment_copies=args.augment_copies,
             preprocessing=pre, progress=print, checkpoint=f"{args.output}.partial.jsonl",
         )
     results["preprocessing"] = pre.as_dict()
@@ -639,15 +662,24 @@ def _cmd_domain_shift(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.io.tasks import load_tasks
     from pymatgen_xanes_nn.studies.domain_shift import CANDIDATES, benchmark
 
-    if args.with_physics:
+    if args.with_physics is not None:
         raise SystemExit("error: domain-shift trains on the variants itself (recipes with \"physics\"), leave one "
                          "physics out; --with-physics would put every preset in every model")
-    variants = load_tasks(args.variants)
-    if not variants:
-        raise SystemExit(f"error: no physics-variant task documents in {args.variants}: run xanes-nn physics-variants")
+    from pymatgen_xanes_nn.edges import SI_K
+    from pymatgen_xanes_nn.io.tasks import load_collection
+    from pymatgen_xanes_nn.studies.domain_shift import PHYSICS_COLLECTION
+
+    if args.variants is not None:
+        variants = load_tasks(args.variants)
+        if not variants:
+            raise SystemExit(f"error: no physics-variant task documents in {args.variants}: run xanes-nn "
+                             "physics-variants")
+    else:  # only the Si K edge has physics variants yet: other edges are judged on the perturbations alone
+        variants = load_collection(PHYSICS_COLLECTION) if args.element == SI_K.element else []
     result = benchmark(args.scheme, _load_docs(args), variants, _training_config(args),
                        {name: CANDIDATES[name] for name in args.candidates}, n_folds=args.folds, seed=args.seed,
                        preprocessing=_preprocessing(args), cache=args.cache, progress=print)
+    result.update(element=args.element, command="xanes-nn " + " ".join(sys.argv[1:]))
     with open(args.output, "w") as f:
         json.dump(result, f, indent=1)
     print(f"{'candidate':<20} {'dataset':>8} " + " ".join(f"{k:>14}" for k in result["n_sites"] if k != "dataset"))
@@ -745,60 +777,82 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     """Where task documents come from: the shipped packed dataset by default, or a MongoDB store."""
-    from pymatgen_xanes_nn.io.tasks import TASKS_FILE
-    from pymatgen_xanes_nn.paths import data_path
+    from pymatgen_xanes_nn.edges import EDGES, SI_K
 
-    p.add_argument("--dataset", default=data_path(TASKS_FILE), help="packed task documents (default: shipped)")
+    p.add_argument("--element", default=SI_K.element, choices=sorted(EDGES),
+                   help="absorbing element: its edge's window, shipped task documents and label schemes")
+    p.add_argument("--dataset", default=None, help="packed task documents (default: the element's shipped ones)")
     p.add_argument("--with-derived", action="store_true",
                    help="add the shipped spectra of relaxed substitution-derived structures (training only: test and "
                         "calibration folds hold real crystals)")
-    p.add_argument("--with-physics", action="store_true",
-                   help="add the shipped physics variants (sites computed without core hole, with RPA screening, "
-                        "Dirac-Hara exchange; training only)")
+    p.add_argument("--with-physics", nargs="*", default=None, metavar="PRESET",
+                   help="add the shipped physics variants of these presets (none named: all; sites computed "
+                        "without core hole, with RPA screening, Dirac-Hara exchange; training only)")
     p.add_argument("--store-uri", default=None, help="read task documents from this MongoDB instead")
     p.add_argument("--database", default="feff")
     p.add_argument("--collection", default="tasks")
 
 
+#: Option names kept from before the options were generated from :class:`TrainingConfig` (field -> option).
+_OPTION_NAMES = {"ae_config": "--ae", "fnn_config": "--fnn", "augment_copies": "--augment"}
+#: Fields that are not options: the name has its own per command.
+_NOT_OPTIONS = ("name",)
+
+
+def _field_help(cls: type) -> dict[str, str]:
+    """The ``Args:`` entries of a dataclass's Google-style docstring, one line each: the options' help."""
+    import inspect
+    import re
+
+    doc = inspect.getdoc(cls) or ""
+    args = doc.split("Args:", 1)[-1]
+    out: dict[str, str] = {}
+    for m in re.finditer(r"^    (\w+): (.*(?:\n {8,}.*)*)", args, flags=re.M):
+        out[m.group(1)] = " ".join(m.group(2).split()).replace("%", "%%")
+    return out
+
+
 def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`TrainingConfig`: its default, its type and its docstring as help.
+
+    The CLI differs from the class in one default only: ``--augment`` is
+    :data:`~pymatgen_xanes_nn.training.fit.DEFAULT_AUGMENT_COPIES` (the shipped recipe), where a bare
+    ``TrainingConfig`` augments nothing (it has no raw spectra to perturb).
+    """
+    import dataclasses
+
     from pymatgen_xanes_nn.labels import LABEL_SCHEMES
-    from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, DEFAULT_FNN, DEFAULT_KEEP_PROB, FNN_CONFIGS
+    from pymatgen_xanes_nn.models import AE_CONFIGS, FNN_CONFIGS
     from pymatgen_xanes_nn.training.fit import DEFAULT_AUGMENT_COPIES, TrainingConfig
     from pymatgen_xanes_nn.trust.conformal import CONFORMAL_MODES
     from pymatgen_xanes_nn.trust.ood import OOD_SCORES
 
     p.add_argument("--scheme", default="chemsys", choices=LABEL_SCHEMES, help="label scheme")
-    p.add_argument("--ae", default=DEFAULT_AE, choices=sorted(AE_CONFIGS), help="autoencoder (Table I)")
-    p.add_argument("--fnn", default=DEFAULT_FNN, choices=sorted(FNN_CONFIGS), help="FNN activations (Table II)")
-    p.add_argument("--keep-prob", type=float, default=DEFAULT_KEEP_PROB, help="dropout keep probability")
-    p.add_argument("--ae-epochs", type=int, default=200)
-    p.add_argument("--fnn-epochs", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=16, help="FNN batch size")
-    p.add_argument("--ae-batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--augment", type=_int_at_least(0), default=DEFAULT_AUGMENT_COPIES,
-                   help="experimental-like augmented copies per training spectrum (shift, broadening, noise)")
-    defaults = TrainingConfig()
-    p.add_argument("--augment-shift", type=float, default=defaults.augment_shift,
-                   help="largest shift (eV) of an augmented copy")
-    p.add_argument("--augment-fwhm", type=float, default=defaults.augment_fwhm,
-                   help="largest Gaussian broadening (eV FWHM) of an augmented copy")
-    p.add_argument("--augment-white-line", type=float, default=defaults.augment_white_line,
-                   help="white-line scaling of an augmented copy, factor in [1/(1+a), 1+a] (0: none)")
-    p.add_argument("--calibration-folds", type=_int_at_least(0), default=5,
-                   help="grouped folds whose out-of-fold scores calibrate probabilities, sets and the OOD flag "
-                        "(0: none)")
-    p.add_argument("--conformal-level", type=float, default=0.9, help="coverage of the prediction sets")
-    p.add_argument("--conformal-mode", default=TrainingConfig.conformal_mode, choices=CONFORMAL_MODES,
-                   help="one threshold for all classes, or one per class with enough calibration spectra")
-    p.add_argument("--ood-scores", nargs="+", default=list(defaults.ood_scores), choices=OOD_SCORES,
-                   help="scores combined into the OOD flag (chosen per scheme by ood-benchmark --nested-from)")
-    p.add_argument("--ood-alpha", type=float, default=defaults.ood_alpha,
-                   help="OOD flag level: share of unseen in-distribution materials flagged (default: chosen out of "
-                        "fold among 0.01, 0.025, 0.05 with the confidence floor)")
-    p.add_argument("--dont-know-budget", type=float, default=defaults.dont_know_budget,
-                   help="share of correct out-of-fold predictions \"don't know\" may flag")
+    helps = _field_help(TrainingConfig)
+    choices = {"ae_config": sorted(AE_CONFIGS), "fnn_config": sorted(FNN_CONFIGS), "conformal_mode": CONFORMAL_MODES,
+               "ood_scores": OOD_SCORES}
+    defaults = {"augment_copies": DEFAULT_AUGMENT_COPIES}
+    for f in dataclasses.fields(TrainingConfig):
+        if f.name in _NOT_OPTIONS:
+            continue
+        default = defaults.get(f.name, f.default)
+        names = [f"--{f.name.replace('_', '-')}"]
+        if f.name in _OPTION_NAMES:
+            names.insert(0, _OPTION_NAMES[f.name])
+        kw: dict = {"dest": f.name, "default": default, "help": helps.get(f.name, "") + " (default: %(default)s)"}
+        if f.name in choices:
+            kw["choices"] = choices[f.name]
+        if isinstance(default, bool):
+            kw["action"] = argparse.BooleanOptionalAction
+        elif isinstance(default, tuple):
+            kw.update(nargs="+", default=list(default))
+        elif f.name == "ood_alpha":
+            kw["type"] = float
+        elif f.name in ("augment_copies", "calibration_folds"):
+            kw["type"] = _int_at_least(0)
+        elif default is not None:
+            kw["type"] = type(default)
+        p.add_argument(*names, **kw)
     _add_preprocessing_options(p)
     _add_dataset_options(p)
 
@@ -809,7 +863,10 @@ def _add_preprocessing_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--normalization", default=DEFAULT_PREPROCESSING.normalization, choices=NORMALIZATIONS)
     p.add_argument("--alignment", default=DEFAULT_PREPROCESSING.alignment, choices=ALIGNMENTS,
-                   help="absolute energies (shipped) or every e0 moved to one energy")
+                   help="absolute energies or every e0 moved to one energy")
+    p.add_argument("--e0-column", action=argparse.BooleanOptionalAction, default=DEFAULT_PREPROCESSING.e0_column,
+                   help="keep the absolute e0 of an e0-aligned input as one more input value (for --e0-input and "
+                        "the edge_offset OOD score)")
 
 
 def _cmd_builders_file(args: argparse.Namespace) -> int:
@@ -968,7 +1025,7 @@ def build_parser() -> argparse.ArgumentParser:
         TASKS_FILE,
     )
     from pymatgen_xanes_nn.paths import data_path
-    from pymatgen_xanes_nn.studies.domain_shift import CANDIDATES, N_SITES, PHYSICS_TASKS_FILE
+    from pymatgen_xanes_nn.studies.domain_shift import CANDIDATES, N_SITES
     from pymatgen_xanes_nn.studies.ood_benchmark import LEAVE_OUT
     from pymatgen_xanes_nn.trust.ood import DEFAULT_OOD_SCORES, OOD_SCORES
 
@@ -1079,8 +1136,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "per augmentation (grouped folds; chosen on half the sites)")
     _add_training_options(p)
     p.add_argument("--folds", type=_int_at_least(2), default=5)
-    p.add_argument("--variants", default=data_path(PHYSICS_TASKS_FILE),
-                   help="packed task documents of xanes-nn physics-variants")
+    p.add_argument("--variants", default=None,
+                   help="packed task documents of xanes-nn physics-variants (default: the shipped collection, "
+                        "base file and shards)")
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES),
                    help="recipes compared (augmentation and inputs)")
     p.add_argument("--cache", default="domain_shift_models",
@@ -1162,6 +1220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scratch", default=None)
     p.add_argument("--output", type=_writable_path, default="calibration_study.json")
     p.set_defaults(func=_cmd_calibration_study)
+
+    p = sub.add_parser("measured", help="read measured standards of known speciation with a shipped model, at its "
+                                         "edge's calibration and +-3 eV around it (development data: reported, "
+                                         "never trained on)")
+    p.add_argument("--model", type=_model_name_or_file, default="s_k_oxidation",
+                   help="pretrained model name or model file")
+    p.add_argument("--folder", default=os.path.join("test_files", "measured", "S"),
+                   help="folder of the standards (test_files/measured/S: the four S K-edge standards)")
+    p.add_argument("--output", type=_writable_path, default="measured.json")
+    p.set_defaults(func=_cmd_measured)
 
     p = sub.add_parser("physics-variants", help="compute sites of the dataset again with other FEFF physics (core "
                                                 "hole none / RPA, Dirac-Hara exchange): the domain-shift benchmark's "
