@@ -544,9 +544,9 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
 
 
 def _preprocessing(args: argparse.Namespace):
-    from pymatgen_xanes_nn.edges import get_edge
+    from pymatgen_xanes_nn.edges import DEFAULT_ELEMENT, get_edge
 
-    return get_edge(getattr(args, "element", "Si")).preprocessing(
+    return get_edge(getattr(args, "element", DEFAULT_ELEMENT)).preprocessing(
         normalization=args.normalization, alignment=args.alignment, e0_column=args.e0_column)
 
 

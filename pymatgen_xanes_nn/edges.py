@@ -130,6 +130,11 @@ S_K = Edge(
 
 #: Every edge with a definition, by absorbing element.
 EDGES: dict[str, Edge] = {e.element: e for e in (SI_K, S_K)}
+#: The edge assumed where nothing says otherwise (a file that names no element, a command without ``--element``);
+#: prediction still routes by where the edge lies.
+DEFAULT_EDGE: Edge = SI_K
+#: The absorbing element of :data:`DEFAULT_EDGE`.
+DEFAULT_ELEMENT: str = DEFAULT_EDGE.element
 
 
 #: Tabulated K-edge energies (eV; Bearden & Burr 1967, as xraydb gives them) of the light elements whose K edges

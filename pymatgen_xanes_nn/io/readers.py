@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pymatgen.analysis.xas.spectrum import XAS
 
+from pymatgen_xanes_nn.edges import DEFAULT_ELEMENT
 from pymatgen_xanes_nn.preprocessing import MAX_POINTS, SpectrumError, validate_arrays, xas_from_dict
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class ReadXAS(XAS):
         return d
 
 
-def _make_xas(energy, mu, structure=None, element: str = "Si", edge: str = "K", spectrum_type: str = "XANES",
+def _make_xas(energy, mu, structure=None, element: str = DEFAULT_ELEMENT, edge: str = "K", spectrum_type: str = "XANES",
               absorbing_index: int | None = None) -> XAS:
     from pymatgen.core import Element
 
@@ -112,7 +113,7 @@ def read_xmu(filename: str, feff_inp: str | None = None) -> XAS:
     if rows.shape[1] < 4:
         raise SpectrumError(f"Corrupt FEFF output {filename}: {rows.shape[1]} columns, expected 6")
     match = _ABS_RE.search(text)
-    element = Element.from_Z(int(match.group(1))).symbol if match else "Si"
+    element = Element.from_Z(int(match.group(1))).symbol if match else DEFAULT_ELEMENT
     edge = match.group(2) if match else "K"
     structure, index = None, None
     feff_inp = feff_inp or os.path.join(os.path.dirname(os.path.abspath(filename)), "feff.inp")
@@ -253,7 +254,8 @@ def _pick_mu(names: list[str], columns: np.ndarray, where: str) -> tuple[np.ndar
         "it (transmission) or if (fluorescence): name them in the header or with columns=, e.g. 'energy,i0,it'")
 
 
-def read_columns(filename: str, columns: Sequence[str] | None = None, element: str = "Si", edge: str = "K") -> XAS:
+def read_columns(filename: str, columns: Sequence[str] | None = None, element: str = DEFAULT_ELEMENT,
+                 edge: str = "K") -> XAS:
     """Read a text spectrum whose columns a header names (or ``columns`` does), XDI files included.
 
     Two unnamed columns are energy and mu. Named columns (see :data:`COLUMN_ROLES`): a mu column is used as
@@ -448,7 +450,7 @@ def _perl_list(text: str) -> list:
     return stack[0]
 
 
-def read_athena(filename: str, element: str = "Si", edge: str = "K") -> list[tuple[str, XAS]]:
+def read_athena(filename: str, element: str = DEFAULT_ELEMENT, edge: str = "K") -> list[tuple[str, XAS]]:
     """Read every mu(E) group of an Athena project file (``.prj``, gzipped or not) as ``(label, XAS)``.
 
     The file is Perl data; only its quoted strings are read (never evaluated). A calibration shift stored by

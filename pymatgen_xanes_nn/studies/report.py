@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.edges import DEFAULT_ELEMENT
+
 #: The seed paper's numbers (Huang et al. 2017), quoted from its text.
 SEED_PAPER = {
     "accuracy": 0.92,  # AE NN2 + FNN4, dropout keep 0.8 (abstract, Fig. 9)
@@ -608,7 +610,7 @@ def _domain_shift_section(results_dir: str) -> list[str]:
         res = _load(path)
         if not res or "candidates" not in res:
             continue
-        scheme, edge = res["scheme"], res.get("element", "Si")
+        scheme, edge = res["scheme"], res.get("element", DEFAULT_ELEMENT)
         shifts = [k for k in res["n_sites"] if k != "dataset"]
         command = res.get("command") or (f"xanes-nn domain-shift --scheme {scheme} --folds {res['n_folds']} "
                                          f"--output docs/results/{os.path.basename(path)}")
