@@ -375,6 +375,20 @@ class XANESClassifier(MSONable):
         return cls.from_file(path)
 
     @classmethod
+    def load(cls, name_or_file: str) -> XANESClassifier:
+        """A shipped model by name (see :data:`PRETRAINED`) or a model file by path.
+
+        Raises:
+            ValueError: naming the shipped models, when ``name_or_file`` is neither.
+        """
+        if name_or_file in PRETRAINED:
+            return cls.from_pretrained(name_or_file)
+        if os.path.isfile(name_or_file):
+            return cls.from_file(name_or_file)
+        raise ValueError(f"Unknown model {name_or_file!r}: neither a shipped model "
+                         f"({', '.join(sorted(PRETRAINED))}) nor a file")
+
+    @classmethod
     def from_file(cls, filename: str) -> XANESClassifier:
         """Load a model written by :meth:`to` (JSON, gzipped or not), as data: nothing in it is imported or run.
 

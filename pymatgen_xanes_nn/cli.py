@@ -341,13 +341,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _load_model(name_or_file: str):
-    from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+    from pymatgen_xanes_nn.classifier import XANESClassifier
 
-    if name_or_file in PRETRAINED:
-        return XANESClassifier.from_pretrained(name_or_file)
-    if os.path.exists(name_or_file):
-        return XANESClassifier.from_file(name_or_file)
-    raise ValueError(f"Unknown model {name_or_file!r}: not one of {sorted(PRETRAINED)} and not a file")
+    return XANESClassifier.load(name_or_file)
 
 
 def default_models(xas, shift: float = 0.0) -> list[str]:

@@ -186,6 +186,15 @@ def test_unknown_pretrained():
         XANESClassifier.from_pretrained("nope")
 
 
+def test_load_takes_a_shipped_name_or_a_file(toy_model_file, tmp_path):
+    assert XANESClassifier.load("si_k_chemsys").labels == XANESClassifier.from_pretrained("si_k_chemsys").labels
+    assert XANESClassifier.load(toy_model_file).labels == XANESClassifier.from_file(toy_model_file).labels
+    with pytest.raises(ValueError, match="Unknown model 'nope'.*si_k_chemsys.*nor a file"):
+        XANESClassifier.load("nope")
+    with pytest.raises(ValueError, match="nor a file"):
+        XANESClassifier.load(str(tmp_path))  # a folder is not a model file
+
+
 def test_ood_flags_unfamiliar_spectra(toy):
     clf, x, *_ = toy
     rng = np.random.default_rng(5)

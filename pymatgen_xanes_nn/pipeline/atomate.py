@@ -76,7 +76,7 @@ class ClassifyXANESTask(FiretaskBase):
         """Classify ``xmu.dat``; errors are recorded in the result, never raised."""
         from atomate.utils.utils import env_chk
 
-        from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+        from pymatgen_xanes_nn.classifier import XANESClassifier
         from pymatgen_xanes_nn.io.readers import read_xmu
 
         model = self.get("model", DEFAULT_MODEL)
@@ -84,7 +84,7 @@ class ClassifyXANESTask(FiretaskBase):
         result: dict[str, Any] = {"dir_name": dir_name, "model": model,
                                   "last_updated": datetime.now(timezone.utc)}
         try:
-            clf = XANESClassifier.from_pretrained(model) if model in PRETRAINED else XANESClassifier.from_file(model)
+            clf = XANESClassifier.load(model)
             result.update(clf.classify(read_xmu(self.get("output_file", "xmu.dat"))))
             result["state"] = "successful"
         except Exception as exc:  # a bad spectrum is recorded, the task document stays

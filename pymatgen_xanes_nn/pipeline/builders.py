@@ -471,10 +471,9 @@ class ClassificationBuilder(CheckedMapBuilder):
     def classifier(self):
         """The model, loaded once per process."""
         if self._clf is None:
-            from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+            from pymatgen_xanes_nn.classifier import XANESClassifier
 
-            self._clf = (XANESClassifier.from_pretrained(self.model) if self.model in PRETRAINED
-                         else XANESClassifier.from_file(self.model))
+            self._clf = XANESClassifier.load(self.model)
         return self._clf
 
     def get_items(self):
@@ -583,15 +582,10 @@ def check_model(model: str) -> None:
     Raises:
         ConfigurationError: naming the model and the problem.
     """
-    from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+    from pymatgen_xanes_nn.classifier import XANESClassifier
 
     try:
-        if model in PRETRAINED:
-            XANESClassifier.from_pretrained(model)
-        elif os.path.isfile(model):
-            XANESClassifier.from_file(model)
-        else:
-            raise FileNotFoundError(f"neither a pretrained model ({', '.join(sorted(PRETRAINED))}) nor a file")
+        XANESClassifier.load(model)
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"XANES_NN_MODEL={model!r}: {exc}") from exc
 
@@ -605,9 +599,9 @@ def pipeline(
     The spectra are preprocessed as the model reads them (its grid, normalization, alignment), so the
     classification builders never meet a spectrum of another preprocessing.
     """
-    from pymatgen_xanes_nn.classifier import PRETRAINED, XANESClassifier
+    from pymatgen_xanes_nn.classifier import XANESClassifier
 
-    clf = XANESClassifier.from_pretrained(model) if model in PRETRAINED else XANESClassifier.from_file(model)
+    clf = XANESClassifier.load(model)
     return [
         SpectrumBuilder(tasks, spectra, preprocessing=clf.preprocessing, exhaustive=exhaustive, **kwargs),
         MaterialSpectrumBuilder(spectra, materials, **kwargs),
