@@ -228,6 +228,39 @@ def _cmd_measured(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evidence_study(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.jsonio import read_checkpoint
+    from pymatgen_xanes_nn.studies.evidence_agreement import evidence_study
+    from pymatgen_xanes_nn.training.fit import TrainingConfig, dataset_for_scheme, run_key
+
+    clf = _load_model(args.model)
+    fields = TrainingConfig.__dataclass_fields__
+    config = TrainingConfig(**{k: v for k, v in clf.metadata["config"].items() if k in fields})
+    spectra, _ = dataset_for_scheme(clf.metadata["label_scheme"], _load_docs(args), clf.preprocessing)
+    data = spectra.labelled()
+    key = run_key(data.x, data.labels, data.groups, "train", config, clf.preprocessing, list(data.testable), None)
+    folds = read_checkpoint(args.checkpoint, key)
+    if not folds:
+        raise ValueError(f"{args.checkpoint} holds no fold of this model's training run (other data or options: "
+                         "give the dataset options the model was trained with)")
+    result = evidence_study(data.x, data.labels, data.groups, data.testable, config, clf.preprocessing, folds)
+    result.update(model=clf.metadata["model_version"], command="xanes-nn " + " ".join(sys.argv[1:]))
+    with open(args.output, "w") as fh:
+        json.dump(result, fh, indent=1)
+    print(f"network {result['network_accuracy']:.3f}, nearest spectrum's class {result['evidence_top1_accuracy']:.3f} "
+          f"right out of fold (n={result['n']})")
+    for rule, r in result["rules"].items():
+        print(f"  {rule:<14} disagrees on {100 * r['disagree_wrong']:.0f}% of wrong, {100 * r['disagree_right']:.0f}% "
+              f"of right answers; don't know on {100 * r['wrong_flagged']:.0f}% of wrong, "
+              f"{100 * r['correct_flagged']:.1f}% of right")
+    n = result["nested_summary"]
+    print(f"nested choice: {[f['chosen'] for f in result['nested']]}; judged on held-out folds: don't know on "
+          f"{100 * n['chosen_wrong_flagged']:.0f}% of wrong, {100 * n['chosen_right_flagged']:.1f}% of right "
+          f"(network alone: {100 * n['none_wrong_flagged']:.0f}%, {100 * n['none_right_flagged']:.1f}%)")
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _cmd_calibration_study(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.datagen.corpus import load_corpus
     from pymatgen_xanes_nn.datagen.feff_study import measured_alignment
@@ -921,10 +954,12 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.studies.report import write_report
+    from pymatgen_xanes_nn.studies.report import update_readme, write_report
 
     for path in write_report(args.results, args.output):
         print(f"wrote {path}")
+    if args.readme and os.path.exists(args.readme) and update_readme(args.readme, args.results, args.benchmarks):
+        print(f"wrote {args.readme} (its generated tables)")
     return 0
 
 
@@ -1227,6 +1262,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=_writable_path, default="measured.json")
     p.set_defaults(func=_cmd_measured)
 
+    p = sub.add_parser("evidence-study", help="should \"don't know\" follow when the network and its nearest "
+                                               "spectra disagree? Rules chosen by nested folds on a model's "
+                                               "out-of-fold predictions (its training checkpoint)")
+    _add_dataset_options(p)
+    p.add_argument("--model", type=_model_name_or_file, required=True,
+                   help="the model file (its preprocessing, labels and training options are used)")
+    p.add_argument("--checkpoint", type=_existing_file, required=True,
+                   help="the OUTPUT.partial.jsonl its training wrote (copy it before training finishes: it is "
+                        "removed then)")
+    p.add_argument("--output", type=_writable_path, default="evidence_study.json")
+    p.set_defaults(func=_cmd_evidence_study)
+
     p = sub.add_parser("physics-variants", help="compute sites of the dataset again with other FEFF physics (core "
                                                 "hole none / RPA, Dirac-Hara exchange): the domain-shift benchmark's "
                                                 "spectra (resumable)")
@@ -1289,6 +1336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write docs/RESULTS.md and its figures from the committed result JSON")
     p.add_argument("--results", default=os.path.join("docs", "results"))
     p.add_argument("--output", default=os.path.join("docs", "RESULTS.md"))
+    p.add_argument("--readme", default="README.md", help="README whose generated tables are rewritten ('' : none)")
+    p.add_argument("--benchmarks", default=os.path.join("benchmarks", "results"), help="benchmark results folder")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("load-tasks", help="load the shipped FEFF task documents into your MongoDB (upsert by task_id)")

@@ -180,3 +180,24 @@ def test_readme_performance_rows_are_the_committed_benchmarks():
     readme = open(os.path.join(ROOT, "README.md")).read()
     block = readme.split(PERFORMANCE_MARKERS[0] + "\n")[1].split("\n" + PERFORMANCE_MARKERS[1])[0]
     assert block == performance_rows(os.path.join(ROOT, "benchmarks", "results")), "regenerate the README rows"
+
+
+def test_readme_model_rows_are_the_shipped_models():
+    """The README's model table is regenerated from the model files and the measured results (no drift)."""
+    from pymatgen_xanes_nn.studies.report import MODEL_MARKERS, model_rows
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    block = readme.split(MODEL_MARKERS[0] + "\n")[1].split("\n" + MODEL_MARKERS[1])[0]
+    assert block == model_rows(os.path.join(ROOT, "docs", "results")), "regenerate with `xanes-nn report`"
+
+
+def test_update_readme_rewrites_only_the_generated_blocks(tmp_path):
+    from pymatgen_xanes_nn.studies.report import MODEL_MARKERS, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# head\n{MODEL_MARKERS[0]}\nstale row\n{MODEL_MARKERS[1]}\ntail\n")
+    assert update_readme(str(readme), os.path.join(ROOT, "docs", "results"), str(tmp_path))
+    text = readme.read_text()
+    assert "stale row" not in text and "`s_k_oxidation`" in text and text.startswith("# head\n")
+    assert text.endswith(f"{MODEL_MARKERS[1]}\ntail\n")
+    assert not update_readme(str(readme), os.path.join(ROOT, "docs", "results"), str(tmp_path))  # nothing to do

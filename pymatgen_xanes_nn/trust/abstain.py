@@ -19,7 +19,7 @@ OOD_ALPHAS = (0.01, 0.025, 0.05)
 
 
 def dont_know(pvalue: np.ndarray, alpha: float, set_size: np.ndarray, confidence: np.ndarray,
-              floor: float = 0.0) -> np.ndarray:
+              floor: float = 0.0, extra: np.ndarray | None = None) -> np.ndarray:
     """The "don't know" rule: out of distribution, an empty or a large prediction set, or confidence below the floor.
 
     Args:
@@ -28,14 +28,17 @@ def dont_know(pvalue: np.ndarray, alpha: float, set_size: np.ndarray, confidence
         set_size: labels in each prediction set.
         confidence: the calibrated top probability.
         floor: the confidence floor (:func:`fit_dont_know`).
+        extra: further reasons, one flag per prediction (e.g. the network and its evidence disagree).
     """
     size = np.asarray(set_size)
-    return ((np.asarray(pvalue) < alpha) | (size == 0) | (size > MAX_USEFUL_SET_SIZE)
-            | (np.asarray(confidence) < floor))
+    flags = ((np.asarray(pvalue) < alpha) | (size == 0) | (size > MAX_USEFUL_SET_SIZE)
+             | (np.asarray(confidence) < floor))
+    return flags if extra is None else flags | np.asarray(extra, bool)
 
 
 def fit_dont_know(confidence: np.ndarray, correct: np.ndarray, pvalue: np.ndarray, set_size: np.ndarray,
-                  budget: float = DONT_KNOW_BUDGET, alphas: Sequence[float] = OOD_ALPHAS) -> dict[str, float]:
+                  budget: float = DONT_KNOW_BUDGET, alphas: Sequence[float] = OOD_ALPHAS,
+                  extra: np.ndarray | None = None) -> dict[str, float]:
     """The OOD level and confidence floor under which "don't know" catches the most wrong predictions.
 
     For each level in ``alphas`` the floor is the highest confidence such that :func:`dont_know` flags at most
@@ -52,6 +55,7 @@ def fit_dont_know(confidence: np.ndarray, correct: np.ndarray, pvalue: np.ndarra
         set_size: out-of-fold prediction-set sizes.
         budget: the share of correct predictions that may be flagged.
         alphas: candidate OOD levels.
+        extra: further reasons that always flag (they use the budget first; see :func:`dont_know`).
 
     Returns:
         ``{"alpha", "confidence_floor", "correct_flagged", "wrong_flagged"}`` (shares, out of fold).
@@ -59,12 +63,12 @@ def fit_dont_know(confidence: np.ndarray, correct: np.ndarray, pvalue: np.ndarra
     confidence, correct = np.asarray(confidence, float), np.asarray(correct, bool)
     rows = []
     for alpha in sorted(alphas):
-        other = dont_know(pvalue, alpha, set_size, confidence)
+        other = dont_know(pvalue, alpha, set_size, confidence, extra=extra)
         allowed = int(np.floor(budget * correct.sum())) - int(other[correct].sum())
         free = np.sort(confidence[correct & ~other])
         # the floor flags the correct predictions strictly below it: at most `allowed` of them
         floor = float(free[allowed]) if 0 < allowed < len(free) else 0.0
-        flagged = dont_know(pvalue, alpha, set_size, confidence, floor)
+        flagged = dont_know(pvalue, alpha, set_size, confidence, floor, extra=extra)
         rows.append({"alpha": float(alpha), "confidence_floor": floor,
                      "correct_flagged": float(flagged[correct].mean()) if correct.any() else 0.0,
                      "wrong_flagged": float(flagged[~correct].mean()) if (~correct).any() else 0.0})

@@ -63,7 +63,8 @@ class Calibration:
 
 def calibrate(proba_raw: np.ndarray, y: np.ndarray, scores: dict[str, np.ndarray], combined: Sequence[str],
               level: float = 0.9, mode: str = "marginal", budget: float = DONT_KNOW_BUDGET,
-              alphas: Sequence[float] = OOD_ALPHAS, poor: np.ndarray | None = None) -> Calibration:
+              alphas: Sequence[float] = OOD_ALPHAS, poor: np.ndarray | None = None,
+              extra: np.ndarray | None = None) -> Calibration:
     """Fit temperature, sets, OOD calibration and the don't-know policy on out-of-fold predictions.
 
     Args:
@@ -76,6 +77,7 @@ def calibrate(proba_raw: np.ndarray, y: np.ndarray, scores: dict[str, np.ndarray
         budget: the share of correct predictions "don't know" may flag.
         alphas: candidate OOD levels.
         poor: which spectra failed an input-quality limit (their p-value is 0).
+        extra: further don't-know reasons per spectrum (e.g. network and evidence disagree), fitted with the rest.
     """
     y = np.asarray(y)
     temperature = fit_temperature(proba_raw, y)
@@ -86,6 +88,7 @@ def calibrate(proba_raw: np.ndarray, y: np.ndarray, scores: dict[str, np.ndarray
     if poor is not None:
         pvalue = np.where(np.asarray(poor, bool), 0.0, pvalue)
     sets = prediction_sets(proba, conformal["thresholds"])
-    abstain = fit_dont_know(proba.max(axis=1), proba.argmax(axis=1) == y, pvalue, sets.sum(axis=1), budget, alphas)
+    abstain = fit_dont_know(proba.max(axis=1), proba.argmax(axis=1) == y, pvalue, sets.sum(axis=1), budget, alphas,
+                            extra=extra)
     conformal["confidence_floor"] = abstain["confidence_floor"]
     return Calibration(temperature, conformal, calibration, abstain["alpha"], abstain, proba, pvalue)

@@ -1,0 +1,196 @@
+"""Network and evidence together: should "don't know" follow when the network and its nearest spectra disagree?
+
+A trained model's calibration folds leave every real crystal's spectrum scored by networks that never saw it (the
+training checkpoint keeps those out-of-fold probabilities and OOD scores). For the same spectrum, the evidence is
+its most similar spectra among that fold's *training* crystals, ranked as :func:`~pymatgen_xanes_nn.trust.evidence.
+nearest_reference` ranks the shipped ones (cosine in the reference's projection). A rule adds "don't know" when the
+network's label and the evidence disagree:
+
+- ``none``: the network alone (today's don't-know: OOD, sets, confidence floor);
+- ``top1``: the label differs from the class of the most similar spectrum;
+- ``top3_majority``: it differs from the most common class of the three most similar (ties: the most similar);
+- ``not_in_top3``: no one of the three most similar has the label.
+
+The choice is nested: for each outer fold, every rule is calibrated (temperature, sets, OOD level, confidence
+floor within the 5% budget, :func:`~pymatgen_xanes_nn.trust.calibrate.calibrate`) on the other folds' out-of-fold
+predictions and the rule that flags the most wrong answers there is chosen (a rule must beat ``none`` by more than
+one binomial standard error); it is judged on the outer fold it never saw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
+    from pymatgen_xanes_nn.training.fit import TrainingConfig
+
+RULES = ("none", "top1", "top3_majority", "not_in_top3")
+#: Neighbours the rules read (the evidence ``classify`` shows).
+N_NEIGHBOURS = 3
+
+
+def disagrees(rule: str, label: str, neighbours: Sequence[str | None]) -> bool:
+    """Whether ``rule`` says the network's ``label`` and its nearest spectra's classes (most similar first) disagree.
+
+    Neighbours of no class of the model (None) count as disagreeing with any label.
+    """
+    if rule == "none" or not neighbours:
+        return False
+    if rule == "top1":
+        return neighbours[0] != label
+    if rule == "top3_majority":
+        counts = Counter(neighbours[:N_NEIGHBOURS])
+        best = max(counts.values())
+        majority = next(n for n in neighbours[:N_NEIGHBOURS] if counts[n] == best)  # ties: the most similar
+        return majority != label
+    if rule == "not_in_top3":
+        return label not in neighbours[:N_NEIGHBOURS]
+    raise ValueError(f"Unknown evidence rule {rule!r}; choose one of {RULES}")
+
+
+def out_of_fold_neighbours(x: np.ndarray, labels: Sequence[str], folds: Sequence[tuple[np.ndarray, np.ndarray]],
+                           reference_mask: np.ndarray, preprocessing: Preprocessing, n_components: int = 96
+                           ) -> dict[int, list[str]]:
+    """The classes of the nearest training-fold spectra of every tested spectrum, most similar first.
+
+    Args:
+        x: model inputs.
+        labels: class per row.
+        folds: ``(train, test)`` index pairs.
+        reference_mask: which rows may serve as evidence (the real crystals: the shipped reference holds no
+            physics variants or derived structures).
+        preprocessing: the model's preprocessing (its grid part is compared).
+        n_components: projection size of the index, as ``xanes-nn reference`` builds it.
+    """
+    from pymatgen_xanes_nn.trust.ood import KNNIndex
+
+    out: dict[int, list[str]] = {}
+    for tr, te in folds:
+        ref = np.asarray([i for i in tr if reference_mask[i]])
+        index = KNNIndex.fit(preprocessing.spectra(x[ref]), n_components)
+        sim = index.similarity(preprocessing.spectra(x[te]))
+        top = np.argsort(-sim, axis=1)[:, :N_NEIGHBOURS]
+        for row, i in enumerate(te):
+            out[int(i)] = [labels[ref[j]] for j in top[row]]
+    return out
+
+
+def _judge(calibration, proba_raw: np.ndarray, y: np.ndarray, scores: dict[str, np.ndarray], combined: Sequence[str],
+           extra: np.ndarray) -> dict[str, Any]:
+    """A fitted calibration applied to predictions it was not fitted on: shares flagged among right and wrong."""
+    from pymatgen_xanes_nn.trust.abstain import dont_know
+    from pymatgen_xanes_nn.trust.calibrate import temper
+    from pymatgen_xanes_nn.trust.conformal import prediction_sets
+    from pymatgen_xanes_nn.trust.ood import combined_pvalue
+
+    proba = temper(proba_raw, calibration.temperature)
+    pvalue = combined_pvalue({k: calibration.calibration[k] for k in combined}, {k: scores[k] for k in combined})
+    sets = prediction_sets(proba, calibration.conformal["thresholds"])
+    flagged = dont_know(pvalue, calibration.alpha, sets.sum(axis=1), proba.max(axis=1),
+                        calibration.conformal["confidence_floor"], extra=extra)
+    right = proba.argmax(axis=1) == y
+    return {"n": int(len(y)), "n_wrong": int((~right).sum()), "right_flagged": int((flagged & right).sum()),
+            "wrong_flagged": int((flagged & ~right).sum()), "n_right": int(right.sum())}
+
+
+def evidence_study(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], testable: Sequence[bool],
+                   config: TrainingConfig, preprocessing: Preprocessing, fold_results: Sequence[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    """Every rule out of fold, and the rule chosen by nested folds, judged on folds it was not chosen on.
+
+    Args:
+        x: the model's training inputs, exactly as it was trained.
+        labels: their classes.
+        groups: their material groups.
+        testable: which rows the calibration folds scored (the real crystals; also the evidence candidates).
+        config: the model's training configuration (folds, seed, OOD scores, level, budget).
+        preprocessing: the model's preprocessing.
+        fold_results: the training checkpoint's per-fold results (``fold``, ``proba_raw``, ``scores``).
+    """
+    from pymatgen_xanes_nn.training.splits import grouped_folds
+    from pymatgen_xanes_nn.trust.abstain import OOD_ALPHAS
+    from pymatgen_xanes_nn.trust.calibrate import calibrate
+
+    classes = sorted(set(labels))
+    y = np.array([classes.index(lab) for lab in labels])
+    folds = grouped_folds(list(groups), y, config.calibration_folds, config.seed, testable)
+    by_fold = {r["fold"]: r for r in fold_results}
+    if sorted(by_fold) != list(range(len(folds))):
+        raise ValueError(f"The checkpoint holds folds {sorted(by_fold)}; the model has {len(folds)}")
+    neighbours = out_of_fold_neighbours(x, labels, folds, np.asarray(testable, bool), preprocessing)
+    combined = list(config.ood_scores)
+    alphas = OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha]
+
+    # per fold: its tested rows, untempered probabilities, OOD scores, and each rule's disagreement flags
+    parts = []
+    for k, (_, te) in enumerate(folds):
+        proba = np.asarray(by_fold[k]["proba_raw"])
+        pred = [classes[j] for j in proba.argmax(axis=1)]
+        parts.append({"y": y[te], "proba": proba, "scores": {n: np.asarray(v) for n, v in by_fold[k]["scores"].items()},
+                      "flags": {r: np.array([disagrees(r, pred[n], neighbours[int(i)]) for n, i in enumerate(te)])
+                                for r in RULES}})
+
+    def pooled(idx: Sequence[int], rule: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        return (np.concatenate([parts[i]["proba"] for i in idx]), np.concatenate([parts[i]["y"] for i in idx]),
+                {n: np.concatenate([parts[i]["scores"][n] for i in idx]) for n in parts[0]["scores"]},
+                np.concatenate([parts[i]["flags"][rule] for i in idx]))
+
+    everything = list(range(len(folds)))
+    rules: dict[str, Any] = {}
+    for rule in RULES:  # each rule out of fold (in sample for its calibration): what it flags
+        proba, yy, scores, flags = pooled(everything, rule)
+        right = proba.argmax(axis=1) == yy
+        fitted = calibrate(proba, yy, scores, combined, config.conformal_level, config.conformal_mode,
+                           config.dont_know_budget, alphas, extra=flags)
+        rules[rule] = {"disagree_right": float(flags[right].mean()) if right.any() else 0.0,
+                       "disagree_wrong": float(flags[~right].mean()) if (~right).any() else 0.0,
+                       **{k: fitted.abstain[k] for k in ("correct_flagged", "wrong_flagged", "confidence_floor",
+                                                         "alpha")}}
+    proba, yy, _, _ = pooled(everything, "none")
+    first = np.concatenate([[classes.index(neighbours[int(i)][0]) for i in te] for _, te in folds])
+    nested = []
+    for j in everything:  # choose on the other folds, judge on fold j
+        inner = [i for i in everything if i != j]
+        fits = {}
+        for rule in RULES:
+            proba_i, y_i, scores_i, flags_i = pooled(inner, rule)
+            fits[rule] = calibrate(proba_i, y_i, scores_i, combined, config.conformal_level, config.conformal_mode,
+                                   config.dont_know_budget, alphas, extra=flags_i)
+        n_wrong = int(sum((parts[i]["proba"].argmax(axis=1) != parts[i]["y"]).sum() for i in inner))
+        base = fits["none"].abstain["wrong_flagged"]
+        se = math.sqrt(base * (1 - base) / max(n_wrong, 1))
+        best = max(RULES, key=lambda r: fits[r].abstain["wrong_flagged"])
+        chosen = best if fits[best].abstain["wrong_flagged"] > base + se else "none"
+        p = parts[j]
+        judged = {rule: _judge(fits[rule], p["proba"], p["y"], p["scores"], combined, p["flags"][rule])
+                  for rule in {chosen, "none"}}
+        nested.append({"fold": j, "chosen": chosen, "inner_wrong_flagged": {r: fits[r].abstain["wrong_flagged"]
+                                                                             for r in RULES},
+                       "chosen_judged": judged[chosen], "none_judged": judged["none"]})
+
+    def share(key: str, part: str) -> float:
+        num = sum(f[key][f"{part}_flagged"] for f in nested)
+        den = sum(f[key][f"n_{part}"] for f in nested)
+        return num / den if den else 0.0
+
+    return {
+        "n": int(len(yy)), "n_folds": len(folds), "classes": classes,
+        "network_accuracy": float(np.mean(proba.argmax(axis=1) == yy)),
+        "evidence_top1_accuracy": float(np.mean(first == yy)),
+        "rules": rules,
+        "nested": nested,
+        "chosen": Counter(f["chosen"] for f in nested).most_common(1)[0][0],
+        "nested_summary": {
+            "chosen_wrong_flagged": share("chosen_judged", "wrong"),
+            "chosen_right_flagged": share("chosen_judged", "right"),
+            "none_wrong_flagged": share("none_judged", "wrong"),
+            "none_right_flagged": share("none_judged", "right"),
+        },
+    }
