@@ -355,6 +355,10 @@ class XANESClassifier(MSONable):
         floor = self.conformal.get("confidence_floor", 0.0)
         if not (_is_number(floor) and 0 <= floor <= 1):
             raise InvalidModelError(f"Model {name!r}: conformal.confidence_floor must be a number in [0, 1]")
+        from pymatgen_xanes_nn.trust.evidence import RULES
+
+        if self.conformal.get("evidence_rule", "none") not in RULES:
+            raise InvalidModelError(f"Model {name!r}: conformal.evidence_rule must be one of {RULES}")
         return self
 
     # ------------------------------------------------------------------ loading
@@ -641,13 +645,14 @@ class XANESClassifier(MSONable):
             ``ood_pvalue`` (combined conformal p-value; the flag fires below ``ood_alpha``, or when the input
             fails a quality limit), ``ood_scores``, ``quality``
             (:func:`~pymatgen_xanes_nn.trust.quality.quality_measures`),
-            ``dont_know`` with ``reason`` (out of distribution, input quality, an empty or a large set, or a
-            confidence below the floor under which 5% of correct held-out predictions fall), ``evidence``,
+            ``dont_know`` with ``reason`` (out of distribution, input quality, an empty or a large set, a
+            confidence below the floor under which 5% of correct held-out predictions fall, or, for models with an
+            evidence rule, evidence that disagrees with the label), ``evidence``,
             ``reconstruction_error``, ``latent_distance``, ``latent``, ``model``, ``model_version``.
         """
         from pymatgen_xanes_nn.trust.abstain import MAX_USEFUL_SET_SIZE
         from pymatgen_xanes_nn.trust.conformal import prediction_sets
-        from pymatgen_xanes_nn.trust.evidence import nearest_reference
+        from pymatgen_xanes_nn.trust.evidence import disagrees, nearest_reference
         from pymatgen_xanes_nn.trust.quality import quality_problems
 
         x, single, quality = self.inputs(spectra, **kwargs)
@@ -659,6 +664,7 @@ class XANESClassifier(MSONable):
         pvalue = self.ood_pvalue(scores)
         alpha = self.ood["alpha"]
         floor = self.conformal.get("confidence_floor", 0.0)  # models before round 4 have none
+        rule = self.conformal.get("evidence_rule", "none")  # models before round 8 have none
         sets = prediction_sets(p, self.conformal["thresholds"])
         near = nearest_reference(x, self.preprocessing) if evidence else None  # None: no reference installed
         if near is not None:  # each piece of evidence named in this model's classes too
@@ -682,6 +688,9 @@ class XANESClassifier(MSONable):
                 reasons.append(f"prediction set of {len(members)} labels")
             if p[i, k] < floor:
                 reasons.append(f"low confidence ({p[i, k]:.2f} < {floor:.2f})")
+            if near is not None and disagrees(rule, self.labels[k], [ev["class"] for ev in near[i]]):
+                shown = ", ".join(str(ev["class"] or ev["environment"]) for ev in near[i])
+                reasons.append(f"the most similar shipped spectra ({shown}) disagree with {self.labels[k]}")
             out.append(Classification(
                 {
                     "label": self.labels[k],

@@ -238,7 +238,8 @@ def _cmd_evidence_study(args: argparse.Namespace) -> int:
     config = TrainingConfig(**{k: v for k, v in clf.metadata["config"].items() if k in fields})
     spectra, _ = dataset_for_scheme(clf.metadata["label_scheme"], _load_docs(args), clf.preprocessing)
     data = spectra.labelled()
-    key = run_key(data.x, data.labels, data.groups, "train", config, clf.preprocessing, list(data.testable), None)
+    key = run_key(data.x, data.labels, data.groups, "train", config.fold_options(), clf.preprocessing,
+                  list(data.testable), None)
     folds = read_checkpoint(args.checkpoint, key)
     if not folds:
         raise ValueError(f"{args.checkpoint} holds no fold of this model's training run (other data or options: "
@@ -247,8 +248,9 @@ def _cmd_evidence_study(args: argparse.Namespace) -> int:
     result.update(model=clf.metadata["model_version"], command="xanes-nn " + " ".join(sys.argv[1:]))
     with open(args.output, "w") as fh:
         json.dump(result, fh, indent=1)
-    print(f"network {result['network_accuracy']:.3f}, nearest spectrum's class {result['evidence_top1_accuracy']:.3f} "
-          f"right out of fold (n={result['n']})")
+    print(f"right out of fold (n={result['n']}): network {result['network_accuracy']:.3f}, nearest spectrum's class "
+          f"{result['evidence_top1_accuracy']:.3f}, majority of the 3 nearest "
+          f"{result['evidence_top3_majority_accuracy']:.3f}")
     for rule, r in result["rules"].items():
         print(f"  {rule:<14} disagrees on {100 * r['disagree_wrong']:.0f}% of wrong, {100 * r['disagree_right']:.0f}% "
               f"of right answers; don't know on {100 * r['wrong_flagged']:.0f}% of wrong, "
@@ -601,6 +603,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.labels import raw_label
     from pymatgen_xanes_nn.training.fit import MIN_REPORTED_OUTSIDE, dataset_for_scheme, train
 
+    if args.evidence_rule != "none" and args.scheme != "environment":
+        raise ValueError(f"--evidence-rule needs the environment scheme: the shipped evidence is named by "
+                         f"environment, not by {args.scheme}")
     pre = _preprocessing(args)
     docs = _load_docs(args)
     spectra, classes = dataset_for_scheme(args.scheme, docs, pre)
@@ -854,12 +859,13 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     from pymatgen_xanes_nn.models import AE_CONFIGS, FNN_CONFIGS
     from pymatgen_xanes_nn.training.fit import DEFAULT_AUGMENT_COPIES, TrainingConfig
     from pymatgen_xanes_nn.trust.conformal import CONFORMAL_MODES
+    from pymatgen_xanes_nn.trust.evidence import RULES
     from pymatgen_xanes_nn.trust.ood import OOD_SCORES
 
     p.add_argument("--scheme", default="chemsys", choices=LABEL_SCHEMES, help="label scheme")
     helps = _field_help(TrainingConfig)
     choices = {"ae_config": sorted(AE_CONFIGS), "fnn_config": sorted(FNN_CONFIGS), "conformal_mode": CONFORMAL_MODES,
-               "ood_scores": OOD_SCORES}
+               "ood_scores": OOD_SCORES, "evidence_rule": RULES}
     defaults = {"augment_copies": DEFAULT_AUGMENT_COPIES}
     for f in dataclasses.fields(TrainingConfig):
         if f.name in _NOT_OPTIONS:

@@ -80,6 +80,24 @@ def test_confidence_floor_says_dont_know_and_is_checked_on_load(toy):
         XANESClassifier.from_dict(d)
 
 
+def test_evidence_rule_says_dont_know_when_the_evidence_disagrees_and_is_checked_on_load(toy):
+    from pymatgen_xanes_nn.classifier import InvalidModelError, XANESClassifier
+
+    clf, x, _, _ = toy
+    d = clf.as_dict()
+    # the toy's classes (A-Si, ...) name no shipped spectrum: under a rule, its evidence always disagrees
+    d["conformal"]["evidence_rule"] = "top1"
+    d["checksum"] = model_checksum(d)
+    ruled = XANESClassifier.from_dict(d).classify(x[:4])
+    assert all(r["dont_know"] and "disagree with" in r["reason"] and r["evidence"] for r in ruled)
+    assert all("disagree" not in r["reason"] for r in clf.classify(x[:4]))  # no rule: evidence is only shown
+    assert all("disagree" not in r["reason"] for r in XANESClassifier.from_dict(d).classify(x[:4], evidence=False))
+    d["conformal"]["evidence_rule"] = "majority"
+    d["checksum"] = model_checksum(d)
+    with pytest.raises(InvalidModelError, match="evidence_rule must be one of"):
+        XANESClassifier.from_dict(d)
+
+
 def test_numpy_matches_keras():
     ae, enc = build_autoencoder("NN1", 500)
     fnn = build_fnn("FNN4", 2, 5, keep_prob=0.8)

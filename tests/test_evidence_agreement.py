@@ -38,7 +38,7 @@ def _fold_results(labels, groups, config, wrong_where):
             guess = (y[i] + 1) % len(classes) if wrong_where(i) else y[i]
             proba[row, guess] = 0.9 + 0.05 * rng.random()
         proba /= proba.sum(axis=1, keepdims=True)
-        out.append({"fold": k, "proba_raw": proba.tolist(), "scores": {"knn": rng.random(len(te)).tolist()}})
+        out.append({"fold": k, "proba_raw": proba.tolist(), "scores": {"knn": [0.0] * len(te)}})  # no OOD flag
     return out
 
 
@@ -61,7 +61,7 @@ def test_a_network_wrong_where_the_evidence_is_right_is_caught_by_the_chosen_rul
     assert all(f["chosen"] != "none" for f in res["nested"])
     summary = res["nested_summary"]
     assert summary["chosen_wrong_flagged"] == 1.0 > summary["none_wrong_flagged"]
-    assert summary["chosen_right_flagged"] <= 0.06
+    assert summary["chosen_right_flagged"] <= summary["none_right_flagged"] + 0.02  # the budget holds held out
 
 
 def test_a_rule_that_adds_nothing_is_not_chosen(toy):

@@ -96,3 +96,17 @@ def test_no_si_literal_outside_the_si_edge_definition():
                 if lines:
                     found[rel] = lines
     assert not found, f"'Si' spelt outside edges.py: {found}"
+
+
+@pytest.mark.parametrize("name", ["si_k_environment", "si_k_chemsys", *S_K.models])
+def test_every_shipped_model_shows_evidence(name):
+    """Each model's inputs have an installed reference of the same preprocessing (a changed field must not
+    silently orphan one: the chemsys reference predates the e0_column field)."""
+    from pymatgen_xanes_nn.io.readers import read_spectrum
+    from pymatgen_xanes_nn.paths import data_path
+
+    clf = XANESClassifier.from_pretrained(name)
+    path = (test_file("measured", "S", "pyrite1_rt_01.xdi") if clf.edge is S_K
+            else data_path(os.path.join("examples", "SiO2_quartz.csv")))
+    evidence = clf.classify(read_spectrum(path), shift=-clf.edge.calibration_offset)["evidence"]
+    assert len(evidence) == 3 and all(-1.0 <= ev["similarity"] <= 1.0 for ev in evidence)

@@ -89,8 +89,9 @@ class ClassificationDoc(_Doc):
     quality: dict[str, float] | None = Field(
         None, description="input quality of the raw spectrum (edge_step_ev: largest energy step near the edge, eV; "
                           "noise: share of the edge step); null when classified from the grid")
-    dont_know: bool = Field(description="out of distribution, poor input, an empty or too large prediction set, or "
-                                        "confidence below the floor fitted out of fold")
+    dont_know: bool = Field(description="out of distribution, poor input, an empty or too large prediction set, "
+                                        "confidence below the floor fitted out of fold, or evidence that "
+                                        "disagrees with the label (models with an evidence rule)")
     reason: str = Field(description="why dont_know is set ('' when it is not)")
     evidence: list[dict[str, Any]] = Field(description="most similar shipped spectra: task id, formula, "
                                                        "environment, cosine similarity")

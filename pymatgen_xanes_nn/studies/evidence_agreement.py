@@ -13,8 +13,11 @@ network's label and the evidence disagree:
 
 The choice is nested: for each outer fold, every rule is calibrated (temperature, sets, OOD level, confidence
 floor within the 5% budget, :func:`~pymatgen_xanes_nn.trust.calibrate.calibrate`) on the other folds' out-of-fold
-predictions and the rule that flags the most wrong answers there is chosen (a rule must beat ``none`` by more than
-one binomial standard error); it is judged on the outer fold it never saw.
+predictions and, among the rules that flag at most the budget (5%) of right answers there, the one that flags the
+most wrong answers is chosen (the cap is the network alone's share when its OOD flag overspends the budget by
+itself; a rule must beat ``none`` by more than one binomial standard error); it is judged on the outer fold it
+never saw. Also reported: how often the nearest spectra's class (top-1, majority of three) is right,
+i.e. whether the label, not only "don't know", should follow the evidence.
 """
 
 from __future__ import annotations
@@ -25,62 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.trust.evidence import RULES, disagrees, out_of_fold_neighbours
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pymatgen_xanes_nn.preprocessing import Preprocessing
     from pymatgen_xanes_nn.training.fit import TrainingConfig
 
-RULES = ("none", "top1", "top3_majority", "not_in_top3")
-#: Neighbours the rules read (the evidence ``classify`` shows).
-N_NEIGHBOURS = 3
-
-
-def disagrees(rule: str, label: str, neighbours: Sequence[str | None]) -> bool:
-    """Whether ``rule`` says the network's ``label`` and its nearest spectra's classes (most similar first) disagree.
-
-    Neighbours of no class of the model (None) count as disagreeing with any label.
-    """
-    if rule == "none" or not neighbours:
-        return False
-    if rule == "top1":
-        return neighbours[0] != label
-    if rule == "top3_majority":
-        counts = Counter(neighbours[:N_NEIGHBOURS])
-        best = max(counts.values())
-        majority = next(n for n in neighbours[:N_NEIGHBOURS] if counts[n] == best)  # ties: the most similar
-        return majority != label
-    if rule == "not_in_top3":
-        return label not in neighbours[:N_NEIGHBOURS]
-    raise ValueError(f"Unknown evidence rule {rule!r}; choose one of {RULES}")
-
-
-def out_of_fold_neighbours(x: np.ndarray, labels: Sequence[str], folds: Sequence[tuple[np.ndarray, np.ndarray]],
-                           reference_mask: np.ndarray, preprocessing: Preprocessing, n_components: int = 96
-                           ) -> dict[int, list[str]]:
-    """The classes of the nearest training-fold spectra of every tested spectrum, most similar first.
-
-    Args:
-        x: model inputs.
-        labels: class per row.
-        folds: ``(train, test)`` index pairs.
-        reference_mask: which rows may serve as evidence (the real crystals: the shipped reference holds no
-            physics variants or derived structures).
-        preprocessing: the model's preprocessing (its grid part is compared).
-        n_components: projection size of the index, as ``xanes-nn reference`` builds it.
-    """
-    from pymatgen_xanes_nn.trust.ood import KNNIndex
-
-    out: dict[int, list[str]] = {}
-    for tr, te in folds:
-        ref = np.asarray([i for i in tr if reference_mask[i]])
-        index = KNNIndex.fit(preprocessing.spectra(x[ref]), n_components)
-        sim = index.similarity(preprocessing.spectra(x[te]))
-        top = np.argsort(-sim, axis=1)[:, :N_NEIGHBOURS]
-        for row, i in enumerate(te):
-            out[int(i)] = [labels[ref[j]] for j in top[row]]
-    return out
-
+__all__ = ["RULES", "disagrees", "evidence_study"]
 
 def _judge(calibration, proba_raw: np.ndarray, y: np.ndarray, scores: dict[str, np.ndarray], combined: Sequence[str],
            extra: np.ndarray) -> dict[str, Any]:
@@ -155,6 +111,12 @@ def evidence_study(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], 
                                                          "alpha")}}
     proba, yy, _, _ = pooled(everything, "none")
     first = np.concatenate([[classes.index(neighbours[int(i)][0]) for i in te] for _, te in folds])
+    majority = []
+    for _, te in folds:
+        for i in te:
+            near = neighbours[int(i)]
+            counts = Counter(near)
+            majority.append(classes.index(next(n for n in near if counts[n] == max(counts.values()))))
     nested = []
     for j in everything:  # choose on the other folds, judge on fold j
         inner = [i for i in everything if i != j]
@@ -166,7 +128,11 @@ def evidence_study(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], 
         n_wrong = int(sum((parts[i]["proba"].argmax(axis=1) != parts[i]["y"]).sum() for i in inner))
         base = fits["none"].abstain["wrong_flagged"]
         se = math.sqrt(base * (1 - base) / max(n_wrong, 1))
-        best = max(RULES, key=lambda r: fits[r].abstain["wrong_flagged"])
+        # a rule may flag at most the budget of right answers (its own flags come first, so it can overspend)
+        # (or no more than the network alone, whose OOD flag may overspend it by itself)
+        cap = max(config.dont_know_budget, fits["none"].abstain["correct_flagged"]) + 1e-9
+        admissible = [r for r in RULES if fits[r].abstain["correct_flagged"] <= cap]
+        best = max(admissible or ["none"], key=lambda r: fits[r].abstain["wrong_flagged"])
         chosen = best if fits[best].abstain["wrong_flagged"] > base + se else "none"
         p = parts[j]
         judged = {rule: _judge(fits[rule], p["proba"], p["y"], p["scores"], combined, p["flags"][rule])
@@ -184,6 +150,7 @@ def evidence_study(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], 
         "n": int(len(yy)), "n_folds": len(folds), "classes": classes,
         "network_accuracy": float(np.mean(proba.argmax(axis=1) == yy)),
         "evidence_top1_accuracy": float(np.mean(first == yy)),
+        "evidence_top3_majority_accuracy": float(np.mean(np.asarray(majority) == yy)),
         "rules": rules,
         "nested": nested,
         "chosen": Counter(f["chosen"] for f in nested).most_common(1)[0][0],

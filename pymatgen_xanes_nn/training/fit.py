@@ -25,6 +25,7 @@ from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing
 from pymatgen_xanes_nn.training.splits import grouped_folds
 from pymatgen_xanes_nn.trust.abstain import DONT_KNOW_BUDGET, OOD_ALPHAS
 from pymatgen_xanes_nn.trust.conformal import CONFORMAL_MODES
+from pymatgen_xanes_nn.trust.evidence import RULES as EVIDENCE_RULES
 from pymatgen_xanes_nn.trust.ood import DEFAULT_OOD_SCORES, OOD_SCORES
 
 if TYPE_CHECKING:
@@ -216,6 +217,10 @@ class TrainingConfig(MSONable):
         dont_know_budget: share of correct out-of-fold predictions "don't know" may flag; the confidence floor
             takes what the OOD flag and the prediction sets leave of it.
         knn_components: PCA components of the cosine k-NN index.
+        evidence_rule: "don't know" also when the network's label and its nearest shipped spectra disagree under
+            this rule (:data:`~pymatgen_xanes_nn.trust.evidence.RULES`; ``xanes-nn evidence-study`` chooses it
+            by nested folds); fitted out of fold with the rest of the don't-know policy. Needs evidence named in
+            the model's classes (the environment scheme).
     """
 
     name: str = "custom"
@@ -241,6 +246,7 @@ class TrainingConfig(MSONable):
     ood_alpha: float | None = None
     dont_know_budget: float = DONT_KNOW_BUDGET
     knn_components: int = 64
+    evidence_rule: str = "none"
 
     def __post_init__(self):
         check_config(self.ae_config, AE_CONFIGS)
@@ -256,6 +262,8 @@ class TrainingConfig(MSONable):
             raise ValueError(f"dont_know_budget must lie in [0, 1), got {self.dont_know_budget}")
         if self.conformal_mode not in CONFORMAL_MODES:
             raise ValueError(f"Unknown conformal_mode {self.conformal_mode!r}; choose from {CONFORMAL_MODES}")
+        if self.evidence_rule not in EVIDENCE_RULES:
+            raise ValueError(f"Unknown evidence_rule {self.evidence_rule!r}; choose from {EVIDENCE_RULES}")
         if self.calibration_folds == 1 or self.calibration_folds < 0:
             raise ValueError(f"calibration_folds must be 0 or >= 2, got {self.calibration_folds}")
 
@@ -264,6 +272,13 @@ class TrainingConfig(MSONable):
         """The bounds of :func:`~pymatgen_xanes_nn.training.perturb.augment` (keyword arguments)."""
         return {"max_shift": self.augment_shift, "max_fwhm": self.augment_fwhm, "white_line": self.augment_white_line,
                 "max_slope": self.augment_slope}
+
+    def fold_options(self) -> dict[str, Any]:
+        """The options that change what a calibration fold computes: the key of a training checkpoint.
+
+        All but the evidence rule, applied after the folds: choosing one reuses the folds of a finished training.
+        """
+        return {k: v for k, v in self.as_dict().items() if k != "evidence_rule"}
 
     def replace(self, **changes) -> TrainingConfig:
         """A copy with some options changed."""
@@ -363,7 +378,8 @@ def train(
         scored = np.zeros(len(x), bool)
         proba_raw = np.zeros((len(x), len(classes)))
         scores = {name: np.zeros(len(x)) for name in available}  # all calibrated; config.ood_scores combined
-        key = run_key(x, labels, groups, "train", config, preprocessing, None if testable is None else list(testable),
+        key = run_key(x, labels, groups, "train", config.fold_options(), preprocessing,
+                      None if testable is None else list(testable),
                       None if x_unlabelled is None else hash_vectors(x_unlabelled, []))
         done = {r["fold"]: r for r in read_checkpoint(checkpoint, key)}
         for k, (tr, te) in enumerate(folds):
@@ -377,10 +393,19 @@ def train(
             proba_raw[te] = done[k]["proba_raw"]
             for name in scores:
                 scores[name][te] = done[k]["scores"][name]
+        extra = None
+        if config.evidence_rule != "none":  # the evidence of each scored spectrum: its fold's training crystals
+            from pymatgen_xanes_nn.trust.evidence import disagrees, out_of_fold_neighbours
+
+            real = np.ones(len(x), bool) if testable is None else np.asarray(testable, bool)
+            near = out_of_fold_neighbours(x, labels, folds, real, preprocessing)
+            predicted = proba_raw.argmax(axis=1)
+            extra = np.array([disagrees(config.evidence_rule, classes[predicted[i]], near[i])
+                              for i in np.flatnonzero(scored)])
         proba_raw, y_oof = proba_raw[scored], y[scored]
         fitted = calibrate(proba_raw, y_oof, {name: v[scored] for name, v in scores.items()}, config.ood_scores,
                            config.conformal_level, config.conformal_mode, config.dont_know_budget,
-                           OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha])
+                           OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha], extra=extra)
         sets = prediction_sets(fitted.proba, fitted.conformal["thresholds"])
         metrics["out_of_fold"] = classification_metrics(y_oof, fitted.proba, classes)
         metrics["out_of_fold"].update({
@@ -395,6 +420,8 @@ def train(
     nets, hist = fit_on(np.arange(len(x)), config.seed)
     if folds:
         temperature, conformal, calibration = fitted.temperature, fitted.conformal, fitted.calibration
+        if config.evidence_rule != "none":
+            conformal = {**conformal, "evidence_rule": config.evidence_rule}
     else:  # uncalibrated: the training set's own scores stand in (optimistic; only for quick fits and tests)
         temperature, own = 1.0, nets.ood_scores(x)
         calibration = {name: np.sort(own[name]).astype(np.float32) for name in available}

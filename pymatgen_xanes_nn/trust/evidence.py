@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -93,7 +94,13 @@ def load_reference(path: str) -> dict[str, Any] | None:
 
 @functools.lru_cache(maxsize=16)
 def _same_preprocessing(stored: str, wanted: Preprocessing) -> bool:
-    return json.loads(stored) == json.loads(json.dumps(wanted.as_dict()))  # JSON both: tuples and lists compare
+    # compared as fingerprints: a reference written before a field existed (at its default) still matches
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
+
+    try:
+        return Preprocessing.from_dict(json.loads(stored)).fingerprint == wanted.fingerprint
+    except (TypeError, ValueError, KeyError):
+        return False
 
 
 def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EVIDENCE,
@@ -133,3 +140,54 @@ def centred_similarity(x: np.ndarray, basis: np.ndarray, reference: np.ndarray, 
     num = np.einsum("nd,nkd->nk", qc, rc)
     den = np.linalg.norm(qc, axis=1, keepdims=True) * np.linalg.norm(rc, axis=2)
     return num / np.clip(den, 1e-12, None)
+
+
+#: Rules under which "don't know" follows when the network's label and its evidence disagree
+#: (``xanes-nn evidence-study`` chooses one by nested folds; a model stores it in ``conformal["evidence_rule"]``).
+RULES = ("none", "top1", "top3_majority", "not_in_top3")
+
+
+def disagrees(rule: str, label: str, neighbours: Sequence[str | None]) -> bool:
+    """Whether ``rule`` says the network's ``label`` and its nearest spectra's classes (most similar first) disagree.
+
+    Neighbours of no class of the model (None) count as disagreeing with any label.
+    """
+    if rule == "none" or not neighbours:
+        return False
+    if rule == "top1":
+        return neighbours[0] != label
+    if rule == "top3_majority":
+        counts = Counter(neighbours[:N_EVIDENCE])
+        best = max(counts.values())
+        majority = next(n for n in neighbours[:N_EVIDENCE] if counts[n] == best)  # ties: the most similar
+        return majority != label
+    if rule == "not_in_top3":
+        return label not in neighbours[:N_EVIDENCE]
+    raise ValueError(f"Unknown evidence rule {rule!r}; choose one of {RULES}")
+
+
+def out_of_fold_neighbours(x: np.ndarray, labels: Sequence[str], folds: Sequence[tuple[np.ndarray, np.ndarray]],
+                           reference_mask: np.ndarray, preprocessing: Preprocessing, n_components: int = 96
+                           ) -> dict[int, list[str]]:
+    """The classes of the nearest training-fold spectra of every tested spectrum, most similar first.
+
+    Args:
+        x: model inputs.
+        labels: class per row.
+        folds: ``(train, test)`` index pairs.
+        reference_mask: which rows may serve as evidence (the real crystals: the shipped reference holds no
+            physics variants or derived structures).
+        preprocessing: the model's preprocessing (its grid part is compared).
+        n_components: projection size of the index, as ``xanes-nn reference`` builds it.
+    """
+    from pymatgen_xanes_nn.trust.ood import KNNIndex
+
+    out: dict[int, list[str]] = {}
+    for tr, te in folds:
+        ref = np.asarray([i for i in tr if reference_mask[i]])
+        index = KNNIndex.fit(preprocessing.spectra(x[ref]), n_components)
+        sim = index.similarity(preprocessing.spectra(x[te]))
+        top = np.argsort(-sim, axis=1)[:, :N_EVIDENCE]
+        for row, i in enumerate(te):
+            out[int(i)] = [labels[ref[j]] for j in top[row]]
+    return out
