@@ -672,6 +672,7 @@ def render_results(results_dir: str) -> str:
     lines += _differences(ev_c)
     lines += _calibration_section(results_dir)
     lines += _measured_section(results_dir)
+    lines += _evidence_section(results_dir)
     lines += _experiment_section(os.path.join(results_dir, "experiments"))
     return "\n".join(lines).rstrip() + "\n"
 
@@ -701,6 +702,35 @@ def _measured_section(results_dir: str) -> list[str]:
                          f"the set, {c['dont_know']} \"don't know\", {c['wrong_without_dont_know']} wrong without "
                          "\"don't know\".")
         lines.append("")
+    return lines
+
+
+def _evidence_section(results_dir: str) -> list[str]:
+    """Network and evidence together (``xanes-nn evidence-study``): the rules out of fold and the nested choice."""
+    lines: list[str] = []
+    for path in sorted(glob.glob(os.path.join(results_dir, "evidence_*.json"))):
+        res = _load(path)
+        if not res or "nested" not in res:
+            continue
+        n = res["nested_summary"]
+        lines += [f"## Network and evidence: `{res['model']}` (`{os.path.basename(path)}`)", "",
+                  f"`{res['command']}`. Out of fold ({res['n']} spectra of real crystals, {res['n_folds']} grouped "
+                  f"folds): the network is right on {100 * res['network_accuracy']:.1f}%, the class of the nearest "
+                  f"training-fold spectrum on {100 * res['evidence_top1_accuracy']:.1f}%, the majority of the three "
+                  f"nearest on {100 * res['evidence_top3_majority_accuracy']:.1f}%. Each rule adds \"don't know\" "
+                  "when the network and its evidence disagree; the rest of the policy (OOD level, confidence floor "
+                  "within the 5% budget) is fitted with it.", "",
+                  "| rule | disagrees: wrong answers | disagrees: right answers | don't know: wrong | "
+                  "don't know: right |",
+                  "|---|---:|---:|---:|---:|"]
+        for rule, r in res["rules"].items():
+            lines.append(f"| {rule} | {100 * r['disagree_wrong']:.0f}% | {100 * r['disagree_right']:.1f}% | "
+                         f"{100 * r['wrong_flagged']:.0f}% | {100 * r['correct_flagged']:.1f}% |")
+        lines += ["", "Nested: the rule chosen on the other folds (" + ", ".join(f["chosen"] for f in res["nested"])
+                  + f"), judged on the fold it was not chosen on: \"don't know\" on "
+                  f"{100 * n['chosen_wrong_flagged']:.0f}% of wrong and "
+                  f"{100 * n['chosen_right_flagged']:.1f}% of right answers (the network alone: "
+                  f"{100 * n['none_wrong_flagged']:.0f}% and {100 * n['none_right_flagged']:.1f}%).", ""]
     return lines
 
 
