@@ -289,6 +289,29 @@ def test_white_line_scaling_changes_the_white_line_only():
         assert find_edge(fine_e, scaled).step == pytest.approx(edge.step, rel=0.02)
 
 
+def test_experiment_like_perturbations_do_what_they_say():
+    """Self-absorption damps the white line and keeps the step; sharpening raises it; curvature is zero at e0."""
+    from pymatgen_xanes_nn.preprocessing import find_edge, resample_uniform
+    from pymatgen_xanes_nn.training.perturb import add_curvature, self_absorb, sharpen
+
+    e, mu = synthetic_edge(n=3000, lo=1830.0, hi=1895.0)
+    fine_e, fine_mu = resample_uniform(e, mu)
+    edge = find_edge(fine_e, fine_mu)
+    peak = edge.normalize(fine_e, fine_mu).max()
+    _, none = self_absorb(e, mu, 0.0)
+    np.testing.assert_allclose(none, fine_mu, atol=1e-12)
+    _, damped = self_absorb(e, mu, 1.0)
+    new = edge.normalize(fine_e, damped)
+    assert new.max() == pytest.approx(peak * 2 / (1 + peak), rel=1e-6) and new.max() < peak
+    assert find_edge(fine_e, damped).step == pytest.approx(edge.step, rel=0.05)
+    _, sharp = sharpen(e, mu, 1.0)
+    assert edge.normalize(fine_e, sharp).max() > peak + 0.02
+    e2, curved = add_curvature(e, mu, 0.1)
+    at_e0 = np.argmin(np.abs(e2 - edge.e0))
+    assert curved[at_e0] - mu[at_e0] == pytest.approx(0.0, abs=1e-3 * edge.step)
+    assert curved[-1] - mu[-1] == pytest.approx(0.1 * edge.step * ((e[-1] - edge.e0) / 50) ** 2, rel=1e-3)
+
+
 def test_augmentation_without_white_line_draws_as_before():
     from pymatgen_xanes_nn.training.perturb import augment
 

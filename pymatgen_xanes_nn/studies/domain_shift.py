@@ -190,13 +190,20 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "aligned_e0_input": {"augment_white_line": 0.6, "augment_slope": 0.003, "augment_shift": 3.0, "e0_input": True,
                          "preprocessing": ALIGNED_INPUTS},
 }
-#: Instrument broadenings (eV FWHM, Gaussian) applied to the dataset spectra of the picked sites.
-BROADENINGS = (0.5, 1.0, 2.0)
-#: What a beamline does to a spectrum, applied to the picked sites too (issue 31's goals): a calibration shift of
-#: +-3 eV, a white line x0.6 / x1.6, a background slope of 0.002 edge steps per eV.
-SHIFTS = (-3.0, 3.0)
+#: Instrument broadenings (eV FWHM, Gaussian) applied to the dataset spectra of the picked sites; 3 eV stands for
+#: an EELS-like energy resolution.
+BROADENINGS = (0.5, 1.0, 2.0, 3.0)
+#: What a beamline does to a spectrum, applied to the picked sites too (issue 31's experiment-like suite):
+#: calibration shifts (eV), white-line scaling, background slopes (edge steps per eV), a curved background (edge
+#: steps at 50 eV from e0), sharper features than FEFF's (unsharp mask of this FWHM, eV), fluorescence
+#: self-absorption (strength, :func:`~pymatgen_xanes_nn.training.perturb.self_absorb`) and noise (edge step / SNR).
+SHIFTS = (-5.0, -3.0, -2.0, -1.0, 1.0, 2.0, 3.0, 5.0)
 WHITE_LINES = (0.6, 1.6)
-SLOPES = (0.002,)
+SLOPES = (-0.002, 0.002)
+CURVATURES = (0.1,)
+SHARPENINGS = (1.0,)
+SELF_ABSORPTION = (1.0,)
+NOISE_SNR = (20.0,)
 
 
 def unshippable(overrides: dict[str, Any], config: TrainingConfig) -> str | None:
@@ -222,7 +229,19 @@ def shifted_inputs(data: SpectraSet, physics: SpectraSet, sites: Sequence[str],
     preprocessing are left out.
     """
     from pymatgen_xanes_nn.preprocessing import SpectrumError
-    from pymatgen_xanes_nn.training.perturb import add_slope, broaden, scale_white_line, shift
+    from pymatgen_xanes_nn.training.perturb import (
+        add_curvature,
+        add_noise,
+        add_slope,
+        broaden,
+        scale_white_line,
+        self_absorb,
+        sharpen,
+        shift,
+    )
+
+    def noise(e: np.ndarray, mu: np.ndarray, snr: float, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return add_noise(e, mu, snr, np.random.default_rng(i))  # the same noise for a site in every candidate
 
     row = {t: i for i, t in enumerate(data.task_ids)}
     picked = [row[t] for t in sites if t in row]
@@ -230,12 +249,17 @@ def shifted_inputs(data: SpectraSet, physics: SpectraSet, sites: Sequence[str],
     perturbations = {**{f"broaden_{v:g}": (broaden, v) for v in BROADENINGS},
                      **{f"shift_{v:+g}": (shift, v) for v in SHIFTS},
                      **{f"white_line_{v:g}": (scale_white_line, v) for v in WHITE_LINES},
-                     **{f"slope_{v:g}": (add_slope, v) for v in SLOPES}}
+                     **{f"slope_{v:+g}": (add_slope, v) for v in SLOPES},
+                     **{f"curved_{v:g}": (add_curvature, v) for v in CURVATURES},
+                     **{f"sharpen_{v:g}": (sharpen, v) for v in SHARPENINGS},
+                     **{f"self_absorption_{v:g}": (self_absorb, v) for v in SELF_ABSORPTION},
+                     **{f"noise_snr{v:g}": (noise, v) for v in NOISE_SNR}}
     for name, (perturb, value) in perturbations.items():
         out[name] = {}
         for i in picked:
             try:
-                out[name][i] = preprocessing.transform_arrays(*perturb(*data.raw[i], value))
+                extra = (i,) if perturb is noise else ()
+                out[name][i] = preprocessing.transform_arrays(*perturb(*data.raw[i], value, *extra))
             except SpectrumError:  # e.g. shifted off the window: not scored
                 continue
     for task_id, x in zip(physics.task_ids, physics.x):

@@ -1,4 +1,4 @@
-"""Experimental-like perturbations of raw spectra: energy shift, Gaussian broadening, noise.
+"""Experimental-like perturbations of raw spectra: shift, broadening, sharpening, white line, backgrounds, noise.
 
 Used for the robustness evaluation and for training-time augmentation. They act on the raw
 (energy in eV, mu) arrays before preprocessing, as a measured spectrum would differ.
@@ -70,6 +70,39 @@ def add_slope(energy: np.ndarray, mu: np.ndarray, slope: float) -> tuple[np.ndar
     e, m = np.asarray(energy, float), np.asarray(mu, float)
     edge = find_edge(*resample_uniform(e, m))
     return e, m + slope * edge.step * (e - edge.e0)
+
+
+def add_curvature(energy: np.ndarray, mu: np.ndarray, curvature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Add a quadratic background of ``curvature`` edge steps at 50 eV from e0, zero at e0.
+
+    A curved background: the tail of a lower edge, or a detector's energy response.
+    """
+    e, m = np.asarray(energy, float), np.asarray(mu, float)
+    edge = find_edge(*resample_uniform(e, m))
+    return e, m + curvature * edge.step * ((e - edge.e0) / 50.0) ** 2
+
+
+def sharpen(energy: np.ndarray, mu: np.ndarray, fwhm_ev: float, amount: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Narrower features than FEFF's: an unsharp mask ``mu + amount * (mu - G_fwhm * mu)`` (0.05 eV grid).
+
+    A measured white line can be sharper than FEFF's (less broadening than its core-hole lifetime and self-energy).
+    """
+    fine_e, fine_mu = resample_uniform(np.asarray(energy, float), np.asarray(mu, float))
+    _, smooth = broaden(fine_e, fine_mu, fwhm_ev)
+    return fine_e, fine_mu + amount * (fine_mu - smooth)
+
+
+def self_absorb(energy: np.ndarray, mu: np.ndarray, strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fluorescence self-absorption of a concentrated sample: the normalized ``n`` becomes ``n (1 + s) / (1 + s n)``.
+
+    Step and pre-edge are kept, the white line and other peaks damped (``s`` = 0: none; ``s`` = 1: a white line of
+    1.5 steps falls to 1.2).
+    """
+    fine_e, fine_mu = resample_uniform(np.asarray(energy, float), np.asarray(mu, float))
+    edge = find_edge(fine_e, fine_mu)
+    norm = edge.normalize(fine_e, fine_mu)
+    damped = norm * (1 + strength) / (1 + strength * np.clip(norm, 0.0, None))
+    return fine_e, edge.pre_line(fine_e) + edge.step * damped
 
 
 def random_perturbation(
