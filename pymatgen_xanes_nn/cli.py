@@ -1342,7 +1342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write docs/RESULTS.md and its figures from the committed result JSON")
     p.add_argument("--results", default=os.path.join("docs", "results"))
     p.add_argument("--output", default=os.path.join("docs", "RESULTS.md"))
-    p.add_argument("--readme", default="README.md", help="README whose generated tables are rewritten ('' : none)")
+    p.add_argument("--readme", default=None,
+                   help="also rewrite this README's generated tables (the model and performance rows), e.g. README.md")
     p.add_argument("--benchmarks", default=os.path.join("benchmarks", "results"), help="benchmark results folder")
     p.set_defaults(func=_cmd_report)
 

@@ -301,7 +301,7 @@ def test_pretrained_models_are_calibrated_out_of_fold():
         from pymatgen_xanes_nn.training.fit import dataset_for_scheme
         from pymatgen_xanes_nn.trust.conformal import prediction_sets
 
-        spectra, _ = dataset_for_scheme(md["label_scheme"], _training_docs(clf))
+        spectra, _ = dataset_for_scheme(md["label_scheme"], _training_docs(clf), clf.preprocessing)
         inside = np.array([lab in clf.labels for lab in spectra.labels]) & np.asarray(spectra.testable)
         y = np.array([clf.labels.index(lab) for lab in np.asarray(spectra.labels, object)[inside]])
         sets = prediction_sets(clf.probabilities(spectra.x[inside]), clf.conformal["thresholds"])
@@ -309,9 +309,13 @@ def test_pretrained_models_are_calibrated_out_of_fold():
 
 
 def _training_docs(clf: XANESClassifier) -> list[dict]:
-    """The shipped task documents a pretrained model was trained on: with the derived spectra if it was."""
-    from pymatgen_xanes_nn.io.tasks import load_tasks
+    """The shipped task documents of a pretrained model's edge: with the derived spectra if it trained on some (the
+    tests read its real crystals, the testable ones)."""
+    from pymatgen_xanes_nn.edges import DEFAULT_EDGE
+    from pymatgen_xanes_nn.io.tasks import load_collection, load_tasks
 
+    if clf.edge is not DEFAULT_EDGE:
+        return load_collection(clf.edge.tasks_collection)
     return load_tasks(derived=bool(clf.metadata.get("dataset", {}).get("n_derived")))
 
 
@@ -322,7 +326,7 @@ def test_pretrained_ood_flags_other_chemistry():
     from pymatgen_xanes_nn.training.fit import dataset_for_scheme
 
     clf = XANESClassifier.from_pretrained("si_k_chemsys")
-    spectra, _ = dataset_for_scheme("chemsys", _training_docs(clf))
+    spectra, _ = dataset_for_scheme("chemsys", _training_docs(clf), clf.preprocessing)
     flags = clf.ood_flags(spectra.x)
     # outside spectra: real crystals only, as training measured them
     own = np.array([lab is not None for lab in spectra.labels])[spectra.testable]
@@ -340,7 +344,7 @@ def test_pretrained_flag_catches_calibration_shifts():
 
     clf = XANESClassifier.from_pretrained("si_k_environment")
     assert "edge_offset" in clf.ood["scores"]
-    spectra, _ = dataset_for_scheme("environment", _training_docs(clf))
+    spectra, _ = dataset_for_scheme("environment", _training_docs(clf), clf.preprocessing)
     idx = np.arange(0, len(spectra.x), 10)
     pre = clf.preprocessing
     shifted = np.array([pre.transform_arrays(*spectra.raw[i], shift=4.0 * (-1) ** i) for i in idx], np.float32)

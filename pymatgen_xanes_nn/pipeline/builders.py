@@ -616,7 +616,7 @@ ENV_VARS = {
     "XANES_NN_TASKS_DB": "database of the FEFF task documents (default 'feff', as atomate's FeffCalcDb)",
     "XANES_NN_TASKS_COLLECTION": "collection of the FEFF task documents (default 'tasks')",
     "XANES_NN_DB": "database the builders write to (default 'xanes_nn')",
-    "XANES_NN_MODEL": "pretrained model name or model file (default 'si_k_chemsys')",
+    "XANES_NN_MODEL": f"pretrained model name or model file (default {DEFAULT_MODEL!r})",
     "XANES_NN_OUTPUT": "folder of the embedded default's JSON collections (default 'xanes_nn_output')",
     "XANES_NN_TASKS_FILE": "packed task documents of the embedded default (default: the shipped dataset)",
     "XANES_NN_EXHAUSTIVE": "'1' (default) compares every document; '0': only documents newer than the newest "

@@ -610,7 +610,8 @@ def _domain_shift_section(results_dir: str) -> list[str]:
         res = _load(path)
         if not res or "candidates" not in res:
             continue
-        scheme, edge = res["scheme"], res.get("element", DEFAULT_ELEMENT)
+        scheme = res.get("scheme") or os.path.basename(path)[len("domain_shift_"):-len(".json")]
+        edge = res.get("element", DEFAULT_ELEMENT)
         shifts = [k for k in res["n_sites"] if k != "dataset"]
         command = res.get("command") or (f"xanes-nn domain-shift --scheme {scheme} --folds {res['n_folds']} "
                                          f"--output docs/results/{os.path.basename(path)}")

@@ -74,6 +74,27 @@ MIN_WINDOW_REACH = 0.85
 MIN_POINTS_IN_WINDOW = 15
 
 
+def check_near_window(energy: np.ndarray, preprocessing: Preprocessing) -> None:
+    """Refuse a spectrum that lies nowhere near the model's window, naming the edge it looks like.
+
+    Checked on the measured energies, before any alignment would move another element's edge onto ours.
+
+    Raises:
+        SpectrumError: e.g. "... it looks like an Al K edge (wrong edge, or a calibration shift is needed ...)".
+    """
+    from pymatgen_xanes_nn.preprocessing import SpectrumError
+
+    e = np.asarray(energy, float)
+    lo, hi = preprocessing.e_min, preprocessing.e_max
+    if len(e) and (e[-1] < lo or e[0] > hi):  # nowhere near the window: another edge, or a calibration slip
+        from pymatgen_xanes_nn.edges import edges_in
+
+        names = edges_in(e[0], e[-1])
+        raise SpectrumError(f"Spectrum runs from {e[0]:.1f} to {e[-1]:.1f} eV, outside the model window [{lo}, {hi}] "
+                            "eV" + (f": it looks like an {names[0]} edge" if names else "") + " (wrong edge, or a "
+                            "calibration shift is needed; xanes-nn show FILE says where its edge sits)")
+
+
 def check_quality(energy: np.ndarray, preprocessing: Preprocessing,
                   min_reach: float = MIN_WINDOW_REACH, min_points: int = MIN_POINTS_IN_WINDOW) -> None:
     """Refuse a spectrum too short or too sparse for a reliable answer.
@@ -91,13 +112,7 @@ def check_quality(energy: np.ndarray, preprocessing: Preprocessing,
 
     e = np.asarray(energy, float)
     lo, hi = preprocessing.e_min, preprocessing.e_max
-    if len(e) and (e[-1] < lo or e[0] > hi):  # nowhere near the window: another edge, or a calibration slip
-        from pymatgen_xanes_nn.edges import edges_in
-
-        names = edges_in(e[0], e[-1])
-        raise SpectrumError(f"Spectrum runs from {e[0]:.1f} to {e[-1]:.1f} eV, outside the model window [{lo}, {hi}] "
-                            "eV" + (f": it looks like an {names[0]} edge" if names else "") + " (wrong edge, or a "
-                            "calibration shift is needed; xanes-nn show FILE says where its edge sits)")
+    check_near_window(e, preprocessing)
     inside = int(np.sum((e >= lo) & (e <= hi)))
     reach = (min(e[-1], hi) - lo) / (hi - lo) if len(e) else 0.0
     if reach < min_reach:
@@ -127,6 +142,8 @@ def gated_input(energy: np.ndarray, mu: np.ndarray, preprocessing: Preprocessing
     energy = np.asarray(energy, float) + shift
     if gate and preprocessing.alignment != "e0":
         check_quality(energy, preprocessing)
+    elif gate:
+        check_near_window(energy, preprocessing)
     row, edge = preprocessing.transform_with_edge(energy, mu, smooth=smooth)
     if gate and preprocessing.alignment == "e0":  # the grid holds the aligned spectrum: its reach is what counts
         check_quality(energy - edge.e0 + preprocessing.e0_reference, preprocessing)
