@@ -188,7 +188,8 @@ def test_readme_model_rows_are_the_shipped_models():
 
     readme = open(os.path.join(ROOT, "README.md")).read()
     block = readme.split(MODEL_MARKERS[0] + "\n")[1].split("\n" + MODEL_MARKERS[1])[0]
-    assert block == model_rows(os.path.join(ROOT, "docs", "results")), "regenerate with `xanes-nn report --readme README.md`"
+    assert block == model_rows(os.path.join(ROOT, "docs", "results")), \
+        "regenerate with `xanes-nn report --readme README.md`"
 
 
 def test_update_readme_rewrites_only_the_generated_blocks(tmp_path):
