@@ -39,18 +39,24 @@ def synthetic_edge(e0: float = 1846.0, n: int = 300, lo: float = 1830.0, hi: flo
 CENTERS = {"A-Si": 1841.0, "B-Si": 1846.0, "C-Si": 1851.0}
 
 
-def toy_set(n_per_class=36, seed=0):
-    """Three classes of synthetic edges at different energies; three "sites" per material group."""
+def toy_set(n_per_class=36, seed=0, preprocessing=None, around_e0=False, noise=0.01):
+    """Three classes of synthetic edges at different energies; three "sites" per material group.
+
+    ``around_e0``: each spectrum runs from e0 - 16 to e0 + 49 eV (nothing but e0 tells the classes apart once
+    aligned); otherwise all share one energy range.
+    """
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
 
+    preprocessing = preprocessing or DEFAULT_PREPROCESSING
     rng = np.random.default_rng(seed)
     x, labels, groups, raw = [], [], [], []
-    for label, e0 in CENTERS.items():
+    for label, center in CENTERS.items():
         for i in range(n_per_class):
-            e, mu = synthetic_edge(e0=e0 + rng.normal(0, 0.6))
-            mu = mu + rng.normal(0, 0.01, mu.size)
+            e0 = center + rng.normal(0, 0.6)
+            e, mu = synthetic_edge(e0=e0, lo=e0 - 16, hi=e0 + 49) if around_e0 else synthetic_edge(e0=e0)
+            mu = mu + rng.normal(0, noise, mu.size)
             raw.append((e, mu))
-            x.append(DEFAULT_PREPROCESSING.transform_arrays(e, mu))
+            x.append(preprocessing.transform_arrays(e, mu))
             labels.append(label)
             groups.append(f"{label}-{i // 3}")
     return np.array(x, np.float32), labels, groups, raw

@@ -11,7 +11,7 @@ from pymatgen_xanes_nn.classifier import InvalidModelError, XANESClassifier
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing
 from pymatgen_xanes_nn.training.fit import train
 
-from .conftest import CENTERS, synthetic_edge
+from .conftest import CENTERS, synthetic_edge, toy_set
 
 ALIGNED = dataclasses.replace(DEFAULT_PREPROCESSING, alignment="e0", e0_column=True)
 
@@ -46,18 +46,8 @@ def test_e0_column_needs_alignment_and_keeps_old_fingerprints():
 
 
 def _aligned_toy(n_per_class: int = 24, seed: int = 0):
-    """:func:`toy_set`'s classes (one shape, three edge positions), each spectrum measured from e0 - 16 eV to
-    e0 + 49 eV, so that nothing but e0 tells the classes apart once the spectra are aligned."""
-    rng = np.random.default_rng(seed)
-    x, labels, groups = [], [], []
-    for label, center in CENTERS.items():
-        for i in range(n_per_class):
-            e0 = center + rng.normal(0, 0.6)
-            e, mu = synthetic_edge(e0=e0, lo=e0 - 16, hi=e0 + 49)
-            x.append(ALIGNED.transform_arrays(e, mu + rng.normal(0, 0.001, mu.size)))
-            labels.append(label)
-            groups.append(f"{label}-{i // 3}")
-    return np.array(x, np.float32), labels, groups, None
+    """:func:`toy_set`'s classes, each spectrum measured around its own e0: aligned, only e0 tells them apart."""
+    return toy_set(n_per_class, seed, preprocessing=ALIGNED, around_e0=True, noise=0.001)
 
 
 @pytest.fixture(scope="module")
