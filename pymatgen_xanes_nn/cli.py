@@ -44,7 +44,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.calibration import guidance
     from pymatgen_xanes_nn.edges import edge_for
     from pymatgen_xanes_nn.plotting import plot_preprocessed
-    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, SpectrumError, check_xas
+    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, SpectrumError, check_xas
 
     failed = 0
     for i, (name, xas, notes, error) in enumerate(_read_files(args.files, args.columns)):
@@ -59,7 +59,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         element = getattr(xas.absorbing_element, "symbol", str(xas.absorbing_element))
         try:
             edge = edge_for(e0, element)
-            pre, where = edge.preprocessing(), guidance(e0, edge)
+            pre, where = Preprocessing.for_edge(edge), guidance(e0, edge)
         except ValueError as exc:  # no edge of ours: say what it looks like
             edge, pre, where = None, DEFAULT_PREPROCESSING, str(exc)
         print(
@@ -575,10 +575,11 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
 
 
 def _preprocessing(args: argparse.Namespace):
-    from pymatgen_xanes_nn.edges import DEFAULT_ELEMENT, get_edge
+    from pymatgen_xanes_nn.edges import DEFAULT_ELEMENT
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
 
-    return get_edge(getattr(args, "element", DEFAULT_ELEMENT)).preprocessing(
-        normalization=args.normalization, alignment=args.alignment, e0_column=args.e0_column)
+    return Preprocessing.for_edge(getattr(args, "element", DEFAULT_ELEMENT), normalization=args.normalization,
+                                  alignment=args.alignment, e0_column=args.e0_column)
 
 
 def _cmd_refresh_ood(args: argparse.Namespace) -> int:

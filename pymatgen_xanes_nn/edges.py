@@ -83,13 +83,6 @@ class Edge:
         """True when an edge found at ``e0`` eV (FEFF's scale) may be this edge."""
         return self.e0_range[0] <= e0 <= self.e0_range[1]
 
-    def preprocessing(self, **overrides):
-        """The default :class:`~pymatgen_xanes_nn.preprocessing.Preprocessing` of this edge: its window and e0."""
-        from pymatgen_xanes_nn.preprocessing import Preprocessing
-
-        fields = {"e_min": self.window[0], "e_max": self.window[1], "e0_reference": self.e0_feff}
-        return Preprocessing(**{**fields, **overrides})
-
 
 SI_K = Edge(
     element="Si",

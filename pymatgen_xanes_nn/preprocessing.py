@@ -114,6 +114,13 @@ class Preprocessing(MSONable):
         return {"@module": type(self).__module__, "@class": type(self).__name__, **asdict(self)}
 
     @classmethod
+    def for_edge(cls, edge: AbsorptionEdge | str, **overrides) -> Preprocessing:
+        """The default preprocessing of an edge (its window and e0 reference); ``overrides`` set other fields."""
+        edge = get_edge(edge)
+        fields = {"e_min": edge.window[0], "e_max": edge.window[1], "e0_reference": edge.e0_feff}
+        return cls(**{**fields, **overrides})
+
+    @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
         """Rebuild from :meth:`as_dict` output, reading every field as plain data.
 
