@@ -11,13 +11,10 @@ TensorFlow. Training (:func:`pymatgen_xanes_nn.training.fit.train`) imports Kera
 
 from __future__ import annotations
 
-import base64
 import copy
 import dataclasses
-import hashlib
 import inspect
 import os
-import platform
 import threading
 import warnings
 from datetime import datetime, timezone
@@ -27,6 +24,29 @@ import numpy as np
 from monty.json import MSONable
 
 from pymatgen_xanes_nn.edges import SI_K, Edge, get_edge
+from pymatgen_xanes_nn.io.model_file import (  # noqa: F401 - the format's public names are also ours
+    ALPHA_RANGE,
+    EDGE_ARRAYS,
+    MAX_REFERENCE,
+    MODEL_CLASSES,
+    MODEL_FORMAT,
+    OOD_ARRAYS,
+    OOD_KEYS,
+    READABLE_FORMATS,
+    TEMPERATURE_RANGE,
+    IncompatibleModelError,
+    InvalidModelError,
+    check_chain,
+    decode_array,
+    decode_layers,
+    encode_array,
+    encode_layers,
+    hash_vectors,
+    is_number,
+    is_positive_number,
+    library_versions,
+    model_checksum,
+)
 from pymatgen_xanes_nn.models import forward
 from pymatgen_xanes_nn.preprocessing import Preprocessing, SpectrumError
 from pymatgen_xanes_nn.result import Classification
@@ -36,27 +56,8 @@ if TYPE_CHECKING:
 
     from pymatgen.analysis.xas.spectrum import XAS
 
-#: Version of the model file format written; files of a major version outside :data:`READABLE_FORMATS` are refused.
-#: Format 2 adds the checksum; format 3 the network scores' standardization (``ood.reference``), which format 2 files
-#: lack (their scores are used raw, as they were calibrated).
-MODEL_FORMAT = "3"
-READABLE_FORMATS = ("2", "3")
-#: The only class markers a model file may carry; they are checked, never imported.
-MODEL_CLASSES = frozenset({("pymatgen_xanes_nn.classifier", "XANESClassifier"),
-                           ("pymatgen_xanes_nn.preprocessing", "Preprocessing")})
-#: Arrays of :attr:`XANESClassifier.ood` (the latent Gaussians and the k-NN index), and the keys the flag needs.
-OOD_ARRAYS = ("class_means", "precision", "background_mean", "background_precision", "knn_basis", "knn_reference")
-OOD_KEYS = (*OOD_ARRAYS, "calibration", "scores", "alpha")
-#: The edge index (:class:`~pymatgen_xanes_nn.trust.ood.EdgeIndex`): needed only by models that use ``edge_offset``.
-EDGE_ARRAYS = ("edge_basis", "edge_reference", "edge_e0")
 #: Normalizations a caller may ask for in place of the model's: both put the edge step at 1 on the same grid.
 INPUT_NORMALIZATIONS = ("edge_step", "pre_edge")
-#: Accepted OOD significance levels: training picks 0.01-0.05; far below, the flag never fires.
-ALPHA_RANGE = (1e-4, 0.5)
-#: Accepted softmax temperatures (fitted ones are 0.5-5): below, logits overflow to NaN confidences.
-TEMPERATURE_RANGE = (0.01, 100.0)
-#: Largest |median| or scale of a network score's reference: a scale of 1e30 would squash every score to 0.
-MAX_REFERENCE = 1e6
 _WARNINGS_LOCK = threading.Lock()
 #: Pretrained models shipped in ``pymatgen_xanes_nn/data``, listed once.
 PRETRAINED = {
@@ -67,111 +68,6 @@ PRETRAINED = {
 }
 #: The model used when none is named: the Si K edge's default (the local environment, what the edge encodes best).
 DEFAULT_MODEL = SI_K.default_model
-
-
-class IncompatibleModelError(ValueError):
-    """A model file written by an incompatible version of pymatgen-xanes-nn."""
-
-
-class InvalidModelError(ValueError):
-    """A model file that is corrupt, tampered with or degenerate; the message names the problem."""
-
-
-def model_checksum(d: dict[str, Any]) -> str:
-    """SHA-256 of a model dict's canonical JSON (every field but ``checksum``): arrays, labels and metadata."""
-    import json
-
-    from monty.json import MontyEncoder
-
-    plain = json.loads(json.dumps({k: v for k, v in d.items() if k != "checksum"}, cls=MontyEncoder))
-    return hashlib.sha256(json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _encode_array(a: np.ndarray) -> dict[str, Any]:
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    return {"dtype": "float32", "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
-
-
-def _decode_array(d: dict[str, Any] | list | np.ndarray, what: str = "array") -> np.ndarray:
-    if isinstance(d, np.ndarray):
-        return np.asarray(d, dtype=np.float32)
-    try:
-        if isinstance(d, list):
-            return np.asarray(d, dtype=np.float32)
-        if d.get("dtype") != "float32" or set(d) != {"dtype", "shape", "b64"}:
-            raise ValueError(f"expected keys dtype=float32, shape, b64, got {sorted(d)}")
-        return np.frombuffer(base64.b64decode(d["b64"], validate=True), dtype=np.float32).reshape(d["shape"]).copy()
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise InvalidModelError(f"Model field {what} is not a valid array: {exc}") from exc
-
-
-def _encode_layers(layers: Sequence[dict]) -> list[dict]:
-    return [{k: (_encode_array(v) if k in ("W", "b") else v) for k, v in layer.items()} for layer in layers]
-
-
-def _decode_layers(layers: Sequence[dict], what: str) -> list[dict]:
-    from pymatgen_xanes_nn.models import ACTIVATIONS
-
-    if not isinstance(layers, (list, tuple)) or not layers:
-        raise InvalidModelError(f"Model field {what} must be a non-empty list of layers")
-    out = []
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, dict) or set(layer) - {"W", "b", "activation"}:
-            raise InvalidModelError(f"Model {what} layer {i} must have only W, b and activation")
-        if layer.get("activation") not in ACTIVATIONS:
-            raise InvalidModelError(
-                f"Model {what} layer {i} has unknown activation {layer.get('activation')!r}; "
-                f"known: {sorted(ACTIVATIONS)}"
-            )
-        if ("W" in layer) != ("b" in layer):
-            raise InvalidModelError(f"Model {what} layer {i} needs both W and b")
-        out.append({k: (_decode_array(v, f"{what}[{i}].{k}") if k in ("W", "b") else v) for k, v in layer.items()})
-    return out
-
-
-def _check_chain(layers: list[dict], n_in: int, what: str) -> int:
-    """Check that dense layers chain from ``n_in`` inputs with finite weights; return the output width."""
-    width = n_in
-    for i, layer in enumerate(layers):
-        if "W" not in layer:
-            continue
-        w, b = layer["W"], layer["b"]
-        if w.ndim != 2 or w.shape[0] != width or b.shape != (w.shape[1],):
-            raise InvalidModelError(f"Model {what} layer {i}: weight shape {w.shape} does not follow width {width}")
-        if not (np.isfinite(w).all() and np.isfinite(b).all()):
-            raise InvalidModelError(f"Model {what} layer {i} has non-finite weights")
-        width = w.shape[1]
-    return width
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-            and bool(np.isfinite(value)))
-
-
-def _is_positive_number(value: Any) -> bool:
-    return _is_number(value) and value > 0
-
-
-def hash_vectors(x: np.ndarray, labels: Sequence[str]) -> str:
-    """SHA-256 of the training matrix and labels (recorded in every model)."""
-    h = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes())
-    h.update("\n".join(labels).encode())
-    return h.hexdigest()
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries a model was trained with."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("pymatgen-xanes-nn", "numpy", "scipy", "pymatgen", "tensorflow-cpu", "tensorflow", "keras",
-                "scikit-learn", "feff10-rs"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 class XANESClassifier(MSONable):
@@ -239,14 +135,14 @@ class XANESClassifier(MSONable):
             )
         except (TypeError, ValueError) as exc:
             raise InvalidModelError(f"Model {name!r}: invalid preprocessing: {exc}") from exc
-        self.encoder = _decode_layers(encoder, "encoder")
-        self.decoder = _decode_layers(decoder, "decoder")
-        self.fnn = _decode_layers(fnn, "fnn")
+        self.encoder = decode_layers(encoder, "encoder")
+        self.decoder = decode_layers(decoder, "decoder")
+        self.fnn = decode_layers(fnn, "fnn")
         if self.fnn[-1] != {"activation": "softmax"}:
             raise InvalidModelError(f"Model {name!r}: the classifier must end in a softmax")
-        self.code_mean = _decode_array(code_mean, "code_mean")
-        self.code_std = _decode_array(code_std, "code_std")
-        if not (_is_positive_number(temperature) and TEMPERATURE_RANGE[0] <= temperature <= TEMPERATURE_RANGE[1]):
+        self.code_mean = decode_array(code_mean, "code_mean")
+        self.code_std = decode_array(code_std, "code_std")
+        if not (is_positive_number(temperature) and TEMPERATURE_RANGE[0] <= temperature <= TEMPERATURE_RANGE[1]):
             raise InvalidModelError(f"Model {name!r}: temperature must be a number in {list(TEMPERATURE_RANGE)} "
                                     f"(outside it the probabilities overflow or say nothing), got {temperature!r}")
         self.temperature = float(temperature)
@@ -255,11 +151,11 @@ class XANESClassifier(MSONable):
         self.ood = dict(ood or {})
         for key in (*OOD_ARRAYS, *EDGE_ARRAYS):
             if key in self.ood:
-                self.ood[key] = _decode_array(self.ood[key], f"ood.{key}")
+                self.ood[key] = decode_array(self.ood[key], f"ood.{key}")
         if "calibration" in self.ood:
             if not isinstance(self.ood["calibration"], dict):
                 raise InvalidModelError(f"Model {name!r}: ood.calibration must be a dict of score arrays")
-            self.ood["calibration"] = {k: _decode_array(v, f"ood.calibration.{k}")
+            self.ood["calibration"] = {k: decode_array(v, f"ood.calibration.{k}")
                                        for k, v in self.ood["calibration"].items()}
         if not isinstance(conformal or {}, dict):
             raise InvalidModelError(f"Model {name!r}: conformal must be a dict")
@@ -279,11 +175,11 @@ class XANESClassifier(MSONable):
     def _check_shapes(self) -> None:
         """Refuse weights that do not chain, non-finite values and degenerate scales."""
         name, n = self.name, self.preprocessing.n_points
-        latent = _check_chain(self.encoder, n, "encoder")
-        if _check_chain(self.decoder, latent, "decoder") != n:
+        latent = check_chain(self.encoder, n, "encoder")
+        if check_chain(self.decoder, latent, "decoder") != n:
             raise InvalidModelError(f"Model {name!r}: decoder output does not match the {n}-point grid")
         code = latent + int(self.e0_input)
-        n_out = _check_chain(self.fnn, code, "fnn")
+        n_out = check_chain(self.fnn, code, "fnn")
         if n_out != len(self.labels):
             raise IncompatibleModelError(f"Model {name!r}: {n_out} outputs but {len(self.labels)} labels")
         for key, arr in (("code_mean", self.code_mean), ("code_std", self.code_std)):
@@ -339,7 +235,7 @@ class XANESClassifier(MSONable):
         ref = self.ood.get("reference")
         if self.version.split(".")[0] != "2" or ref is not None:  # format 2 files predate the standardization
             if not (isinstance(ref, dict) and set(ref) == set(NETWORK_SCORES)
-                    and all(isinstance(v, list) and len(v) == 2 and all(_is_number(t) and abs(t) < MAX_REFERENCE
+                    and all(isinstance(v, list) and len(v) == 2 and all(is_number(t) and abs(t) < MAX_REFERENCE
                                                                              for t in v) and v[1] > 0
                             for v in ref.values())):
                 raise InvalidModelError(f"Model {name!r}: ood.reference needs [median, 0 < scale < "
@@ -348,12 +244,12 @@ class XANESClassifier(MSONable):
                                         "with their calibration")
         thresholds, level = self.conformal.get("thresholds"), self.conformal.get("level")
         if (not isinstance(thresholds, list) or len(thresholds) != len(self.labels)
-                or not all(_is_number(t) and 0 <= t <= 1 for t in thresholds)
-                or not (_is_number(level) and 0 < level < 1)):
+                or not all(is_number(t) and 0 <= t <= 1 for t in thresholds)
+                or not (is_number(level) and 0 < level < 1)):
             raise InvalidModelError(f"Model {name!r}: conformal needs a level in (0, 1) and one threshold in "
                                     "[0, 1] per label")
         floor = self.conformal.get("confidence_floor", 0.0)
-        if not (_is_number(floor) and 0 <= floor <= 1):
+        if not (is_number(floor) and 0 <= floor <= 1):
             raise InvalidModelError(f"Model {name!r}: conformal.confidence_floor must be a number in [0, 1]")
         from pymatgen_xanes_nn.trust.evidence import RULES
 
@@ -418,20 +314,20 @@ class XANESClassifier(MSONable):
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able dict with the weights base64-encoded (float32, exact) and a SHA-256 ``checksum``."""
-        ood = {k: (_encode_array(v) if isinstance(v, np.ndarray) else v) for k, v in self.ood.items()}
+        ood = {k: (encode_array(v) if isinstance(v, np.ndarray) else v) for k, v in self.ood.items()}
         if "calibration" in ood:
-            ood["calibration"] = {k: _encode_array(v) for k, v in self.ood["calibration"].items()}
+            ood["calibration"] = {k: encode_array(v) for k, v in self.ood["calibration"].items()}
         d = {
             "@module": type(self).__module__,
             "@class": type(self).__name__,
             "name": self.name,
             "labels": self.labels,
             "preprocessing": self.preprocessing.as_dict(),
-            "encoder": _encode_layers(self.encoder),
-            "decoder": _encode_layers(self.decoder),
-            "fnn": _encode_layers(self.fnn),
-            "code_mean": _encode_array(self.code_mean),
-            "code_std": _encode_array(self.code_std),
+            "encoder": encode_layers(self.encoder),
+            "decoder": encode_layers(self.decoder),
+            "fnn": encode_layers(self.fnn),
+            "code_mean": encode_array(self.code_mean),
+            "code_std": encode_array(self.code_std),
             "temperature": self.temperature,
             "ood": ood,
             "conformal": copy.deepcopy(self.conformal),
@@ -521,9 +417,9 @@ class XANESClassifier(MSONable):
             given on the grid: their raw points are gone).
         """
         n = self.preprocessing.n_inputs
-        if not _is_number(shift):
+        if not is_number(shift):
             raise ValueError(f"shift must be a finite number of eV, got {shift!r}")
-        if smooth is not None and not _is_positive_number(smooth):
+        if smooth is not None and not is_positive_number(smooth):
             raise ValueError(f"smooth must be None or a window > 0 in eV, got {smooth!r}")
         pre = self.preprocessing
         if normalization is not None:
@@ -803,7 +699,7 @@ class XANESClassifier(MSONable):
             raise ValueError(f"Model {self.name!r} has no calibration for OOD scores {missing or scores}; "
                              f"it has {sorted(self.ood.get('calibration', {}))}")
         alpha = self.ood["alpha"] if alpha is None else alpha
-        if not _is_positive_number(alpha) or alpha >= 1:
+        if not is_positive_number(alpha) or alpha >= 1:
             raise ValueError(f"OOD level alpha must be in (0, 1), got {alpha!r}")
         d = self.as_dict()
         d["ood"] = {**d["ood"], "scores": scores, "alpha": float(alpha)}

@@ -12,13 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from monty.json import MontyEncoder
 
-from pymatgen_xanes_nn.classifier import (
-    IncompatibleModelError,
-    InvalidModelError,
-    XANESClassifier,
-    _encode_array,
-    model_checksum,
-)
+from pymatgen_xanes_nn.classifier import IncompatibleModelError, InvalidModelError, XANESClassifier, model_checksum
+from pymatgen_xanes_nn.io.model_file import encode_array
 from pymatgen_xanes_nn.io.readers import from_task_doc, read_spectrum
 from pymatgen_xanes_nn.jsonio import UnsafeDocumentError, loads, read_json
 from pymatgen_xanes_nn.preprocessing import SpectrumError
@@ -86,9 +81,9 @@ def _tamper(d: dict, case: str) -> None:
     elif case == "nan_weights":
         w = np.frombuffer(__import__("base64").b64decode(d["fnn"][0]["W"]["b64"]), np.float32).copy()
         w[0] = np.nan
-        d["fnn"][0]["W"] = _encode_array(w.reshape(d["fnn"][0]["W"]["shape"]))
+        d["fnn"][0]["W"] = encode_array(w.reshape(d["fnn"][0]["W"]["shape"]))
     elif case == "zero_code_std":
-        d["code_std"] = _encode_array(np.zeros(d["code_std"]["shape"], np.float32))
+        d["code_std"] = encode_array(np.zeros(d["code_std"]["shape"], np.float32))
     elif case == "missing_ood":
         d["ood"] = {}
     elif case == "unknown_activation":
@@ -111,15 +106,15 @@ def _tamper(d: dict, case: str) -> None:
     elif case == "calibration_unsorted":
         cal = d["ood"]["calibration"]["knn"]
         arr = np.frombuffer(__import__("base64").b64decode(cal["b64"]), np.float32)
-        d["ood"]["calibration"]["knn"] = _encode_array(arr[::-1])
+        d["ood"]["calibration"]["knn"] = encode_array(arr[::-1])
     elif case in ("edge_e0_nan", "edge_basis_shape"):
         key = "edge_e0" if case == "edge_e0_nan" else "edge_basis"
         arr = np.frombuffer(__import__("base64").b64decode(d["ood"][key]["b64"]), np.float32).copy()
         if case == "edge_e0_nan":
             arr[0] = np.nan
-            d["ood"][key] = _encode_array(arr)
+            d["ood"][key] = encode_array(arr)
         else:
-            d["ood"][key] = _encode_array(arr.reshape(-1, d["ood"][key]["shape"][1])[:10])
+            d["ood"][key] = encode_array(arr.reshape(-1, d["ood"][key]["shape"][1])[:10])
 
 
 @pytest.mark.parametrize("case, error, match", [
