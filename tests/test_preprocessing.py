@@ -321,3 +321,7 @@ def test_augmentation_without_white_line_draws_as_before():
                                   plain)
     scaled, _ = augment(raw, ["a", "b", "c"], DEFAULT_PREPROCESSING, 2, seed=5, white_line=0.5)
     assert np.abs(scaled - plain).max() > 0.05
+    np.testing.assert_array_equal(augment(raw, ["a", "b", "c"], DEFAULT_PREPROCESSING, 2, seed=5,
+                                          max_self_absorption=0.0)[0], plain)
+    absorbed, _ = augment(raw, ["a", "b", "c"], DEFAULT_PREPROCESSING, 2, seed=5, max_self_absorption=0.5)
+    assert absorbed.max() < plain.max()  # the white lines are damped

@@ -189,6 +189,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # ... and the FNN reads that e0 beside the code (the chemical shift, calibration-dependent)
     "aligned_e0_input": {"augment_white_line": 0.6, "augment_slope": 0.003, "augment_shift": 3.0, "e0_input": True,
                          "preprocessing": ALIGNED_INPUTS},
+    # ... and trained on what the experiment-like suite found it weak on: self-absorbed copies, broader resolution
+    "aligned_robust": {"augment_white_line": 0.6, "augment_slope": 0.003, "augment_shift": 3.0,
+                       "augment_self_absorption": 0.3, "augment_fwhm": 3.0, "preprocessing": ALIGNED_INPUTS},
 }
 #: Instrument broadenings (eV FWHM, Gaussian) applied to the dataset spectra of the picked sites; 3 eV stands for
 #: an EELS-like energy resolution.

@@ -180,6 +180,10 @@ def grouped_holdout(
 MIN_REPORTED_OUTSIDE = 5
 
 
+#: :class:`TrainingConfig` fields left out of its dict while at their default (see :meth:`TrainingConfig.as_dict`).
+_OMITTED_AT_DEFAULT = ("augment_self_absorption",)
+
+
 @dataclass(frozen=True)
 class TrainingConfig(MSONable):
     """Every option of :func:`train`, in one frozen, serializable place (stored in each model's metadata).
@@ -201,6 +205,8 @@ class TrainingConfig(MSONable):
         augment_fwhm: largest Gaussian broadening (eV FWHM) of an augmented copy.
         augment_white_line: white-line scaling of an augmented copy, log-uniform in ``[1/(1+a), 1+a]`` (0: none).
         augment_slope: largest background slope of an augmented copy, in edge steps per eV (uniform in +-; 0: none).
+        augment_self_absorption: largest fluorescence self-absorption strength of an augmented copy (uniform from
+            0; 0: none; 0.2 takes FEFF's quartz white line from 3.4 to 2.4 edge steps).
         e0_input: the FNN reads the spectrum's e0 beside the latent code (needs a preprocessing with ``e0_column``).
         calibration_folds: grouped folds for cross-fitting: each material is scored by networks that never saw
             it; the temperature, the conformal thresholds and the OOD calibration come from those out-of-fold
@@ -238,6 +244,7 @@ class TrainingConfig(MSONable):
     augment_fwhm: float = 2.0
     augment_white_line: float = 0.0
     augment_slope: float = 0.0
+    augment_self_absorption: float = 0.0
     e0_input: bool = False
     calibration_folds: int = 5
     conformal_level: float = 0.9
@@ -270,8 +277,22 @@ class TrainingConfig(MSONable):
     @property
     def augmentation(self) -> dict[str, float]:
         """The bounds of :func:`~pymatgen_xanes_nn.training.perturb.augment` (keyword arguments)."""
-        return {"max_shift": self.augment_shift, "max_fwhm": self.augment_fwhm, "white_line": self.augment_white_line,
-                "max_slope": self.augment_slope}
+        bounds = {"max_shift": self.augment_shift, "max_fwhm": self.augment_fwhm,
+                  "white_line": self.augment_white_line, "max_slope": self.augment_slope}
+        if self.augment_self_absorption:
+            bounds["max_self_absorption"] = self.augment_self_absorption
+        return bounds
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields, without those added later that are at their default.
+
+        The keys of checkpoints and cached fold models made before such a field existed stay what they were.
+        """
+        d = super().as_dict()
+        for name in _OMITTED_AT_DEFAULT:
+            if d.get(name) == TrainingConfig.__dataclass_fields__[name].default:
+                d.pop(name, None)
+        return d
 
     def fold_options(self) -> dict[str, Any]:
         """The options that change what a calibration fold computes: the key of a training checkpoint.

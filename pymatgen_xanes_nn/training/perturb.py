@@ -114,15 +114,20 @@ def random_perturbation(
     min_snr: float = 20.0,
     white_line: float = 0.0,
     max_slope: float = 0.0,
+    max_self_absorption: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One random augmentation: uniform shift, broadening, background slope and noise level within the bounds.
 
     With ``white_line`` > 0 the white line is first scaled by a factor drawn log-uniformly from
-    ``[1 / (1 + white_line), 1 + white_line]`` (:func:`scale_white_line`).
+    ``[1 / (1 + white_line), 1 + white_line]`` (:func:`scale_white_line`); with ``max_self_absorption`` > 0 the
+    spectrum is then self-absorbed with a strength uniform in ``[0, max_self_absorption]`` (:func:`self_absorb`).
+    Options at 0 draw no random number, so recipes without them augment exactly as before.
     """
     e, m = np.asarray(energy, float), np.asarray(mu, float)
     if white_line > 0:
         e, m = scale_white_line(e, m, float(np.exp(rng.uniform(-1, 1) * np.log1p(white_line))))
+    if max_self_absorption > 0:
+        e, m = self_absorb(e, m, rng.uniform(0.0, max_self_absorption))
     e, m = shift(e, m, rng.uniform(-max_shift, max_shift))
     e, m = broaden(e, m, rng.uniform(0.0, max_fwhm))
     if max_slope > 0:
