@@ -202,3 +202,19 @@ def test_update_readme_rewrites_only_the_generated_blocks(tmp_path):
     assert "stale row" not in text and "`s_k_oxidation`" in text and text.startswith("# head\n")
     assert text.endswith(f"{MODEL_MARKERS[1]}\ntail\n")
     assert not update_readme(str(readme), os.path.join(ROOT, "docs", "results"), str(tmp_path))  # nothing to do
+
+
+def test_edge_evaluation_section_puts_the_network_beside_its_baselines(tmp_path):
+    from pymatgen_xanes_nn.studies.report import _edge_evaluation_section
+
+    def stats(acc):
+        return {k: {"mean": acc, "std": 0.01} for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece")}
+
+    res = {"scheme": "oxidation", "dataset": {"n_spectra": 546, "n_groups": 397},
+           "grouped": {"n_splits": 5, "repeats": 1, "summary": {"neural_network": {"clean": stats(0.85)},
+                                                                "random_forest": {"clean": stats(0.9)}}}}
+    (tmp_path / "evaluation_s_oxidation_grouped.json").write_text(json.dumps(res))
+    text = "\n".join(_edge_evaluation_section(str(tmp_path)))
+    assert "## S K `oxidation`: network and baselines (grouped split" in text and "546 spectra, 397 groups" in text
+    assert "| neural_network | 85.0 ± 1.0 |" in text and "| random_forest | 90.0 ± 1.0 |" in text
+    assert _edge_evaluation_section(str(tmp_path / "none")) == []

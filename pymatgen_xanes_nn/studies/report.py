@@ -691,6 +691,7 @@ def render_results(results_dir: str) -> str:
     lines += _differences(ev_c)
     lines += _calibration_section(results_dir)
     lines += _measured_section(results_dir)
+    lines += _edge_evaluation_section(results_dir)
     lines += _evidence_section(results_dir)
     lines += _experiment_section(os.path.join(results_dir, "experiments"))
     return "\n".join(lines).rstrip() + "\n"
@@ -721,6 +722,31 @@ def _measured_section(results_dir: str) -> list[str]:
                          f"the set, {c['dont_know']} \"don't know\", {c['wrong_without_dont_know']} wrong without "
                          "\"don't know\".")
         lines.append("")
+    return lines
+
+
+def _edge_evaluation_section(results_dir: str) -> list[str]:
+    """Another edge's cross-validation (``xanes-nn evaluate --element S``): the network beside the baselines."""
+    lines: list[str] = []
+    for path in sorted(glob.glob(os.path.join(results_dir, "evaluation_s_*.json"))):
+        res = _load(path)
+        if not res or "scheme" not in res:
+            continue
+        for protocol in ("grouped", "random"):
+            if protocol not in res:
+                continue
+            r = res[protocol]
+            lines += [f"## S K `{res['scheme']}`: network and baselines ({protocol} split, `{os.path.basename(path)}`)",
+                      "", f"`xanes-nn evaluate --element S --scheme {res['scheme']}` with the shipped recipe "
+                      f"({res['dataset']['n_spectra']} spectra, {res['dataset']['n_groups']} groups; "
+                      f"{r.get('n_splits', '?')} folds x {r.get('repeats', '?')}). Accuracy, balanced accuracy and "
+                      "ECE on held-out materials, mean ± std over folds.", "",
+                      "| model | accuracy | balanced | macro-F1 | ECE |", "|---|---:|---:|---:|---:|"]
+            for model, sets in r["summary"].items():
+                c = sets["clean"]
+                lines.append(f"| {model} | {_pm(c['accuracy'])} | {_pm(c['balanced_accuracy'])} | "
+                             f"{_pm(c['macro_f1'])} | {_pm(c['ece'], pct=False)} |")
+            lines.append("")
     return lines
 
 
