@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pymatgen_xanes_nn.trust.evidence import RULES, disagrees, out_of_fold_neighbours
+from pymatgen_xanes_nn.trust.evidence import RULES, disagrees, majority_class, out_of_fold_neighbours
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -111,12 +111,7 @@ def evidence_study(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], 
                                                          "alpha")}}
     proba, yy, _, _ = pooled(everything, "none")
     first = np.concatenate([[classes.index(neighbours[int(i)][0]) for i in te] for _, te in folds])
-    majority = []
-    for _, te in folds:
-        for i in te:
-            near = neighbours[int(i)]
-            counts = Counter(near)
-            majority.append(classes.index(next(n for n in near if counts[n] == max(counts.values()))))
+    majority = np.concatenate([[classes.index(majority_class(neighbours[int(i)])) for i in te] for _, te in folds])
     nested = []
     for j in everything:  # choose on the other folds, judge on fold j
         inner = [i for i in everything if i != j]
@@ -150,7 +145,7 @@ def evidence_study(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], 
         "n": int(len(yy)), "n_folds": len(folds), "classes": classes,
         "network_accuracy": float(np.mean(proba.argmax(axis=1) == yy)),
         "evidence_top1_accuracy": float(np.mean(first == yy)),
-        "evidence_top3_majority_accuracy": float(np.mean(np.asarray(majority) == yy)),
+        "evidence_top3_majority_accuracy": float(np.mean(majority == yy)),
         "rules": rules,
         "nested": nested,
         "chosen": Counter(f["chosen"] for f in nested).most_common(1)[0][0],

@@ -147,6 +147,13 @@ def centred_similarity(x: np.ndarray, basis: np.ndarray, reference: np.ndarray, 
 RULES = ("none", "top1", "top3_majority", "not_in_top3")
 
 
+def majority_class(neighbours: Sequence[str | None]) -> str | None:
+    """The most common class of the :data:`N_EVIDENCE` nearest spectra (most similar first; ties: the most similar)."""
+    counts = Counter(neighbours[:N_EVIDENCE])
+    best = max(counts.values())
+    return next(n for n in neighbours[:N_EVIDENCE] if counts[n] == best)
+
+
 def disagrees(rule: str, label: str, neighbours: Sequence[str | None]) -> bool:
     """Whether ``rule`` says the network's ``label`` and its nearest spectra's classes (most similar first) disagree.
 
@@ -157,10 +164,7 @@ def disagrees(rule: str, label: str, neighbours: Sequence[str | None]) -> bool:
     if rule == "top1":
         return neighbours[0] != label
     if rule == "top3_majority":
-        counts = Counter(neighbours[:N_EVIDENCE])
-        best = max(counts.values())
-        majority = next(n for n in neighbours[:N_EVIDENCE] if counts[n] == best)  # ties: the most similar
-        return majority != label
+        return majority_class(neighbours) != label
     if rule == "not_in_top3":
         return label not in neighbours[:N_EVIDENCE]
     raise ValueError(f"Unknown evidence rule {rule!r}; choose one of {RULES}")
