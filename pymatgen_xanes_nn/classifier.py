@@ -24,6 +24,7 @@ import numpy as np
 from monty.json import MSONable
 
 from pymatgen_xanes_nn.edges import SI_K, Edge, get_edge
+from pymatgen_xanes_nn.ensemble import MIN_MEMBERS, Ensemble, FoldNetwork
 from pymatgen_xanes_nn.io.model_file import (  # noqa: F401 - the format's public names are also ours
     ALPHA_RANGE,
     EDGE_ARRAYS,
@@ -92,6 +93,10 @@ class XANESClassifier(MSONable):
         version: model file format version.
         e0_input: the FNN reads the spectrum's e0 (the preprocessing's ``e0_column``, standardized like the codes)
             beside the latent code: the chemical shift of an e0-aligned input.
+        members: the calibration folds' networks (:class:`~pymatgen_xanes_nn.ensemble.FoldNetwork` or their dicts):
+            with them the model is a cross-fitted ensemble (:mod:`pymatgen_xanes_nn.ensemble`): probabilities are
+            the members' mean, sets and network OOD p-values cross-conformal; this model's own network (trained on
+            everything) then gives only the latent code and the reconstruction.
         check: validate the finished model (:meth:`validate`) before it can predict. Only training passes False,
             for the networks it scores before their calibration exists; it then builds the shipped model checked.
     """
@@ -112,6 +117,7 @@ class XANESClassifier(MSONable):
         metadata: dict[str, Any] | None = None,
         version: str = MODEL_FORMAT,
         e0_input: bool = False,
+        members: Sequence[dict | FoldNetwork] | None = None,
         *,
         check: bool = True,
     ):
@@ -168,6 +174,10 @@ class XANESClassifier(MSONable):
             raise InvalidModelError(f"Model {name!r}: e0_input must be a bool, and True only with a preprocessing "
                                     "that keeps the e0 column")
         self.e0_input = e0_input
+        if members is not None and (not isinstance(members, (list, tuple)) or len(members) < MIN_MEMBERS):
+            raise InvalidModelError(f"Model {name!r}: members must be a list of >= {MIN_MEMBERS} fold networks")
+        self.members = [m if isinstance(m, FoldNetwork) else FoldNetwork.from_dict(m, f"{name!r} member {i}")
+                        for i, m in enumerate(members or [])]
         self._check_shapes()
         if check:
             self.validate()
@@ -187,6 +197,16 @@ class XANESClassifier(MSONable):
                 raise InvalidModelError(f"Model {name!r}: {key} must be {code} finite values")
         if (self.code_std <= 0).any():
             raise InvalidModelError(f"Model {name!r}: code_std must be > 0 (a zero scale divides by zero)")
+        for i, member in enumerate(self.members):
+            member.check(n, latent, code, len(self.labels), (self.ood or {}).get("scores", []),
+                         f"{name!r} member {i}")
+
+    @property
+    def ensemble(self) -> Ensemble | None:
+        """The cross-fitted ensemble of :attr:`members` (None for a single-network model)."""
+        if not self.members:
+            return None
+        return Ensemble(self.members, self.temperature, self.e0_input)
 
     def validate(self) -> XANESClassifier:
         """Check what a finished model needs (done on every load): complete OOD and conformal blocks, sane values.
@@ -221,6 +241,13 @@ class XANESClassifier(MSONable):
         scores = self.ood["scores"]
         if not isinstance(scores, list) or not scores or not set(scores) <= set(OOD_SCORES):
             raise InvalidModelError(f"Model {name!r}: ood.scores must name scores among {OOD_SCORES}")
+        if self.members and any(len(v) != sum(len(m.conformal_scores) for m in self.members) for v in
+                                self.ood["calibration"].values()):
+            raise InvalidModelError(f"Model {name!r}: the members' held-out spectra must together be the calibration "
+                                    "spectra of ood.calibration (a member is missing or was added)")
+        if self.members and "reconstruction" in scores:
+            raise InvalidModelError(f"Model {name!r}: an ensemble's members have no decoder; ood.scores cannot use "
+                                    "reconstruction")
         if self._edge_index() is None and "edge_offset" in scores:
             raise InvalidModelError(f"Model {name!r}: ood.scores uses edge_offset but the edge index is missing")
         cal = self.ood["calibration"]
@@ -336,6 +363,8 @@ class XANESClassifier(MSONable):
         }
         if self.e0_input:  # only then: files of models without it keep their checksum
             d["e0_input"] = True
+        if self.members:
+            d["members"] = [m.as_dict() for m in self.members]
         d["checksum"] = model_checksum(d)
         return d
 
@@ -375,7 +404,8 @@ class XANESClassifier(MSONable):
             raise InvalidModelError(f"Incomplete model: {exc}") from exc
 
     def __repr__(self) -> str:
-        return f"XANESClassifier({self.name!r}, {len(self.labels)} classes, code {self.code_size})"
+        kind = f", ensemble of {len(self.members)}" if self.members else ""
+        return f"XANESClassifier({self.name!r}, {len(self.labels)} classes, code {self.code_size}{kind})"
 
     @property
     def edge(self) -> Edge:
@@ -486,9 +516,34 @@ class XANESClassifier(MSONable):
         """Class probabilities ``(n, n_classes)`` of model-input rows ``(n, n_points)``: matrix in, matrix out.
 
         No checks and no OOD scores: what evaluations and benchmarks need in bulk. ``temperature``: the model's own
-        (calibrated) unless given (1.0: the network's raw probabilities, which calibration starts from).
+        (calibrated) unless given (1.0: the network's raw probabilities, which calibration starts from). An
+        ensemble gives its members' mean.
         """
-        return self._proba_matrix(self._encode_matrix(np.asarray(x, np.float32)), temperature=temperature)
+        x = np.asarray(x, np.float32)
+        if self.members:
+            return self._member_outputs(x)[2].mean(axis=0) if temperature is None else \
+                self.ensemble.member_probabilities(self._member_outputs(x)[1], temperature).mean(axis=0)
+        return self._proba_matrix(self._encode_matrix(x), temperature=temperature)
+
+    def _member_outputs(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+        """An ensemble's codes and logits per member, and its members' tempered probabilities."""
+        ens = self.ensemble
+        side = np.asarray(x)[:, self.preprocessing.n_points:]
+        codes, logits = ens.outputs(self.preprocessing.spectra(x), side)
+        return codes, logits, ens.member_probabilities(logits)
+
+    def prediction_sets(self, x: np.ndarray) -> np.ndarray:
+        """Boolean ``(n, n_classes)`` prediction sets of model-input rows.
+
+        Cross-conformal for an ensemble; else the out-of-fold thresholds applied to this network.
+        """
+        from pymatgen_xanes_nn.trust.conformal import prediction_sets
+
+        x = np.asarray(x, np.float32)
+        if self.members:
+            return self.ensemble.sets(self._member_outputs(x)[2], self.conformal["level"],
+                                      self.conformal.get("class_conditional", []))
+        return prediction_sets(self.probabilities(x), self.conformal["thresholds"])
 
     def encode(self, spectra, **kwargs) -> np.ndarray:
         """The latent code(s): shape ``(code_size,)`` for one spectrum, ``(n, code_size)`` for many."""
@@ -499,14 +554,14 @@ class XANESClassifier(MSONable):
     def predict_proba(self, spectra, **kwargs) -> dict[str, float] | list[dict[str, float]]:
         """Calibrated class probabilities: a mapping label -> probability (a list for many spectra)."""
         x, single = self.vectorize(spectra, **kwargs)
-        p = self._proba_matrix(self._encode_matrix(x))
+        p = self.probabilities(x)
         out = [dict(zip(self.labels, map(float, row))) for row in p]
         return out[0] if single else out
 
     def predict(self, spectra, **kwargs) -> str | list[str]:
         """The most probable label (a list for many spectra)."""
         x, single = self.vectorize(spectra, **kwargs)
-        idx = self._proba_matrix(self._encode_matrix(x)).argmax(axis=1)
+        idx = self.probabilities(x).argmax(axis=1)
         out = [self.labels[i] for i in idx]
         return out[0] if single else out
 
@@ -546,6 +601,7 @@ class XANESClassifier(MSONable):
             evidence rule, evidence that disagrees with the label), ``evidence``,
             ``reconstruction_error``, ``latent_distance``, ``latent``, ``model``, ``model_version``.
         """
+        from pymatgen_xanes_nn.ensemble import disagreement
         from pymatgen_xanes_nn.trust.abstain import MAX_USEFUL_SET_SIZE
         from pymatgen_xanes_nn.trust.conformal import prediction_sets
         from pymatgen_xanes_nn.trust.evidence import disagrees, nearest_reference
@@ -554,14 +610,24 @@ class XANESClassifier(MSONable):
         x, single, quality = self.inputs(spectra, **kwargs)
         z = self._encode_matrix(x)
         logits = self._logits(z)
-        p = self._proba_matrix(z, logits=logits)
         raw = self.ood_scores(x, z, logits, standardized=False)
         scores = self._standardized(raw)
-        pvalue = self.ood_pvalue(scores)
+        spread = None
+        if self.members:
+            ens = self.ensemble
+            m_codes, m_logits, m_proba = self._member_outputs(x)
+            p = m_proba.mean(axis=0)
+            sets = ens.sets(m_proba, self.conformal["level"], self.conformal.get("class_conditional", []))
+            scores.update(ens.mean_scores(m_codes, m_logits))
+            pvalue = self._combined_pvalue(scores, ens.pvalues(m_codes, m_logits, self.ood["scores"]))
+            spread = disagreement(m_proba, p.argmax(axis=1))
+        else:
+            p = self._proba_matrix(z, logits=logits)
+            sets = prediction_sets(p, self.conformal["thresholds"])
+            pvalue = self.ood_pvalue(scores)
         alpha = self.ood["alpha"]
         floor = self.conformal.get("confidence_floor", 0.0)  # models before round 4 have none
         rule = self.conformal.get("evidence_rule", "none")  # models before round 8 have none
-        sets = prediction_sets(p, self.conformal["thresholds"])
         near = nearest_reference(x, self.preprocessing) if evidence else None  # None: no reference installed
         if near is not None:  # each piece of evidence named in this model's classes too
             from pymatgen_xanes_nn.labels import environment_class
@@ -605,6 +671,7 @@ class XANESClassifier(MSONable):
                     "reconstruction_error": float(raw["reconstruction"][i]),
                     "latent_distance": float(raw["mahalanobis"][i]),
                     "latent": [float(v) for v in z[i]],
+                    **({} if spread is None else {"members_disagreeing": float(spread[i])}),
                     "model": self.name,
                     "model_version": self.model_version,
                 },
@@ -626,22 +693,14 @@ class XANESClassifier(MSONable):
         ``standardized`` the network scores are divided by the model's own training-spectra scale
         (:func:`~pymatgen_xanes_nn.trust.ood.score_reference`), as their calibration was; raw otherwise.
         """
-        from pymatgen_xanes_nn.trust.ood import KNNIndex, mahalanobis
+        from pymatgen_xanes_nn.trust.ood import KNNIndex, network_scores
 
         codes = self._encode_matrix(x) if codes is None else codes
-        maha, rel = mahalanobis(codes, self.ood)
         logits = self._logits(codes) if logits is None else logits
-        proba = self._proba_matrix(codes, temperature=1.0, logits=logits)
-        from scipy.special import logsumexp
-
-        log_z = logsumexp(logits, axis=1)
         scores = {
             "reconstruction": np.mean((self._decode(codes) - self.preprocessing.spectra(x)) ** 2, axis=1),
-            "mahalanobis": maha,
-            "relative_mahalanobis": rel,
+            **network_scores(codes, logits, self.ood),
             "knn": KNNIndex(self.ood["knn_basis"], self.ood["knn_reference"]).distance(self.preprocessing.spectra(x)),
-            "max_softmax": 1.0 - proba.max(axis=1),
-            "energy": -log_z,
         }
         edge = self._edge_index()
         if edge is not None:
@@ -664,15 +723,31 @@ class XANESClassifier(MSONable):
                          self.preprocessing.grid, aligned=self.preprocessing.alignment == "e0")
 
     def ood_pvalue(self, scores: dict[str, np.ndarray]) -> np.ndarray:
-        """The combined conformal p-value of the model's chosen scores (small: unlike the training materials)."""
-        from pymatgen_xanes_nn.trust.ood import combined_pvalue
+        """The combined conformal p-value of the model's chosen scores (small: unlike the training materials).
 
-        names = self.ood["scores"]
-        return combined_pvalue({k: self.ood["calibration"][k] for k in names}, {k: scores[k] for k in names})
+        For a single network only: an ensemble's network scores are compared member by member (:meth:`ood_pvalues`).
+        """
+        return self._combined_pvalue(scores, {})
+
+    def _combined_pvalue(self, scores: dict[str, np.ndarray], given: dict[str, np.ndarray]) -> np.ndarray:
+        """Bonferroni combination of the chosen scores' p-values (``given`` ones as they are, the rest pooled)."""
+        from pymatgen_xanes_nn.trust.ood import bonferroni, pvalues
+
+        return bonferroni([given[k] if k in given else pvalues(self.ood["calibration"][k], scores[k])
+                           for k in self.ood["scores"]])
+
+    def ood_pvalues(self, x: np.ndarray) -> np.ndarray:
+        """The combined OOD p-value of each model-input row (cross-conformal network scores for an ensemble)."""
+        x = np.asarray(x, np.float32)
+        scores = self.ood_scores(x)
+        if not self.members:
+            return self.ood_pvalue(scores)
+        m_codes, m_logits, _ = self._member_outputs(x)
+        return self._combined_pvalue(scores, self.ensemble.pvalues(m_codes, m_logits, self.ood["scores"]))
 
     def ood_flags(self, x: np.ndarray) -> np.ndarray:
         """True where a model-input row is unlike the training data (combined p-value below ``ood.alpha``)."""
-        return self.ood_pvalue(self.ood_scores(x)) < self.ood["alpha"]
+        return self.ood_pvalues(x) < self.ood["alpha"]
 
     def with_ood_scores(self, scores: Sequence[str], alpha: float | None = None, reason: str = "",
                         x_outside: np.ndarray | None = None,

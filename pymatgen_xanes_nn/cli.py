@@ -118,6 +118,21 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analogues(args: argparse.Namespace) -> int:
+    from pymatgen_xanes_nn.datagen.analogues import derive_analogues
+    from pymatgen_xanes_nn.datagen.corpus import load_corpus, save_corpus
+
+    out = derive_analogues(load_corpus(args.corpus, element=args.element), args.element, args.classes,
+                           max_atoms=args.max_atoms, progress=True)
+    save_corpus(out, args.output)
+    recs = out["structures"]
+    print(f"{len(recs)} analogue structures, {sum(len(r['sites']) for r in recs)} unique {args.element} sites "
+          f"-> {args.output}")
+    print("sites per class:", out["per_class"])
+    print("left out:", out["rejected"])
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.datagen.corpus import chemsys_ranking, load_corpus
     from pymatgen_xanes_nn.datagen.simulate import (
@@ -544,7 +559,7 @@ def _training_config(args: argparse.Namespace):
 
 def _load_docs(args: argparse.Namespace) -> list[dict]:
     from pymatgen_xanes_nn.edges import SI_K, get_edge
-    from pymatgen_xanes_nn.io.tasks import DERIVED_RELAXED_TASKS_FILE, TASKS_FILE, load_tasks
+    from pymatgen_xanes_nn.io.tasks import TASKS_FILE, load_tasks
     from pymatgen_xanes_nn.paths import data_path
 
     if getattr(args, "store_uri", None):
@@ -563,7 +578,12 @@ def _load_docs(args: argparse.Namespace) -> list[dict]:
     else:
         docs = load_tasks(data_path(TASKS_FILE))
     if getattr(args, "with_derived", False):
-        docs += load_tasks(data_path(DERIVED_RELAXED_TASKS_FILE))
+        from pymatgen_xanes_nn.io.tasks import load_collection
+
+        edge = get_edge(getattr(args, "element", None) or SI_K.element)
+        if not edge.derived_collection:
+            raise SystemExit(f"No derived structures are shipped for the {edge.name} edge")
+        docs += load_collection(edge.derived_collection)
     if getattr(args, "with_physics", None) is not None:
         from pymatgen_xanes_nn.io.tasks import load_collection
         from pymatgen_xanes_nn.studies.domain_shift import PHYSICS_COLLECTION, variant_preset
@@ -818,8 +838,9 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
                    help="absorbing element: its edge's window, shipped task documents and label schemes")
     p.add_argument("--dataset", default=None, help="packed task documents (default: the element's shipped ones)")
     p.add_argument("--with-derived", action="store_true",
-                   help="add the shipped spectra of relaxed substitution-derived structures (training only: test and "
-                        "calibration folds hold real crystals)")
+                   help="add the shipped spectra of the edge's substitution-derived structures (Si: relaxed cation/"
+                        "anion substitutions; S: Se -> S analogues; training only: test and calibration folds hold "
+                        "real crystals)")
     p.add_argument("--with-physics", nargs="*", default=None, metavar="PRESET",
                    help="add the shipped physics variants of these presets (none named: all; sites computed "
                         "without core hole, with RPA screening, Dirac-Hara exchange; training only)")
@@ -1054,6 +1075,7 @@ def _writable_path(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``xanes-nn`` argument parser."""
     from pymatgen_xanes_nn import __version__
+    from pymatgen_xanes_nn.datagen.analogues import HOMOLOGUES
     from pymatgen_xanes_nn.datagen.simulate import PHYSICS_VARIANTS, PRESETS
     from pymatgen_xanes_nn.edges import EDGES, SI_K
     from pymatgen_xanes_nn.io.tasks import (
@@ -1212,6 +1234,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-outside-parents", action="store_true",
                    help="only corpus parents (default: also Si-free matbench_dielectric structures)")
     p.set_defaults(func=_cmd_derive)
+
+    p = sub.add_parser("analogues", help="analogue structures of thin classes: a homologue's crystals (Se for S) with "
+                                         "the absorber in its place, bonds shortened")
+    p.add_argument("--element", default="S", choices=sorted(HOMOLOGUES), help="absorbing element")
+    p.add_argument("--corpus", default=None, help="the element's corpus (default: shipped): known structures are "
+                                                  "left out")
+    p.add_argument("--classes", nargs="+", default=["S4+", "S0", "S1-"],
+                   help="keep structures with a unique absorber site of these oxidation labels")
+    p.add_argument("--max-atoms", type=int, default=60, help="largest cell")
+    p.add_argument("--output", type=_writable_path, default="analogues.json.gz",
+                   help="where the derived corpus goes (never into the installed package unless you name it)")
+    p.set_defaults(func=_cmd_analogues)
 
     p = sub.add_parser("simulate", help="run FEFF10 on every unique Si site of the corpus (resumable)")
     p.add_argument("--corpus", default=None, help="corpus file (default: shipped)")

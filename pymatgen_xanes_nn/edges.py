@@ -24,6 +24,7 @@ class Edge:
         models: the shipped model names, the default (``predict`` without ``--model``) first.
         corpus_file: the structure corpus in ``pymatgen_xanes_nn/data``.
         tasks_collection: the FEFF task documents of real crystals (a base file and/or shards).
+        derived_collection: the FEFF task documents of substitution-derived structures (training only; ``""``: none).
         feff_preset: the FEFF settings of the dataset (:data:`~pymatgen_xanes_nn.datagen.simulate.PRESETS`).
         calibration_offset: measured energy minus FEFF energy, in eV, for the same compound (a beamline's scale);
             added to FEFF's energies by nothing in the models, recorded so a user's spectrum can be put on FEFF's
@@ -45,6 +46,7 @@ class Edge:
     models: tuple[str, ...]
     corpus_file: str
     tasks_collection: str
+    derived_collection: str = ""
     feff_preset: str = "dataset"
     calibration_offset: float = 0.0
     calibration_note: str = ""
@@ -94,6 +96,7 @@ SI_K = Edge(
     models=("si_k_environment", "si_k_chemsys"),
     corpus_file="corpus.json.gz",
     tasks_collection="si_k_tasks",
+    derived_collection="si_k_tasks_derived_relaxed",
     metal_group="Si-metallic",
     other_group="Si-other",
     references=(("Si (diamond)", "mbd-165-s0", 1840.83), ("SiO2 (alpha-quartz)", "amcsd-789-s0", 1842.61)),
@@ -111,6 +114,7 @@ S_K = Edge(
     models=("s_k_oxidation", "s_k_environment"),
     corpus_file="corpus_s.json.gz",
     tasks_collection="s_k_tasks",
+    derived_collection="s_k_tasks_derived",
     metal_group="S-metal",
     other_group="S-other",
     references=(("S8 (alpha-sulfur)", "amcsd-15833-S0", 2468.24), ("FeS2 (pyrite)", "mbd-3727-S0", 2471.19)),

@@ -299,12 +299,11 @@ def test_pretrained_models_are_calibrated_out_of_fold():
         # hold the true class at least as often as the level promises held out; empty or mis-ordered sets fail.
         # Held-out coverage itself is measured by the OOD benchmark (docs/RESULTS.md), not here.
         from pymatgen_xanes_nn.training.fit import dataset_for_scheme
-        from pymatgen_xanes_nn.trust.conformal import prediction_sets
 
         spectra, _ = dataset_for_scheme(md["label_scheme"], _training_docs(clf), clf.preprocessing)
         inside = np.array([lab in clf.labels for lab in spectra.labels]) & np.asarray(spectra.testable)
         y = np.array([clf.labels.index(lab) for lab in np.asarray(spectra.labels, object)[inside]])
-        sets = prediction_sets(clf.probabilities(spectra.x[inside]), clf.conformal["thresholds"])
+        sets = clf.prediction_sets(spectra.x[inside])
         assert sets[np.arange(len(y)), y].mean() >= clf.conformal["level"]
 
 

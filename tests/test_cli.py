@@ -127,7 +127,7 @@ def test_train_and_evaluate(tmp_path, capsys):
     res = json.loads(out.read_text())
     for protocol in ("grouped", "random"):
         summary = res[protocol]["summary"]
-        assert set(summary) == {"neural_network", "random_forest", "knn_cosine", "logistic_regression"}
+        assert set(summary) == {"neural_network", "random_forest", "extra_trees", "knn_cosine", "logistic_regression"}
         assert "shift +2 eV" in summary["random_forest"]
         assert 0 <= summary["random_forest"]["clean"]["accuracy"]["mean"] <= 1
     # grouped folds never share a material

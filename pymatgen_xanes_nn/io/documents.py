@@ -73,11 +73,12 @@ class ClassificationDoc(_Doc):
     label: str = Field(description="most probable class")
     probabilities: dict[str, float] = Field(description="calibrated probability of every class")
     confidence: float = Field(description="probability of the label")
-    prediction_set: list[str] = Field(description="labels kept at set_level coverage (conformal thresholds fitted "
-                                                  "on fold networks' out-of-fold predictions, applied to the final "
-                                                  "network: no finite-sample guarantee; coverage measured held "
-                                                  "out), most "
-                                                  "probable first; empty or large means don't know")
+    prediction_set: list[str] = Field(description="labels kept at set_level coverage, most probable first; empty "
+                                                  "or large means don't know. Ensemble models: cross-conformal "
+                                                  "(each fold network against its own out-of-fold scores); "
+                                                  "single-network models: thresholds fitted on fold networks, "
+                                                  "applied to the final network. Neither has an exact "
+                                                  "finite-sample guarantee; coverage is measured held out")
     set_level: float = Field(description="nominal coverage of the prediction set (0.9)")
     ood: bool = Field(description="out of distribution: ood_pvalue < ood_alpha")
     ood_pvalue: float = Field(description="conformal p-value of the OOD score(s) against training spectra")
@@ -98,6 +99,8 @@ class ClassificationDoc(_Doc):
     reconstruction_error: float = Field(description="autoencoder reconstruction MSE")
     latent_distance: float = Field(description="Mahalanobis distance of the code to the training codes")
     latent: list[float] = Field(description="autoencoder code of the spectrum")
+    members_disagreeing: float | None = Field(None, description="ensemble models: share of fold networks whose top "
+                                                                 "label differs from the label (not calibrated)")
     model: str = Field(description="model name")
     model_version: str = Field(description="model version; a new version reclassifies")
 

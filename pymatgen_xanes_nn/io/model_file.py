@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
 #: Version of the model file format written; files of a major version outside :data:`READABLE_FORMATS` are refused.
 #: Format 2 adds the checksum; format 3 the network scores' standardization (``ood.reference``), which format 2 files
-#: lack (their scores are used raw, as they were calibrated).
-MODEL_FORMAT = "3"
-READABLE_FORMATS = ("2", "3")
+#: lack (their scores are used raw, as they were calibrated); format 4 the ensemble's fold networks (``members``,
+#: optional: a format 4 file without them reads like format 3).
+MODEL_FORMAT = "4"
+READABLE_FORMATS = ("2", "3", "4")
 #: The only class markers a model file may carry; they are checked, never imported.
 MODEL_CLASSES = frozenset({("pymatgen_xanes_nn.classifier", "XANESClassifier"),
                            ("pymatgen_xanes_nn.preprocessing", "Preprocessing")})

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from pymatgen_xanes_nn.training.fit import SpectraSet
 
-BASELINES = ("random_forest", "knn_cosine", "logistic_regression")
+BASELINES = ("random_forest", "extra_trees", "knn_cosine", "logistic_regression")
 #: Perturbations of the robustness study: name -> (kind, amount).
 PERTURBATIONS: dict[str, tuple[str, float]] = {
     "shift -2 eV": ("shift", -2.0),
@@ -47,6 +47,10 @@ def make_baseline(name: str, seed: int = 0):
 
     if name == "random_forest":
         return RandomForestClassifier(n_estimators=300, class_weight="balanced", random_state=seed, n_jobs=1)
+    if name == "extra_trees":  # round 8: the best simple model on aligned inputs (93.2% vs RF 92.3%, same folds)
+        from sklearn.ensemble import ExtraTreesClassifier
+
+        return ExtraTreesClassifier(n_estimators=300, class_weight="balanced", random_state=seed, n_jobs=1)
     if name == "knn_cosine":
         return KNeighborsClassifier(n_neighbors=5, metric="cosine", weights="distance")
     if name == "logistic_regression":
@@ -183,11 +187,8 @@ def evaluate(
                         "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"], "n": m["n"]}
                 result[model_name] = scores
             if clf.conformal:  # the network's prediction sets on the held-out materials (issue 13)
-                from pymatgen_xanes_nn.trust.conformal import prediction_sets
-
-                p_te = clf.probabilities(test_set.x)
                 y_te = np.array([list(clf.labels).index(c) if c in clf.labels else -1 for c in test_set.labels])
-                sets = prediction_sets(p_te, clf.conformal["thresholds"])
+                sets = clf.prediction_sets(test_set.x)
                 known = y_te >= 0
                 covered = sets[np.flatnonzero(known), y_te[known]]
                 result["neural_network"]["clean"].update({

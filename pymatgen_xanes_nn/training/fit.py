@@ -181,7 +181,7 @@ MIN_REPORTED_OUTSIDE = 5
 
 
 #: :class:`TrainingConfig` fields left out of its dict while at their default (see :meth:`TrainingConfig.as_dict`).
-_OMITTED_AT_DEFAULT = ("augment_self_absorption",)
+_OMITTED_AT_DEFAULT = ("augment_self_absorption", "ensemble")
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,10 @@ class TrainingConfig(MSONable):
             this rule (:data:`~pymatgen_xanes_nn.trust.evidence.RULES`; ``xanes-nn evidence-study`` chooses it
             by nested folds); fitted out of fold with the rest of the don't-know policy. Needs evidence named in
             the model's classes (the environment scheme).
+        ensemble: ship the calibration folds' networks as the model (:mod:`pymatgen_xanes_nn.ensemble`): mean
+            probabilities, cross-conformal sets and network-score p-values; the network trained on everything then
+            gives only the latent code and the reconstruction. Needs calibration folds and no ``reconstruction``
+            OOD score (members carry no decoder).
     """
 
     name: str = "custom"
@@ -254,6 +258,7 @@ class TrainingConfig(MSONable):
     dont_know_budget: float = DONT_KNOW_BUDGET
     knn_components: int = 64
     evidence_rule: str = "none"
+    ensemble: bool = False
 
     def __post_init__(self):
         check_config(self.ae_config, AE_CONFIGS)
@@ -273,6 +278,9 @@ class TrainingConfig(MSONable):
             raise ValueError(f"Unknown evidence_rule {self.evidence_rule!r}; choose from {EVIDENCE_RULES}")
         if self.calibration_folds == 1 or self.calibration_folds < 0:
             raise ValueError(f"calibration_folds must be 0 or >= 2, got {self.calibration_folds}")
+        if self.ensemble and (not self.calibration_folds or "reconstruction" in self.ood_scores):
+            raise ValueError("ensemble needs calibration_folds >= 2 (its members) and no reconstruction OOD score "
+                             "(members carry no decoder)")
 
     @property
     def augmentation(self) -> dict[str, float]:
@@ -410,6 +418,8 @@ def train(
                 fold_scores = clf_k.ood_scores(x[te])
                 done[k] = {"fold": k, "proba_raw": clf_k.probabilities(x[te], temperature=1.0).tolist(),
                            "scores": {name: np.asarray(fold_scores[name]).tolist() for name in scores}}
+                if config.ensemble:  # the fold's networks themselves: a resumed run ships them too
+                    done[k]["member"] = _member_parts(clf_k)
                 append_checkpoint(checkpoint, key, done[k])
             proba_raw[te] = done[k]["proba_raw"]
             for name in scores:
@@ -438,6 +448,9 @@ def train(
             # p-values against the very scores they were calibrated on (in sample: about alpha by construction)
             "ood_rate_in_sample": float(np.mean(fitted.pvalue < fitted.alpha)),
         })
+    members = None
+    if folds and config.ensemble:
+        members = _members(done, folds, fitted.proba, y_oof, scored)
     nets, hist = fit_on(np.arange(len(x)), config.seed)
     if folds:
         temperature, conformal, calibration = fitted.temperature, fitted.conformal, fitted.calibration
@@ -454,7 +467,8 @@ def train(
     # the shipped model, built once from its parts and validated by its constructor
     clf = XANESClassifier(config.name, classes, preprocessing, nets.encoder, nets.decoder, nets.fnn, nets.code_mean,
                           nets.code_std, temperature=temperature, e0_input=config.e0_input,
-                          ood={**nets.ood, "calibration": calibration, "alpha": float(alpha)}, conformal=conformal)
+                          ood={**nets.ood, "calibration": calibration, "alpha": float(alpha)}, conformal=conformal,
+                          members=members)
     if folds:  # the shipped network on its own training spectra: far above alpha means its scores left their scale
         metrics["out_of_fold"]["ood_rate_own_training"] = float(np.mean(clf.ood_flags(x)))
     if x_outside is not None and len(x_outside):
@@ -474,6 +488,43 @@ def train(
         **(metadata or {}),
     }
     return clf
+
+
+def _member_parts(clf: XANESClassifier) -> dict[str, Any]:
+    """A fold network's weights and latent statistics as a checkpoint keeps them (encoded like a model file)."""
+    from pymatgen_xanes_nn.io.model_file import encode_array, encode_layers
+    from pymatgen_xanes_nn.trust.ood import ENSEMBLE_SCORES, GAUSSIAN_ARRAYS
+
+    return {"encoder": encode_layers(clf.encoder), "fnn": encode_layers(clf.fnn),
+            "code_mean": encode_array(clf.code_mean), "code_std": encode_array(clf.code_std),
+            "stats": {k: encode_array(clf.ood[k]) for k in GAUSSIAN_ARRAYS},
+            "reference": {k: clf.ood["reference"][k] for k in ENSEMBLE_SCORES}}
+
+
+def _members(done: dict[int, dict], folds: Sequence[tuple[np.ndarray, np.ndarray]], proba: np.ndarray,
+             y_scored: np.ndarray, scored: np.ndarray) -> list:
+    """The fold networks with what each scored out of fold: ``1 - p_true`` (tempered) and its network scores.
+
+    ``proba`` and ``y_scored`` are the tempered probabilities and classes of the ``scored`` rows, in row order.
+    """
+    from pymatgen_xanes_nn.ensemble import FoldNetwork
+    from pymatgen_xanes_nn.io.model_file import encode_array
+    from pymatgen_xanes_nn.trust.ood import ENSEMBLE_SCORES
+
+    position = np.full(len(scored), -1)
+    position[np.flatnonzero(scored)] = np.arange(int(scored.sum()))
+    members = []
+    for k, (_, te) in enumerate(folds):
+        rows = position[te]
+        rows = rows[np.argsort(1.0 - proba[rows, y_scored[rows]], kind="stable")]  # stored sorted: binary search
+        parts = done[k]["member"]
+        members.append(FoldNetwork.from_dict({
+            **parts,
+            "conformal_scores": encode_array(1.0 - proba[rows, y_scored[rows]]),
+            "conformal_labels": [int(t) for t in y_scored[rows]],
+            "calibration": {name: encode_array(np.sort(done[k]["scores"][name])) for name in ENSEMBLE_SCORES},
+        }, f"fold {k}"))
+    return members
 
 
 def run_key(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], *options: Any) -> str:

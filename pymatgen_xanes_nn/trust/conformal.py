@@ -1,9 +1,10 @@
 """Conformal prediction sets: thresholds on the true class's probability fitted out of fold.
 
-The thresholds are split-conformal quantiles of the calibration folds' out-of-fold scores. The shipped model applies
-them to its final network, trained on all spectra, not to the fold networks that made the scores: the sets then
-carry no finite-sample coverage guarantee, and their held-out coverage is measured instead (the OOD benchmark,
-``docs/RESULTS.md``).
+The thresholds are split-conformal quantiles of the calibration folds' out-of-fold scores. A single-network model
+applies them to its final network, trained on all spectra, not to the fold networks that made the scores: its sets
+then carry no finite-sample coverage guarantee, and their held-out coverage is measured instead (the OOD benchmark,
+``docs/RESULTS.md``). An ensemble model keeps the fold networks and forms cross-conformal sets instead
+(:mod:`pymatgen_xanes_nn.ensemble`): each network is compared only with its own out-of-fold scores.
 """
 
 from __future__ import annotations

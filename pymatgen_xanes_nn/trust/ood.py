@@ -46,6 +46,10 @@ OOD_SCORES = ("reconstruction", "mahalanobis", "relative_mahalanobis", "knn", "e
 DEFAULT_OOD_SCORES = ("knn", "edge_offset")
 #: The scores computed by the trained networks (the rest depend on the training spectra only).
 NETWORK_SCORES = ("reconstruction", "mahalanobis", "relative_mahalanobis", "max_softmax", "energy")
+#: The network scores an ensemble's members give (they carry no decoder: no reconstruction).
+ENSEMBLE_SCORES = ("mahalanobis", "relative_mahalanobis", "max_softmax", "energy")
+#: The latent Gaussians of :func:`gaussian_stats`.
+GAUSSIAN_ARRAYS = ("class_means", "precision", "background_mean", "background_precision")
 
 
 class KNNIndex:
@@ -208,8 +212,12 @@ def standardize(scores: dict[str, np.ndarray], reference: dict[str, list[float]]
 
 
 def combined_pvalue(calibrations: dict[str, np.ndarray], scores: dict[str, np.ndarray]) -> np.ndarray:
-    """Bonferroni combination: ``min(1, J * min_j p_j)`` over the ``J`` scores present in ``calibrations``."""
-    ps = [pvalues(calibrations[k], scores[k]) for k in calibrations]
+    """Bonferroni combination of the p-values of the scores present in ``calibrations``."""
+    return bonferroni([pvalues(calibrations[k], scores[k]) for k in calibrations])
+
+
+def bonferroni(ps: Sequence[np.ndarray]) -> np.ndarray:
+    """``min(1, J * min_j p_j)`` over ``J`` p-values per row."""
     return np.minimum(1.0, len(ps) * np.min(ps, axis=0))
 
 
@@ -229,6 +237,18 @@ def gaussian_stats(codes: np.ndarray, y: np.ndarray, n_classes: int, ridge: floa
         "background_mean": background.astype(np.float32),
         "background_precision": precision(codes - background, len(codes) - 1).astype(np.float32),
     }
+
+
+def network_scores(codes: np.ndarray, logits: np.ndarray, stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The network scores read from the codes and logits (:data:`ENSEMBLE_SCORES`), raw (unstandardized).
+
+    ``max_softmax`` uses the network's own probabilities (temperature 1).
+    """
+    from scipy.special import logsumexp, softmax
+
+    maha, rel = mahalanobis(codes, stats)
+    return {"mahalanobis": maha, "relative_mahalanobis": rel,
+            "max_softmax": 1.0 - softmax(logits, axis=1).max(axis=1), "energy": -logsumexp(logits, axis=1)}
 
 
 def mahalanobis(codes: np.ndarray, stats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
