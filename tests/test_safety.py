@@ -344,7 +344,8 @@ def test_multiplicities_that_cancel_give_a_failed_material():
     ({"XANES_NN_MODEL": "si_k_chemsyz"}, "XANES_NN_MODEL='si_k_chemsyz'"),
     ({"XANES_NN_EXHAUSTIVE": "maybe"}, "XANES_NN_EXHAUSTIVE='maybe'"),
     ({"XANES_NN_MONGO_URI": "mongodb://127.0.0.1:1/?directConnection=true"}, "did not answer within"),
-    ({"XANES_NN_MONGO_URI": "mongodb://127.0.0.1:1", "XANES_NN_MONGO_TIMEOUT_MS": "-3"}, "positive integer"),
+    ({"XANES_NN_MONGO_URI": "mongodb://127.0.0.1:1", "XANES_NN_MONGO_TIMEOUT_MS": "-3"},
+     "MONGO_TIMEOUT_MS=.-3.: Input should be greater than 0"),
     ({"XANES_NN_MODLE": "si_k_chemsys"}, "Unknown setting"),
 ])
 def test_misconfiguration_fails_fast_and_clearly(tmp_path, env, match):
@@ -548,3 +549,27 @@ def test_a_model_built_in_memory_is_validated_by_its_constructor(toy_model):
         XANESClassifier(*parts, temperature=m.temperature, ood={**m.ood, "alpha": 7.0}, conformal=m.conformal)
     with pytest.raises(InvalidModelError, match="ood block lacks"):
         XANESClassifier(*parts, temperature=m.temperature, ood={}, conformal=m.conformal)
+
+
+@pytest.mark.parametrize("env, match", [
+    ({"XANES_NN_STAGES": "spectra,everything"}, "XANES_NN_STAGES='spectra,everything': use some of spectra"),
+    ({"XANES_NN_EXHAUSTIVE": "maybe"}, "XANES_NN_EXHAUSTIVE='maybe': Input should be a valid boolean"),
+])
+def test_settings_name_the_variable_and_what_it_must_be(env, match):
+    from pymatgen_xanes_nn.pipeline.settings import ConfigurationError, PipelineSettings
+
+    with pytest.raises(ConfigurationError, match=match):
+        PipelineSettings.from_env(env)
+
+
+def test_settings_read_the_process_environment_and_parse_types(monkeypatch):
+    from pymatgen_xanes_nn.pipeline.settings import ENV_VARS, PipelineSettings
+
+    monkeypatch.setenv("XANES_NN_STAGES", "spectra, materials")
+    monkeypatch.setenv("XANES_NN_EXHAUSTIVE", "no")
+    monkeypatch.setenv("XANES_NN_MONGO_TIMEOUT_MS", "250")
+    s = PipelineSettings.from_env()
+    assert s.stages == ("spectra", "materials") and s.exhaustive is False and s.mongo_timeout_ms == 250
+    # an explicit env is the whole truth: the process environment does not leak into it
+    assert PipelineSettings.from_env({}).stages[-1] == "material_classifications"
+    assert set(ENV_VARS) == {f"XANES_NN_{n.upper()}" for n in PipelineSettings.model_fields}

@@ -25,6 +25,9 @@ from maggma.core import Builder
 
 from pymatgen_xanes_nn.classifier import DEFAULT_MODEL
 from pymatgen_xanes_nn.io.documents import ClassificationDoc, MaterialSpectrumDoc, SpectrumDoc, validated
+
+# the settings live in pipeline.settings; ENV_VARS and ConfigurationError are also read from here
+from pymatgen_xanes_nn.pipeline.settings import ENV_VARS, STAGES, ConfigurationError, PipelineSettings  # noqa: F401
 from pymatgen_xanes_nn.pipeline.stores import DEFAULT_MONGO_TIMEOUT_MS, JSONFileStore, PackedTaskStore, mongo_store
 from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing, check_xas
 
@@ -610,44 +613,6 @@ def pipeline(
     ]
 
 
-#: Environment variables read by :func:`pipeline_from_env`, listed once.
-ENV_VARS = {
-    "XANES_NN_MONGO_URI": "MongoDB URI (unset: the embedded default)",
-    "XANES_NN_TASKS_DB": "database of the FEFF task documents (default 'feff', as atomate's FeffCalcDb)",
-    "XANES_NN_TASKS_COLLECTION": "collection of the FEFF task documents (default 'tasks')",
-    "XANES_NN_DB": "database the builders write to (default 'xanes_nn')",
-    "XANES_NN_MODEL": f"pretrained model name or model file (default {DEFAULT_MODEL!r})",
-    "XANES_NN_OUTPUT": "folder of the embedded default's JSON collections (default 'xanes_nn_output')",
-    "XANES_NN_TASKS_FILE": "packed task documents of the embedded default (default: the shipped dataset)",
-    "XANES_NN_EXHAUSTIVE": "'1' (default) compares every document; '0': only documents newer than the newest "
-                           "built one, plus undated ones (fast)",
-    "XANES_NN_MONGO_TIMEOUT_MS": "how long to wait for MongoDB to answer before failing (default 1500)",
-    "XANES_NN_STAGES": "comma-separated stages to build, in pipeline order (default all: "
-                       "spectra,materials,classifications,material_classifications); maggma's distributed "
-                       "manager serves one stage per run",
-}
-#: The pipeline's stages, in run order; each is named after the collection it writes.
-STAGES = ("spectra", "materials", "classifications", "material_classifications")
-#: The values ``XANES_NN_EXHAUSTIVE`` accepts, and what they mean.
-BOOLEAN_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-
-
-class ConfigurationError(ValueError):
-    """A setting of the pipeline is wrong; raised before any building starts."""
-
-
-def parse_bool(name: str, value: str) -> bool:
-    """Parse a boolean environment value strictly.
-
-    Raises:
-        ConfigurationError: on anything but the values of :data:`BOOLEAN_VALUES`.
-    """
-    try:
-        return BOOLEAN_VALUES[value.strip().lower()]
-    except KeyError:
-        raise ConfigurationError(f"{name}={value!r}: use one of {sorted(BOOLEAN_VALUES)}") from None
-
-
 def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Builder]:
     """Builders configured from the environment (see :data:`ENV_VARS`).
 
@@ -655,37 +620,23 @@ def pipeline_from_env(env: dict[str, str] | None = None, **kwargs) -> list[Build
     the tasks are the shipped dataset in memory and the outputs are JSON files in
     ``XANES_NN_OUTPUT``.
     """
-    env = dict(os.environ if env is None else env)
-    unknown = sorted(k for k in env if k.startswith("XANES_NN_") and k not in ENV_VARS)
-    if unknown:
-        raise ConfigurationError(f"Unknown setting(s) {', '.join(unknown)}; known: {', '.join(ENV_VARS)}")
-    # every check before any work: a wrong setting fails in about a second, not after a build
-    exhaustive = parse_bool("XANES_NN_EXHAUSTIVE", env.get("XANES_NN_EXHAUSTIVE", "1"))
-    stages = [s.strip() for s in env.get("XANES_NN_STAGES", ",".join(STAGES)).split(",") if s.strip()]
-    if not stages or any(s not in STAGES for s in stages):
-        raise ConfigurationError(f"XANES_NN_STAGES={env.get('XANES_NN_STAGES')!r}: use some of {', '.join(STAGES)}")
-    model = env.get("XANES_NN_MODEL", DEFAULT_MODEL)
+    settings = PipelineSettings.from_env(env)
+    exhaustive, stages, model = settings.exhaustive, settings.stages, settings.model
     check_model(model)
-    uri = env.get("XANES_NN_MONGO_URI")
+    uri = settings.mongo_uri
     names = {"spectra": "task_id", "materials": "structure_id", "classifications": "task_id",
              "material_classifications": "structure_id"}
     if uri:
-        raw_timeout = env.get("XANES_NN_MONGO_TIMEOUT_MS", str(DEFAULT_MONGO_TIMEOUT_MS))
-        if not raw_timeout.isdigit() or int(raw_timeout) <= 0:
-            raise ConfigurationError(f"XANES_NN_MONGO_TIMEOUT_MS={raw_timeout!r}: use a positive integer")
-        timeout = int(raw_timeout)
+        timeout = settings.mongo_timeout_ms
         check_mongo(uri, timeout)
-        for var, default in (("XANES_NN_DB", "xanes_nn"), ("XANES_NN_TASKS_DB", "feff"),
-                             ("XANES_NN_TASKS_COLLECTION", "tasks")):
-            check_mongo_name(var, env.get(var, default))
-        tasks_db, tasks_coll = env.get("XANES_NN_TASKS_DB", "feff"), env.get("XANES_NN_TASKS_COLLECTION", "tasks")
-        check_source(uri, tasks_db, tasks_coll, timeout)
-        tasks = mongo_store(uri, tasks_coll, tasks_db, timeout_ms=timeout)
-        out = {n: mongo_store(uri, f"xanes_{n}", env.get("XANES_NN_DB", "xanes_nn"), k, timeout)
-               for n, k in names.items()}
+        for var, value in (("XANES_NN_DB", settings.db), ("XANES_NN_TASKS_DB", settings.tasks_db),
+                           ("XANES_NN_TASKS_COLLECTION", settings.tasks_collection)):
+            check_mongo_name(var, value)
+        check_source(uri, settings.tasks_db, settings.tasks_collection, timeout)
+        tasks = mongo_store(uri, settings.tasks_collection, settings.tasks_db, timeout_ms=timeout)
+        out = {n: mongo_store(uri, f"xanes_{n}", settings.db, k, timeout) for n, k in names.items()}
     else:
-        directory = env.get("XANES_NN_OUTPUT", "xanes_nn_output")
-        tasks_file = env.get("XANES_NN_TASKS_FILE")
+        directory, tasks_file = settings.output, settings.tasks_file
         if tasks_file is not None and not os.path.isfile(tasks_file):
             raise ConfigurationError(f"XANES_NN_TASKS_FILE={tasks_file!r}: no such file")
         try:
