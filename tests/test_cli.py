@@ -210,3 +210,12 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
         assert re.search(rf"{builder} -> {collection}: \d+ built, 0 failed", out) or builder == "SpectrumBuilder"
         assert re.search(rf"{builder} -> {collection}: \d+ built", out), out[-2000:]
     assert json.loads((tmp_path / "out" / "xanes_classifications.json").read_text())
+
+
+def test_every_command_is_in_exactly_one_group():
+    from pymatgen_xanes_nn.cli import GROUPS, build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    listed = [c for names in GROUPS.values() for c in names]
+    assert sorted(listed) == sorted(sub.choices) and len(set(listed)) == len(listed)

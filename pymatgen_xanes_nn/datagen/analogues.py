@@ -20,7 +20,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pymatgen.core import Composition, Structure
+from pymatgen.core import Structure
 
 from pymatgen_xanes_nn.edges import S_K
 
@@ -86,26 +86,13 @@ def to_absorber(structure: Structure, absorber: str, homologue: str) -> tuple[St
 
 def _record(structure: Structure, parent_id: str, mineral: str | None, route: str, homologue: str,
             absorber: str) -> dict[str, Any]:
-    from pymatgen_xanes_nn.datagen.corpus import absorber_sites
+    from pymatgen_xanes_nn.datagen.derive import derived_record
 
-    comp = Composition(structure.composition)
     key = hashlib.sha1(f"{parent_id}|{homologue}->{absorber}|{route}".encode()).hexdigest()[:8]
-    return {
-        "structure_id": f"drv-{parent_id}-{key}",
-        "source": "derived",
-        "source_id": key,
-        "mineral": None,
-        "formula": comp.reduced_formula,
-        "chemsys": comp.chemical_system,
-        "group_id": f"drv-{parent_id}",  # its own material: the parent is in no corpus
-        "ordered_from_disorder": False,
-        "notes": [f"{homologue} -> {absorber} analogue of {mineral or parent_id} ({parent_id}), {route} rule"],
-        "family_members": [],
-        "parent_structure_id": parent_id,
-        "substitution": {"map": {homologue: absorber}, "route": f"analogue-{route}"},
-        "sites": absorber_sites(structure, absorber),
-        "structure": structure.as_dict(),
-    }
+    # its own material group: the parent is in no corpus of this edge
+    return derived_record(structure, key, parent_id, f"drv-{parent_id}",
+                          f"{homologue} -> {absorber} analogue of {mineral or parent_id} ({parent_id}), {route} rule",
+                          {"map": {homologue: absorber}, "route": f"analogue-{route}"}, absorber)
 
 
 def derive_analogues(

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.edges import SI_K
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
@@ -114,29 +116,47 @@ def strip(structure: Structure) -> Structure:
     return s
 
 
-def _record(structure: Structure, parent: dict, route: str, substitution: dict[str, Any]) -> dict[str, Any]:
+def derived_record(structure: Structure, key: str, parent_id: str, group_id: str, note: str,
+                   substitution: dict[str, Any], element: str = SI_K.element) -> dict[str, Any]:
+    """A derived structure as a corpus record (``source = "derived"``: it only ever trains).
+
+    Args:
+        structure: the derived structure (no oxidation states).
+        key: a short hash naming the derivation (the record is ``drv-<parent_id>-<key>``).
+        parent_id: the structure it was derived from.
+        group_id: its material group (a corpus parent's, so that folds keep them together).
+        note: how it was made, for the record.
+        substitution: the substitution, with its ``route``.
+        element: the absorber whose unique sites are annotated.
+    """
     from pymatgen.core import Composition
 
     from pymatgen_xanes_nn.datagen.corpus import absorber_sites
 
     comp = Composition(structure.composition)
-    key = hashlib.sha1(f"{parent['structure_id']}|{route}|{sorted(substitution.items())}".encode()).hexdigest()[:8]
     return {
-        "structure_id": f"drv-{parent['structure_id']}-{key}",
+        "structure_id": f"drv-{parent_id}-{key}",
         "source": "derived",
         "source_id": key,
         "mineral": None,
         "formula": comp.reduced_formula,
         "chemsys": comp.chemical_system,
-        "group_id": parent["group_id"],
+        "group_id": group_id,
         "ordered_from_disorder": False,
-        "notes": [f"{route} substitution of {parent['formula']} ({parent['structure_id']})"],
+        "notes": [note],
         "family_members": [],
-        "parent_structure_id": parent["structure_id"],
-        "substitution": dict(substitution, route=route),
-        "sites": absorber_sites(structure),
+        "parent_structure_id": parent_id,
+        "substitution": substitution,
+        "sites": absorber_sites(structure, element),
         "structure": structure.as_dict(),
     }
+
+
+def _record(structure: Structure, parent: dict, route: str, substitution: dict[str, Any]) -> dict[str, Any]:
+    key = hashlib.sha1(f"{parent['structure_id']}|{route}|{sorted(substitution.items())}".encode()).hexdigest()[:8]
+    return derived_record(structure, key, parent["structure_id"], parent["group_id"],
+                          f"{route} substitution of {parent['formula']} ({parent['structure_id']})",
+                          dict(substitution, route=route))
 
 
 def target_species(corpus: dict, chemsys: str) -> list[tuple[str, ...]]:

@@ -726,26 +726,39 @@ def _measured_section(results_dir: str) -> list[str]:
 
 
 def _edge_evaluation_section(results_dir: str) -> list[str]:
-    """Another edge's cross-validation (``xanes-nn evaluate --element S``): the network beside the baselines."""
+    """The shipped recipes cross-validated (``xanes-nn evaluate``): the network beside the baselines on one split.
+
+    Files: ``evaluation_s_*.json`` (the S edge) and ``evaluation_*_ensemble.json`` (an ensemble recipe, nested: each
+    held-out fold's model has its own calibration folds, so its sets are judged on materials none of it saw).
+    """
     lines: list[str] = []
-    for path in sorted(glob.glob(os.path.join(results_dir, "evaluation_s_*.json"))):
+    paths = sorted(glob.glob(os.path.join(results_dir, "evaluation_s_*.json")))
+    paths += sorted(glob.glob(os.path.join(results_dir, "evaluation_*_ensemble.json")))
+    for path in paths:
         res = _load(path)
         if not res or "scheme" not in res:
             continue
+        element = "S" if os.path.basename(path).startswith("evaluation_s_") else "Si"
         for protocol in ("grouped", "random"):
             if protocol not in res:
                 continue
             r = res[protocol]
-            lines += [f"## S K `{res['scheme']}`: network and baselines ({protocol} split, `{os.path.basename(path)}`)",
-                      "", f"`xanes-nn evaluate --element S --scheme {res['scheme']}` with the shipped recipe "
-                      f"({res['dataset']['n_spectra']} spectra, {res['dataset']['n_groups']} groups; "
-                      f"{r.get('n_splits', '?')} folds x {r.get('repeats', '?')}). Accuracy, balanced accuracy and "
-                      "ECE on held-out materials, mean ± std over folds.", "",
-                      "| model | accuracy | balanced | macro-F1 | ECE |", "|---|---:|---:|---:|---:|"]
+            kind = "ensemble" if r.get("train_kwargs", {}).get("ensemble") else "network"
+            lines += [f"## {element} K `{res['scheme']}`: {kind} and baselines ({protocol} split, "
+                      f"`{os.path.basename(path)}`)", "",
+                      f"`xanes-nn evaluate{' --element S' if element == 'S' else ''} --scheme {res['scheme']}` with "
+                      f"the shipped recipe ({res['dataset']['n_spectra']} spectra, {res['dataset']['n_groups']} "
+                      f"groups; {r.get('n_splits', '?')} folds x {r.get('repeats', '?')}). Accuracy, balanced "
+                      "accuracy and ECE on held-out materials, mean ± std over folds; the network's prediction sets "
+                      "on the same held-out materials.", "",
+                      "| model | accuracy | balanced | macro-F1 | ECE | set coverage | mean set size |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
             for model, sets in r["summary"].items():
                 c = sets["clean"]
+                cov = (f"{_pm(c['coverage'])} | {_pm(c['mean_set_size'], pct=False)}" if "coverage" in c
+                       else "- | -")
                 lines.append(f"| {model} | {_pm(c['accuracy'])} | {_pm(c['balanced_accuracy'])} | "
-                             f"{_pm(c['macro_f1'])} | {_pm(c['ece'], pct=False)} |")
+                             f"{_pm(c['macro_f1'])} | {_pm(c['ece'], pct=False)} | {cov} |")
             lines.append("")
     return lines
 
