@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pymatgen_xanes_nn.edges import DEFAULT_ELEMENT
+from pymatgen_xanes_nn.edges import DEFAULT_ELEMENT, S_K
 
 #: The seed paper's numbers (Huang et al. 2017), quoted from its text.
 SEED_PAPER = {
@@ -738,7 +738,7 @@ def _edge_evaluation_section(results_dir: str) -> list[str]:
         res = _load(path)
         if not res or "scheme" not in res:
             continue
-        element = "S" if os.path.basename(path).startswith("evaluation_s_") else "Si"
+        element = S_K.element if os.path.basename(path).startswith("evaluation_s_") else DEFAULT_ELEMENT
         for protocol in ("grouped", "random"):
             if protocol not in res:
                 continue
