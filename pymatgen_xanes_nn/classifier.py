@@ -618,8 +618,9 @@ class XANESClassifier(MSONable):
             m_codes, m_logits, m_proba = self._member_outputs(x)
             p = m_proba.mean(axis=0)
             sets = ens.sets(m_proba, self.conformal["level"], self.conformal.get("class_conditional", []))
-            scores.update(ens.mean_scores(m_codes, m_logits))
-            pvalue = self._combined_pvalue(scores, ens.pvalues(m_codes, m_logits, self.ood["scores"]))
+            m_scores = ens.member_scores(m_codes, m_logits)
+            scores.update(ens.mean_scores(m_scores))
+            pvalue = self._combined_pvalue(scores, ens.pvalues(m_scores, self.ood["scores"]))
             spread = disagreement(m_proba, p.argmax(axis=1))
         else:
             p = self._proba_matrix(z, logits=logits)
@@ -743,7 +744,8 @@ class XANESClassifier(MSONable):
         if not self.members:
             return self.ood_pvalue(scores)
         m_codes, m_logits, _ = self._member_outputs(x)
-        return self._combined_pvalue(scores, self.ensemble.pvalues(m_codes, m_logits, self.ood["scores"]))
+        ens = self.ensemble
+        return self._combined_pvalue(scores, ens.pvalues(ens.member_scores(m_codes, m_logits), self.ood["scores"]))
 
     def ood_flags(self, x: np.ndarray) -> np.ndarray:
         """True where a model-input row is unlike the training data (combined p-value below ``ood.alpha``)."""

@@ -207,23 +207,23 @@ class Ensemble:
             out[:, y] = cross_conformal_pvalues(cals, 1.0 - member_proba[:, :, y]) > 1.0 - level
         return out
 
-    def pvalues(self, codes: Sequence[np.ndarray], logits: Sequence[np.ndarray],
-                names: Sequence[str]) -> dict[str, np.ndarray]:
+    def member_scores(self, codes: Sequence[np.ndarray], logits: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Each member's standardized network scores of its codes and logits (computed once per call)."""
+        return [m.scores(z, lg) for m, z, lg in zip(self.members, codes, logits)]
+
+    def pvalues(self, member_scores: Sequence[dict[str, np.ndarray]], names: Sequence[str]) -> dict[str, np.ndarray]:
         """Cross-conformal p-values of the network scores among ``names``.
 
-        Each member is read against its own held-out scores; the other names (scores of the inputs, not the
-        networks) are left out.
+        Each member's score (:meth:`member_scores`) is read against its own held-out scores; the other names
+        (scores of the inputs, not the networks) are left out.
         """
-        names = [k for k in names if k in ENSEMBLE_SCORES]
-        if not names:
-            return {}
-        member_scores = [m.scores(z, lg) for m, z, lg in zip(self.members, codes, logits)]
         return {k: cross_conformal_pvalues([m.calibration[k] for m in self.members],
-                                           np.stack([s[k] for s in member_scores])) for k in names}
+                                           np.stack([s[k] for s in member_scores]))
+                for k in names if k in ENSEMBLE_SCORES}
 
-    def mean_scores(self, codes: Sequence[np.ndarray], logits: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    @staticmethod
+    def mean_scores(member_scores: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """The members' standardized network scores, averaged (for display)."""
-        member_scores = [m.scores(z, lg) for m, z, lg in zip(self.members, codes, logits)]
         return {k: np.mean([s[k] for s in member_scores], axis=0) for k in ENSEMBLE_SCORES}
 
 

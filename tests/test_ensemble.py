@@ -86,7 +86,7 @@ def test_an_ensemble_p_value_reads_each_member_against_its_own_fold(ensemble_mod
     x, _, _, _ = toy_set(seed=7)
     codes, logits, _ = clf._member_outputs(x)
     ens = clf.ensemble
-    own = ens.pvalues(codes, logits, ["energy"])["energy"]
+    own = ens.pvalues(ens.member_scores(codes, logits), ["energy"])["energy"]
     by_hand = cross_conformal_pvalues([m.calibration["energy"] for m in clf.members],
                                       np.stack([m.scores(z, lg)["energy"] for m, z, lg in
                                                 zip(clf.members, codes, logits)]))
