@@ -13,6 +13,8 @@ import os
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from pymatgen_xanes_nn.errors import InputError
+
 if TYPE_CHECKING:
     from pymatgen.analysis.xas.spectrum import XAS
 
@@ -90,7 +92,7 @@ def saved_shift(edge: Edge, path: str | None = None) -> tuple[float, dict[str, A
         return 0.0, None
     shift = record.get("shift")
     if not isinstance(shift, (int, float)) or isinstance(shift, bool) or not abs(shift) < 100:
-        raise ValueError(f"{path}: the {edge.name} calibration has no usable shift ({shift!r}); run xanes-nn calibrate "
+        raise InputError(f"{path}: the {edge.name} calibration has no usable shift ({shift!r}); run xanes-nn calibrate "
                          "again")
     return float(shift), record
 

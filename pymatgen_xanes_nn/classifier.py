@@ -25,6 +25,7 @@ from monty.json import MSONable
 
 from pymatgen_xanes_nn.edges import SI_K, Edge, get_edge
 from pymatgen_xanes_nn.ensemble import MIN_MEMBERS, Ensemble, FoldNetwork
+from pymatgen_xanes_nn.errors import InputError
 from pymatgen_xanes_nn.io.model_file import (  # noqa: F401 - the format's public names are also ours
     ALPHA_RANGE,
     EDGE_ARRAYS,
@@ -295,7 +296,7 @@ class XANESClassifier(MSONable):
         from pymatgen_xanes_nn.paths import data_path
 
         if name not in PRETRAINED:
-            raise ValueError(f"Unknown pretrained model {name!r}; choose one of {sorted(PRETRAINED)}")
+            raise InputError(f"Unknown pretrained model {name!r}; choose one of {sorted(PRETRAINED)}")
         path = data_path(PRETRAINED[name])
         if not os.path.exists(path):
             raise FileNotFoundError(f"Pretrained model {name!r} is not installed ({path})")
@@ -312,7 +313,7 @@ class XANESClassifier(MSONable):
             return cls.from_pretrained(name_or_file)
         if os.path.isfile(name_or_file):
             return cls.from_file(name_or_file)
-        raise ValueError(f"Unknown model {name_or_file!r}: neither a shipped model "
+        raise InputError(f"Unknown model {name_or_file!r}: neither a shipped model "
                          f"({', '.join(sorted(PRETRAINED))}) nor a file")
 
     @classmethod
@@ -448,13 +449,13 @@ class XANESClassifier(MSONable):
         """
         n = self.preprocessing.n_inputs
         if not is_number(shift):
-            raise ValueError(f"shift must be a finite number of eV, got {shift!r}")
+            raise InputError(f"shift must be a finite number of eV, got {shift!r}")
         if smooth is not None and not is_positive_number(smooth):
-            raise ValueError(f"smooth must be None or a window > 0 in eV, got {smooth!r}")
+            raise InputError(f"smooth must be None or a window > 0 in eV, got {smooth!r}")
         pre = self.preprocessing
         if normalization is not None:
             if normalization not in INPUT_NORMALIZATIONS:
-                raise ValueError(f"normalization must be one of {INPUT_NORMALIZATIONS}, got {normalization!r}")
+                raise InputError(f"normalization must be one of {INPUT_NORMALIZATIONS}, got {normalization!r}")
             pre = dataclasses.replace(pre, normalization=normalization)
         if isinstance(spectra, np.ndarray):
             arr = np.asarray(spectra, dtype=np.float32)
@@ -773,11 +774,11 @@ class XANESClassifier(MSONable):
         scores = list(scores)
         missing = [k for k in scores if k not in OOD_SCORES or k not in self.ood.get("calibration", {})]
         if missing or not scores:
-            raise ValueError(f"Model {self.name!r} has no calibration for OOD scores {missing or scores}; "
+            raise InputError(f"Model {self.name!r} has no calibration for OOD scores {missing or scores}; "
                              f"it has {sorted(self.ood.get('calibration', {}))}")
         alpha = self.ood["alpha"] if alpha is None else alpha
         if not is_positive_number(alpha) or alpha >= 1:
-            raise ValueError(f"OOD level alpha must be in (0, 1), got {alpha!r}")
+            raise InputError(f"OOD level alpha must be in (0, 1), got {alpha!r}")
         d = self.as_dict()
         d["ood"] = {**d["ood"], "scores": scores, "alpha": float(alpha)}
         metadata = copy.deepcopy(self.metadata)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pymatgen_xanes_nn.errors import InputError
+
 
 @dataclass(frozen=True)
 class Edge:
@@ -73,7 +75,7 @@ class Edge:
         for name, task_id, e0 in self.references:
             if name == compound or name.split(" ")[0] == compound:
                 return task_id, e0
-        raise ValueError(f"No {self.name} reference {compound!r}; references: "
+        raise InputError(f"No {self.name} reference {compound!r}; references: "
                          + ", ".join(name for name, _, _ in self.references))
 
     @property
@@ -169,7 +171,7 @@ def edge_for(e0: float, element: str | None = None) -> Edge:
             return edge
     name = looks_like(e0)
     what = f"looks like an {name} edge" if name else "matches no tabulated K edge"
-    raise ValueError(f"The spectrum {what} (e0 {e0:.1f} eV); no model for it: models exist for the "
+    raise InputError(f"The spectrum {what} (e0 {e0:.1f} eV); no model for it: models exist for the "
                      + ", ".join(f"{e.name} edge ({e.e0_range[0]:g}-{e.e0_range[1]:g} eV)" for e in EDGES.values()))
 
 
@@ -182,5 +184,5 @@ def get_edge(element: str | Edge) -> Edge:
     if isinstance(element, Edge):
         return element
     if element not in EDGES:
-        raise ValueError(f"No edge defined for {element!r}; defined: {', '.join(sorted(EDGES))}")
+        raise InputError(f"No edge defined for {element!r}; defined: {', '.join(sorted(EDGES))}")
     return EDGES[element]

@@ -18,6 +18,8 @@ import zlib
 from datetime import datetime
 from typing import Any
 
+from pymatgen_xanes_nn.errors import XANESError
+
 #: Deepest nesting accepted in a document (a structure is ~6 levels deep; json recurses per level).
 MAX_DEPTH = 64
 #: Largest decompressed file read (bytes): the largest shipped file is 55 MB.
@@ -57,7 +59,7 @@ PYMATGEN_CLASSES = frozenset({
 })
 
 
-class UnsafeDocumentError(ValueError):
+class UnsafeDocumentError(XANESError):
     """A document that names a class outside the allow-list, nests too deep or cannot be parsed."""
 
 

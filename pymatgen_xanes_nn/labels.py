@@ -23,6 +23,8 @@ import re
 from collections import Counter
 from typing import Any
 
+from pymatgen_xanes_nn.errors import InputError
+
 LABEL_SCHEMES = ("chemsys", "environment", "oxidation")
 #: Neighbours that make a Si environment non-metallic (anions and covalent partners).
 ANION_LIKE = frozenset({"H", "B", "C", "N", "O", "F", "P", "S", "Cl", "As", "Se", "Br", "Te", "I", "Sb"})
@@ -34,7 +36,7 @@ S_PARTNERS = frozenset({"O", "S", "N", "F", "Cl", "H", "C", "Se"})
 def check_scheme(scheme: str) -> str:
     """Return ``scheme`` or raise ``ValueError`` naming the allowed ones."""
     if scheme not in LABEL_SCHEMES:
-        raise ValueError(f"Unknown label scheme {scheme!r}; choose one of {LABEL_SCHEMES}")
+        raise InputError(f"Unknown label scheme {scheme!r}; choose one of {LABEL_SCHEMES}")
     return scheme
 
 

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import softmax
 
+from pymatgen_xanes_nn.errors import InputError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -61,14 +63,14 @@ ACTIVATIONS = {
 def check_config(name: str, configs: dict) -> str:
     """Return ``name`` or raise ``ValueError`` naming the allowed configurations."""
     if name not in configs:
-        raise ValueError(f"Unknown configuration {name!r}; choose one of {sorted(configs)}")
+        raise InputError(f"Unknown configuration {name!r}; choose one of {sorted(configs)}")
     return name
 
 
 def check_keep_prob(keep_prob: float) -> float:
     """Validate a dropout keep probability in (0, 1]."""
     if not 0.0 < keep_prob <= 1.0:
-        raise ValueError(f"Dropout keep probability must be in (0, 1], got {keep_prob}")
+        raise InputError(f"Dropout keep probability must be in (0, 1], got {keep_prob}")
     return float(keep_prob)
 
 

@@ -31,6 +31,7 @@ from monty.json import MSONable
 
 from pymatgen_xanes_nn.edges import SI_K, get_edge
 from pymatgen_xanes_nn.edges import Edge as AbsorptionEdge
+from pymatgen_xanes_nn.errors import InputError, XANESError
 
 if TYPE_CHECKING:
     from pymatgen.analysis.xas.spectrum import XAS
@@ -55,7 +56,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
-class SpectrumError(ValueError):
+class SpectrumError(XANESError):
     """A spectrum that cannot be turned into a model input; the message names the problem."""
 
 
@@ -95,19 +96,19 @@ class Preprocessing(MSONable):
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"Unsupported normalization {self.normalization!r}; choose one of {NORMALIZATIONS}")
+            raise InputError(f"Unsupported normalization {self.normalization!r}; choose one of {NORMALIZATIONS}")
         if self.alignment not in ALIGNMENTS:
-            raise ValueError(f"Unsupported alignment {self.alignment!r}; choose one of {ALIGNMENTS}")
+            raise InputError(f"Unsupported alignment {self.alignment!r}; choose one of {ALIGNMENTS}")
         if self.e0_column and self.alignment != "e0":
-            raise ValueError("e0_column needs alignment='e0': an absolute grid already holds e0")
+            raise InputError("e0_column needs alignment='e0': an absolute grid already holds e0")
         if not self.e_max > self.e_min or self.n_points < 2:
-            raise ValueError(f"Invalid grid: e_min={self.e_min}, e_max={self.e_max}, n_points={self.n_points}")
+            raise InputError(f"Invalid grid: e_min={self.e_min}, e_max={self.e_max}, n_points={self.n_points}")
         # JSON round trips turn tuples into lists
         object.__setattr__(self, "post_edge", tuple(self.post_edge))
         if not 0 <= self.post_edge[0] < self.post_edge[1]:
-            raise ValueError(f"Invalid post_edge {self.post_edge}: need 0 <= start < end (eV above e0)")
+            raise InputError(f"Invalid post_edge {self.post_edge}: need 0 <= start < end (eV above e0)")
         if not 0 < self.min_coverage <= 1:
-            raise ValueError(f"Invalid min_coverage {self.min_coverage}: need a fraction in (0, 1]")
+            raise InputError(f"Invalid min_coverage {self.min_coverage}: need a fraction in (0, 1]")
 
     def as_dict(self) -> dict:
         """Return a JSON-able dict."""
@@ -131,11 +132,11 @@ class Preprocessing(MSONable):
             ValueError: on unknown fields or fields of the wrong type.
         """
         if not isinstance(d, dict):
-            raise ValueError(f"Preprocessing must be a dict, got {type(d).__name__}")
+            raise InputError(f"Preprocessing must be a dict, got {type(d).__name__}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(k for k in d if not k.startswith("@") and k not in fields)
         if unknown:
-            raise ValueError(f"Unknown preprocessing fields {unknown}")
+            raise InputError(f"Unknown preprocessing fields {unknown}")
         kwargs = {}
         for key, value in d.items():
             if key.startswith("@"):
@@ -151,7 +152,7 @@ class Preprocessing(MSONable):
             else:
                 ok = _is_number(value)
             if not ok:
-                raise ValueError(f"Preprocessing field {key!r} has an invalid value of type {type(value).__name__}")
+                raise InputError(f"Preprocessing field {key!r} has an invalid value of type {type(value).__name__}")
             kwargs[key] = tuple(value) if key == "post_edge" else value
         return cls(**kwargs)
 
@@ -178,7 +179,7 @@ class Preprocessing(MSONable):
         for edge in EDGES.values():
             if edge.e0_range[0] < self.e_max and self.e_min < edge.e0_range[1]:
                 return edge
-        raise ValueError(f"The window [{self.e_min}, {self.e_max}] eV covers no defined edge")
+        raise InputError(f"The window [{self.e_min}, {self.e_max}] eV covers no defined edge")
 
     @property
     def n_inputs(self) -> int:
@@ -455,7 +456,7 @@ def savgol_smooth(mu: np.ndarray, window_ev: float, step: float = FINE_STEP, pol
     from scipy.signal import savgol_filter
 
     if window_ev <= 0:
-        raise ValueError(f"Smoothing window must be positive, got {window_ev} eV")
+        raise InputError(f"Smoothing window must be positive, got {window_ev} eV")
     window = max(int(round(window_ev / step)) | 1, polyorder + 2 | 1)
     if window >= len(mu):
         raise SpectrumError(f"Smoothing window {window_ev} eV is longer than the spectrum")
@@ -502,7 +503,7 @@ def find_e0(energy: np.ndarray, mu: np.ndarray, smoothing: float = E0_SMOOTHING)
     diffs = np.diff(energy)
     if diffs.max() - diffs.min() > 1e-3 * step:
         if mu.ndim != 1:
-            raise ValueError("Rows of spectra need a uniform energy grid to find e0")
+            raise InputError("Rows of spectra need a uniform energy grid to find e0")
         energy, mu = resample_uniform(energy, mu)
         step = FINE_STEP
     if smoothing > 0:

@@ -102,6 +102,23 @@ def test_unknown_model(capsys):
     assert "'nonexistent_model' is not a file and not one of [" in err and "'si_k_chemsys'" in err
 
 
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    from pymatgen_xanes_nn.cli import user
+    from pymatgen_xanes_nn.errors import InputError
+
+    def raising(exc):
+        def run(args):
+            raise exc
+        return run
+
+    monkeypatch.setattr(user, "_cmd_models", raising(InputError("unknown level 7")))
+    assert main(["models"]) == 2
+    assert capsys.readouterr().err.strip() == "xanes-nn models: error: unknown level 7"
+    monkeypatch.setattr(user, "_cmd_models", raising(ValueError("operands could not be broadcast")))
+    with pytest.raises(ValueError, match="broadcast"):  # a programming error is not dressed up as bad input
+        main(["models"])
+
+
 def test_invalid_choice():
     with pytest.raises(SystemExit):
         main(["train", "--ae", "NN7"])

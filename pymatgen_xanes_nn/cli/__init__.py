@@ -44,20 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``xanes-nn``; returns the exit code."""
-    from pymatgen_xanes_nn.preprocessing import SpectrumError
+    """Entry point of ``xanes-nn``; returns the exit code.
+
+    Errors the user can fix (:class:`~pymatgen_xanes_nn.errors.XANESError`: bad input, options, files, settings; and
+    files that cannot be opened) print one line and return 2; anything else is a bug and keeps its traceback.
+    """
+    from pymatgen_xanes_nn.errors import XANESError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (SpectrumError, FileNotFoundError, ValueError) as exc:
-        print(f"xanes-nn {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `xanes-nn predict ... | head -1`: the reader left; say nothing more
+    except BrokenPipeError:  # `xanes-nn predict ... | head -1`: the reader left; say nothing (an OSError: first)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python would otherwise complain again while flushing at exit
         return 141
+    except (XANESError, OSError) as exc:
+        print(f"xanes-nn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

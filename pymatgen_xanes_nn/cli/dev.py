@@ -8,6 +8,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from pymatgen_xanes_nn.errors import InputError
+
 if TYPE_CHECKING:
     pass
 
@@ -71,7 +73,7 @@ def _cmd_evidence_study(args: argparse.Namespace) -> int:
                   list(data.testable), None)
     folds = read_checkpoint(args.checkpoint, key)
     if not folds:
-        raise ValueError(f"{args.checkpoint} holds no fold of this model's training run (other data or options: "
+        raise InputError(f"{args.checkpoint} holds no fold of this model's training run (other data or options: "
                          "give the dataset options the model was trained with)")
     result = evidence_study(data.x, data.labels, data.groups, data.testable, config, clf.preprocessing, folds)
     result.update(model=clf.metadata["model_version"], command="xanes-nn " + " ".join(sys.argv[1:]))
@@ -104,12 +106,12 @@ def _cmd_calibration_study(args: argparse.Namespace) -> int:
         compound, _, rest = item.partition("=")
         task_id, _, measured = rest.partition(":")
         if not (compound and task_id and measured):
-            raise ValueError(f"--standards {item!r}: write COMPOUND=TASK_ID:MEASURED_FILE")
+            raise InputError(f"--standards {item!r}: write COMPOUND=TASK_ID:MEASURED_FILE")
         standards[compound] = (task_id, measured)
     jobs = {j.task_id: j for j in jobs_from_corpus(load_corpus(element=args.element))}
     missing = sorted(t for t, _ in standards.values() if t not in jobs)
     if missing:
-        raise ValueError(f"task ids not in the {args.element} corpus: {', '.join(missing)}")
+        raise InputError(f"task ids not in the {args.element} corpus: {', '.join(missing)}")
     results: dict = {"element": args.element, "standards": {c: {"task_id": t, "measured": os.path.basename(m)}
                                                             for c, (t, m) in standards.items()}, "presets": {}}
     for preset in args.presets:
@@ -172,7 +174,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.training.fit import MIN_REPORTED_OUTSIDE, dataset_for_scheme, train
 
     if args.evidence_rule != "none" and args.scheme != "environment":
-        raise ValueError(f"--evidence-rule needs the environment scheme: the shipped evidence is named by "
+        raise InputError(f"--evidence-rule needs the environment scheme: the shipped evidence is named by "
                          f"environment, not by {args.scheme}")
     pre = _preprocessing(args)
     docs = _load_docs(args)

@@ -24,6 +24,7 @@ import numpy as np
 from monty.json import MSONable
 
 from pymatgen_xanes_nn.edges import SI_K
+from pymatgen_xanes_nn.errors import InputError
 from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, write_json
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def get_settings(settings: str | FeffSettings | dict) -> FeffSettings:
     if isinstance(settings, dict):
         return FeffSettings(**{k: v for k, v in settings.items() if not k.startswith("@")})
     if settings not in PRESETS:
-        raise ValueError(f"Unknown FEFF settings preset {settings!r}; choose one of {sorted(PRESETS)}")
+        raise InputError(f"Unknown FEFF settings preset {settings!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[settings]
 
 
@@ -171,7 +172,7 @@ def write_feff_input(structure: Structure, site_index: int, settings: FeffSettin
     from pymatgen.io.feff.sets import MPXANESSet
 
     if structure[site_index].specie.symbol != element:
-        raise ValueError(f"Site {site_index} is {structure[site_index].specie}, not {element}")
+        raise InputError(f"Site {site_index} is {structure[site_index].specie}, not {element}")
     feff_set = MPXANESSet(
         site_index, structure, edge="K", radius=settings.radius, user_tag_settings=settings.user_tag_settings()
     )
@@ -317,7 +318,7 @@ def gentler_scf(settings: FeffSettings) -> FeffSettings:
     radius, converges at 0.05). Only the path to self-consistency changes, not the physics.
     """
     if settings.scf is None:
-        raise ValueError(f"Settings {settings.name!r} have no SCF card to soften")
+        raise InputError(f"Settings {settings.name!r} have no SCF card to soften")
     parts = settings.scf.split()
     parts[3] = ".05"
     return FeffSettings(
@@ -334,11 +335,11 @@ def read_xmu_rows(filename: str) -> list[list[float]]:
     try:
         rows = np.loadtxt(filename, ndmin=2)
     except ValueError as exc:
-        raise ValueError(f"Corrupt FEFF output {filename}: {exc}") from exc
+        raise InputError(f"Corrupt FEFF output {filename}: {exc}") from exc
     if rows.size == 0 or rows.shape[1] < 6:
-        raise ValueError(f"Corrupt FEFF output {filename}: expected >= 6 columns, got shape {rows.shape}")
+        raise InputError(f"Corrupt FEFF output {filename}: expected >= 6 columns, got shape {rows.shape}")
     if not np.isfinite(rows).all():
-        raise ValueError(f"Corrupt FEFF output {filename}: non-finite values")
+        raise InputError(f"Corrupt FEFF output {filename}: non-finite values")
     return rows.tolist()
 
 
@@ -577,7 +578,7 @@ def jobs_for_absorber(corpus: dict, element: str, n_structures: int = 4) -> list
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     if element == corpus.get("element", SI_K.element):
-        raise ValueError(f"{element} sites of a {element} corpus come from jobs_from_corpus")
+        raise InputError(f"{element} sites of a {element} corpus come from jobs_from_corpus")
     records = sorted((r for r in corpus["structures"] if element in r["chemsys"].split("-")),
                      key=lambda r: (len(r["structure"]["sites"]), r["structure_id"]))
     smallest: dict[str, dict] = {}

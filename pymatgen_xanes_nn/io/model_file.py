@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.errors import XANESError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -39,11 +41,11 @@ TEMPERATURE_RANGE = (0.01, 100.0)
 MAX_REFERENCE = 1e6
 
 
-class IncompatibleModelError(ValueError):
+class IncompatibleModelError(XANESError):
     """A model file written by an incompatible version of pymatgen-xanes-nn."""
 
 
-class InvalidModelError(ValueError):
+class InvalidModelError(XANESError):
     """A model file that is corrupt, tampered with or degenerate; the message names the problem."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pymatgen_xanes_nn.errors import InputError
 from pymatgen_xanes_nn.jsonio import PYMATGEN_CLASSES, iter_directory, read_json, write_json
 from pymatgen_xanes_nn.paths import DATA_DIR, data_path
 
@@ -47,10 +48,10 @@ def load_tasks(filename: str | None = None, include_failed: bool = False, derive
     packed = read_json(path, allowed=None)  # plain data; class markers are checked per document below
     if not (isinstance(packed, dict) and isinstance(packed.get("tasks"), list)
             and isinstance(packed.get("structures"), dict)):
-        raise ValueError(f"{path}: not a packed dataset (a JSON object with 'format', 'structures' and 'tasks', "
+        raise InputError(f"{path}: not a packed dataset (a JSON object with 'format', 'structures' and 'tasks', "
                          "as `xanes-nn pack` writes)")
     if packed.get("format") != DATASET_FORMAT:
-        raise ValueError(f"{path}: dataset format {packed.get('format')!r}, expected {DATASET_FORMAT!r}")
+        raise InputError(f"{path}: dataset format {packed.get('format')!r}, expected {DATASET_FORMAT!r}")
     structures, docs = packed["structures"], []
     safe_structures: dict[str, str | None] = {}  # structure id -> why it is unusable (None: usable)
     for doc in packed["tasks"]:
@@ -141,7 +142,7 @@ def write_shard(directories: list[str], collection: str, data_dir: str = DATA_DI
         docs = [doc for _, doc in iter_directory(directory, PYMATGEN_CLASSES)]
         keyless = [doc for doc in docs if not isinstance(doc, dict) or not isinstance(doc.get("task_id"), str)]
         if keyless:
-            raise ValueError(f"{directory}: {len(keyless)} documents have no task_id string; a shard needs one per "
+            raise InputError(f"{directory}: {len(keyless)} documents have no task_id string; a shard needs one per "
                              "document")
         _merge(new, docs)
     new = {k: d for k, d in new.items()

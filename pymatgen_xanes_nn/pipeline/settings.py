@@ -13,6 +13,7 @@ from pydantic import Field, PositiveInt, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pymatgen_xanes_nn.classifier import DEFAULT_MODEL
+from pymatgen_xanes_nn.errors import XANESError
 from pymatgen_xanes_nn.pipeline.stores import DEFAULT_MONGO_TIMEOUT_MS
 
 PREFIX = "XANES_NN_"
@@ -20,7 +21,7 @@ PREFIX = "XANES_NN_"
 STAGES = ("spectra", "materials", "classifications", "material_classifications")
 
 
-class ConfigurationError(ValueError):
+class ConfigurationError(XANESError):
     """A setting of the pipeline is wrong; raised before any building starts."""
 
 

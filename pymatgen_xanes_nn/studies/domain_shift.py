@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.errors import InputError
 from pymatgen_xanes_nn.labels import assign_labels, select_classes, training_only
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def variant_jobs(docs: Sequence[dict], task_ids: Sequence[str], preset: str) -> 
     by_id = {d["task_id"]: d for d in docs}
     missing = [t for t in task_ids if t not in by_id]
     if missing:
-        raise ValueError(f"Task ids not in the dataset: {', '.join(missing[:5])}")
+        raise InputError(f"Task ids not in the dataset: {', '.join(missing[:5])}")
     jobs = []
     for t in task_ids:
         d = by_id[t]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.errors import InputError
 from pymatgen_xanes_nn.trust.evidence import RULES, disagrees, majority_class, out_of_fold_neighbours
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def evidence_study(x: np.ndarray, labels: Sequence[str], groups: Sequence[str], 
     folds = grouped_folds(list(groups), y, config.calibration_folds, config.seed, testable)
     by_fold = {r["fold"]: r for r in fold_results}
     if sorted(by_fold) != list(range(len(folds))):
-        raise ValueError(f"The checkpoint holds folds {sorted(by_fold)}; the model has {len(folds)}")
+        raise InputError(f"The checkpoint holds folds {sorted(by_fold)}; the model has {len(folds)}")
     neighbours = out_of_fold_neighbours(x, labels, folds, np.asarray(testable, bool), preprocessing)
     combined = list(config.ood_scores)
     alphas = OOD_ALPHAS if config.ood_alpha is None else [config.ood_alpha]

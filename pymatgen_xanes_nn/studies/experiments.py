@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.errors import InputError
 from pymatgen_xanes_nn.models import AE_CONFIGS, DEFAULT_AE, FNN_CONFIGS
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def split(spectra: SpectraSet, protocol: str, seed: int, test_fraction: float = 
     if protocol == "grouped":
         return grouped_holdout(spectra.groups, spectra.labels, test_fraction, seed)
     if protocol != "random":
-        raise ValueError(f"Unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+        raise InputError(f"Unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(spectra.labels))
     n_test = int(round(test_fraction * len(idx)))
@@ -193,7 +194,7 @@ def run_experiment(name: str, output_dir: str, quick: bool = False, docs: list[d
     from pymatgen_xanes_nn.training.fit import dataset_for_scheme
 
     if name not in EXPERIMENTS:
-        raise ValueError(f"Unknown experiment {name!r}; choose one of {EXPERIMENTS}")
+        raise InputError(f"Unknown experiment {name!r}; choose one of {EXPERIMENTS}")
     settings = dict(QUICK if quick else FULL)
     spectra, classes = dataset_for_scheme(scheme, docs)
     spectra = spectra.labelled()

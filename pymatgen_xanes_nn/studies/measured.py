@@ -12,6 +12,8 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pymatgen_xanes_nn.errors import InputError
+
 if TYPE_CHECKING:
     from pymatgen_xanes_nn.classifier import XANESClassifier
 
@@ -43,7 +45,7 @@ def standards_for(clf: XANESClassifier) -> dict[str, tuple[str, str]]:
     table = {("S", "oxidation"): S_STANDARDS, ("S", "environment"): S_STANDARDS_ENVIRONMENT}.get(
         (clf.edge.element, scheme))
     if table is None:
-        raise ValueError(f"No measured standards for the {clf.edge.name} edge under the {scheme!r} scheme")
+        raise InputError(f"No measured standards for the {clf.edge.name} edge under the {scheme!r} scheme")
     return table
 
 

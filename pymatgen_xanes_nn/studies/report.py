@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pymatgen_xanes_nn.edges import DEFAULT_ELEMENT, S_K
+from pymatgen_xanes_nn.errors import InputError
 
 #: The seed paper's numbers (Huang et al. 2017), quoted from its text.
 SEED_PAPER = {
@@ -523,7 +524,7 @@ def derived_comparison(without: dict[str, Any], with_derived: dict[str, Any],
     """
     key = [(f["repeat"], f["fold"], f["n_test"]) for f in without["folds"]]
     if key != [(f["repeat"], f["fold"], f["n_test"]) for f in with_derived["folds"]]:
-        raise ValueError("The evaluations with and without derived data were not run on the same test folds")
+        raise InputError("The evaluations with and without derived data were not run on the same test folds")
     out = {}
     for model in without["summary"]:
         a = np.array([f[model]["clean"][metric] for f in without["folds"]])

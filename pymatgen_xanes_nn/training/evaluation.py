@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.errors import InputError
 from pymatgen_xanes_nn.jsonio import append_checkpoint, read_checkpoint
 from pymatgen_xanes_nn.preprocessing import SpectrumError
 from pymatgen_xanes_nn.training.metrics import classification_metrics
@@ -55,7 +56,7 @@ def make_baseline(name: str, seed: int = 0):
         return KNeighborsClassifier(n_neighbors=5, metric="cosine", weights="distance")
     if name == "logistic_regression":
         return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight="balanced", max_iter=3000))
-    raise ValueError(f"Unknown baseline {name!r}; choose one of {BASELINES}")
+    raise InputError(f"Unknown baseline {name!r}; choose one of {BASELINES}")
 
 
 def baseline_proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
@@ -82,7 +83,7 @@ def perturb_set(
         elif kind == "noise":
             e2, m2 = add_noise(e, mu, amount, rng)
         else:
-            raise ValueError(f"Unknown perturbation {kind!r}")
+            raise InputError(f"Unknown perturbation {kind!r}")
         try:
             rows.append(preprocessing.transform_arrays(e2, m2))
             kept.append(i)
@@ -132,7 +133,7 @@ def evaluate(
 
     preprocessing = preprocessing or DEFAULT_PREPROCESSING
     if protocol not in ("grouped", "random"):
-        raise ValueError(f"Unknown protocol {protocol!r}; choose 'grouped' or 'random'")
+        raise InputError(f"Unknown protocol {protocol!r}; choose 'grouped' or 'random'")
     y = np.array([list(classes).index(lab) for lab in spectra.labels])
     train_kwargs = dict(train_kwargs or {})
     key = run_key(spectra.x, spectra.labels, spectra.groups, protocol, n_splits, seed, train_kwargs, baselines,

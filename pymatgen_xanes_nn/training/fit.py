@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from monty.json import MSONable
 
+from pymatgen_xanes_nn.errors import InputError
 from pymatgen_xanes_nn.jsonio import append_checkpoint, read_checkpoint
 from pymatgen_xanes_nn.models import (
     AE_CONFIGS,
@@ -144,7 +145,7 @@ def dataset_for_scheme(
 
     docs = list(docs) if docs is not None else load_tasks()
     if not docs:
-        raise ValueError("No task documents: simulate some or check the dataset file")
+        raise InputError("No task documents: simulate some or check the dataset file")
     classes = select_classes(docs, scheme, n_classes=n_classes)
     return SpectraSet.from_docs(docs, assign_labels(docs, scheme, classes), preprocessing), classes
 
@@ -267,19 +268,19 @@ class TrainingConfig(MSONable):
         object.__setattr__(self, "ood_scores", tuple(self.ood_scores))
         unknown = set(self.ood_scores) - set(OOD_SCORES)
         if unknown or not self.ood_scores:
-            raise ValueError(f"Unknown OOD scores {sorted(unknown)}; choose from {OOD_SCORES}")
+            raise InputError(f"Unknown OOD scores {sorted(unknown)}; choose from {OOD_SCORES}")
         if not 0 < self.conformal_level < 1 or not (self.ood_alpha is None or 0 < self.ood_alpha < 1):
-            raise ValueError("conformal_level and ood_alpha must lie in (0, 1)")
+            raise InputError("conformal_level and ood_alpha must lie in (0, 1)")
         if not 0 <= self.dont_know_budget < 1:
-            raise ValueError(f"dont_know_budget must lie in [0, 1), got {self.dont_know_budget}")
+            raise InputError(f"dont_know_budget must lie in [0, 1), got {self.dont_know_budget}")
         if self.conformal_mode not in CONFORMAL_MODES:
-            raise ValueError(f"Unknown conformal_mode {self.conformal_mode!r}; choose from {CONFORMAL_MODES}")
+            raise InputError(f"Unknown conformal_mode {self.conformal_mode!r}; choose from {CONFORMAL_MODES}")
         if self.evidence_rule not in EVIDENCE_RULES:
-            raise ValueError(f"Unknown evidence_rule {self.evidence_rule!r}; choose from {EVIDENCE_RULES}")
+            raise InputError(f"Unknown evidence_rule {self.evidence_rule!r}; choose from {EVIDENCE_RULES}")
         if self.calibration_folds == 1 or self.calibration_folds < 0:
-            raise ValueError(f"calibration_folds must be 0 or >= 2, got {self.calibration_folds}")
+            raise InputError(f"calibration_folds must be 0 or >= 2, got {self.calibration_folds}")
         if self.ensemble and (not self.calibration_folds or "reconstruction" in self.ood_scores):
-            raise ValueError("ensemble needs calibration_folds >= 2 (its members) and no reconstruction OOD score "
+            raise InputError("ensemble needs calibration_folds >= 2 (its members) and no reconstruction OOD score "
                              "(members carry no decoder)")
 
     @property
@@ -369,22 +370,22 @@ def train(
     x = np.asarray(x, dtype=np.float32)
     labels = list(labels)
     if len(x) != len(labels):
-        raise ValueError(f"{len(x)} spectra but {len(labels)} labels")
+        raise InputError(f"{len(x)} spectra but {len(labels)} labels")
     if not np.isfinite(x).all():
         raise SpectrumError("Training matrix contains NaN or inf")
     classes = sorted(set(labels))
     if len(classes) < 2:
-        raise ValueError(f"Need at least 2 classes, got {classes}")
+        raise InputError(f"Need at least 2 classes, got {classes}")
     if config.e0_input and not preprocessing.e0_column:
-        raise ValueError("e0_input needs a preprocessing with e0_column=True (the e0 the FNN reads)")
+        raise InputError("e0_input needs a preprocessing with e0_column=True (the e0 the FNN reads)")
     # an e0-aligned input without its e0 column has no absolute edge position: no edge_offset score
     available = [s for s in OOD_SCORES if s != "edge_offset" or preprocessing.alignment != "e0"
                  or preprocessing.e0_column]
     if set(config.ood_scores) - set(available):
-        raise ValueError("The edge_offset OOD score reads the absolute e0, which e0-aligned inputs keep only with "
+        raise InputError("The edge_offset OOD score reads the absolute e0, which e0-aligned inputs keep only with "
                          "e0_column=True; add it or choose other ood_scores")
     if config.augment_copies and (raw is None or len(raw) != len(x)):
-        raise ValueError("augment_copies needs the raw (energy, mu) arrays of every spectrum")
+        raise InputError("augment_copies needs the raw (energy, mu) arrays of every spectrum")
     y = np.array([classes.index(lab) for lab in labels])
     groups = list(groups) if groups is not None else [str(i) for i in range(len(x))]
 
@@ -651,12 +652,12 @@ def refresh_ood(clf: XANESClassifier, x: np.ndarray, labels: Sequence[str], grou
 
     x = np.asarray(x, np.float32)
     if hash_vectors(x, list(labels)) != clf.metadata.get("training_data_sha256"):
-        raise ValueError(f"These spectra are not model {clf.name!r}'s training data (training-data hash differs)")
+        raise InputError(f"These spectra are not model {clf.name!r}'s training data (training-data hash differs)")
     config = TrainingConfig.from_dict(clf.metadata["config"])
     y = np.array([list(clf.labels).index(lab) for lab in labels])
     folds = grouped_folds(list(groups), y, config.calibration_folds, config.seed, testable)
     if not folds:
-        raise ValueError(f"Model {clf.name!r} was trained without calibration folds: nothing to calibrate against")
+        raise InputError(f"Model {clf.name!r} was trained without calibration folds: nothing to calibrate against")
     pre = clf.preprocessing
     oof = {"knn": np.full(len(x), np.nan), "edge_offset": np.full(len(x), np.nan)}
     spectra, e0 = pre.spectra(x), pre.e0_of(x)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.errors import InputError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -51,7 +53,7 @@ def fit_conformal(proba: np.ndarray, y: np.ndarray, n_classes: int, level: float
         ``{"level", "mode", "thresholds" (one per class), "class_conditional" (bools)}``.
     """
     if mode not in CONFORMAL_MODES:
-        raise ValueError(f"Unknown conformal mode {mode!r}; choose from {CONFORMAL_MODES}")
+        raise InputError(f"Unknown conformal mode {mode!r}; choose from {CONFORMAL_MODES}")
     scores = 1.0 - proba[np.arange(len(y)), y]
     marginal = conformal_quantile(scores, level)
     thresholds, conditional = [], []

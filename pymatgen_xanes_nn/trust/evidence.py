@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pymatgen_xanes_nn.errors import InputError
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -167,7 +169,7 @@ def disagrees(rule: str, label: str, neighbours: Sequence[str | None]) -> bool:
         return majority_class(neighbours) != label
     if rule == "not_in_top3":
         return label not in neighbours[:N_EVIDENCE]
-    raise ValueError(f"Unknown evidence rule {rule!r}; choose one of {RULES}")
+    raise InputError(f"Unknown evidence rule {rule!r}; choose one of {RULES}")
 
 
 def out_of_fold_neighbours(x: np.ndarray, labels: Sequence[str], folds: Sequence[tuple[np.ndarray, np.ndarray]],
