@@ -214,12 +214,14 @@ class XANESClassifier(MSONable):
 
         A model without them would never flag anything, or give sets of no stated coverage, silently.
         """
-        from pymatgen_xanes_nn.trust.ood import NETWORK_SCORES, OOD_SCORES
+        from pymatgen_xanes_nn.trust.schema import check_trust_blocks
 
         name, code, n = self.name, self.feature_size, self.preprocessing.n_points
         missing = [k for k in OOD_KEYS if k not in self.ood]
         if missing:
             raise InvalidModelError(f"Model {name!r}: the ood block lacks {missing}; the OOD flag could never fire")
+        check_trust_blocks(name, self.ood, self.conformal)
+        scores = self.ood["scores"]
         shapes = {"class_means": (len(self.labels), code), "precision": (code, code), "background_mean": (code,),
                   "background_precision": (code, code)}
         for key, shape in shapes.items():
@@ -239,9 +241,6 @@ class XANESClassifier(MSONable):
                                         f"edge_e0 {e_e0.shape})")
             if not all(np.isfinite(a).all() for a in (e_basis, e_ref, e_e0)):
                 raise InvalidModelError(f"Model {name!r}: the edge index is not finite")
-        scores = self.ood["scores"]
-        if not isinstance(scores, list) or not scores or not set(scores) <= set(OOD_SCORES):
-            raise InvalidModelError(f"Model {name!r}: ood.scores must name scores among {OOD_SCORES}")
         if self.members and any(len(v) != sum(len(m.conformal_scores) for m in self.members) for v in
                                 self.ood["calibration"].values()):
             raise InvalidModelError(f"Model {name!r}: the members' held-out spectra must together be the calibration "
@@ -251,38 +250,12 @@ class XANESClassifier(MSONable):
                                     "reconstruction")
         if self._edge_index() is None and "edge_offset" in scores:
             raise InvalidModelError(f"Model {name!r}: ood.scores uses edge_offset but the edge index is missing")
-        cal = self.ood["calibration"]
-        if not set(scores) <= set(cal) or any(len(cal[k]) < 10 or not np.isfinite(cal[k]).all() for k in cal):
-            raise InvalidModelError(f"Model {name!r}: ood.calibration needs >= 10 finite scores for each of {scores}")
-        if any(np.any(np.diff(np.asarray(cal[k])) < 0) for k in cal):  # p-values are read by binary search
-            raise InvalidModelError(f"Model {name!r}: ood.calibration scores must be sorted")
-        lo, hi = ALPHA_RANGE
-        if not (isinstance(self.ood["alpha"], float) and lo <= self.ood["alpha"] <= hi):
-            raise InvalidModelError(f"Model {name!r}: ood.alpha must be a number in [{lo}, {hi}] (smaller: the flag "
-                                    "never fires)")
-        ref = self.ood.get("reference")
-        if self.version.split(".")[0] != "2" or ref is not None:  # format 2 files predate the standardization
-            if not (isinstance(ref, dict) and set(ref) == set(NETWORK_SCORES)
-                    and all(isinstance(v, list) and len(v) == 2 and all(is_number(t) and abs(t) < MAX_REFERENCE
-                                                                             for t in v) and v[1] > 0
-                            for v in ref.values())):
-                raise InvalidModelError(f"Model {name!r}: ood.reference needs [median, 0 < scale < "
-                                        f"{MAX_REFERENCE:g}] for each of "
-                                        f"{list(NETWORK_SCORES)}; without it the network scores are not comparable "
-                                        "with their calibration")
-        thresholds, level = self.conformal.get("thresholds"), self.conformal.get("level")
-        if (not isinstance(thresholds, list) or len(thresholds) != len(self.labels)
-                or not all(is_number(t) and 0 <= t <= 1 for t in thresholds)
-                or not (is_number(level) and 0 < level < 1)):
-            raise InvalidModelError(f"Model {name!r}: conformal needs a level in (0, 1) and one threshold in "
-                                    "[0, 1] per label")
-        floor = self.conformal.get("confidence_floor", 0.0)
-        if not (is_number(floor) and 0 <= floor <= 1):
-            raise InvalidModelError(f"Model {name!r}: conformal.confidence_floor must be a number in [0, 1]")
-        from pymatgen_xanes_nn.trust.evidence import RULES
-
-        if self.conformal.get("evidence_rule", "none") not in RULES:
-            raise InvalidModelError(f"Model {name!r}: conformal.evidence_rule must be one of {RULES}")
+        if self.version.split(".")[0] != "2" and self.ood.get("reference") is None:  # format 2 predates it
+            raise InvalidModelError(f"Model {name!r}: ood.reference is missing; without it the network scores are not "
+                                    "comparable with their calibration")
+        if len(self.conformal["thresholds"]) != len(self.labels):
+            raise InvalidModelError(f"Model {name!r}: conformal.thresholds needs one threshold per label "
+                                    f"({len(self.labels)})")
         return self
 
     # ------------------------------------------------------------------ loading

@@ -94,7 +94,7 @@ def test_evidence_rule_says_dont_know_when_the_evidence_disagrees_and_is_checked
     assert all("disagree" not in r["reason"] for r in XANESClassifier.from_dict(d).classify(x[:4], evidence=False))
     d["conformal"]["evidence_rule"] = "majority"
     d["checksum"] = model_checksum(d)
-    with pytest.raises(InvalidModelError, match="evidence_rule must be one of"):
+    with pytest.raises(InvalidModelError, match=r"conformal\.evidence_rule: Input should be .none., .top1."):
         XANESClassifier.from_dict(d)
 
 

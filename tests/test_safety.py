@@ -101,6 +101,16 @@ def _tamper(d: dict, case: str) -> None:
     elif case == "reference_huge":
         first = sorted(d["ood"]["reference"])[0]
         d["ood"]["reference"][first] = [0.0, 1e30]
+    elif case == "alpha_string":
+        d["ood"]["alpha"] = "0.05"
+    elif case == "threshold_bool":
+        d["conformal"]["thresholds"][0] = True
+    elif case == "threshold_nan":
+        d["conformal"]["thresholds"][0] = float("nan")
+    elif case == "evidence_rule_unknown":
+        d["conformal"]["evidence_rule"] = "ask_the_file"
+    elif case == "score_unknown":
+        d["ood"]["scores"] = ["knn", "mind_reading"]
     elif case == "post_edge_reversed":
         d["preprocessing"]["post_edge"] = [45.0, 25.0]
     elif case == "calibration_unsorted":
@@ -128,8 +138,13 @@ def _tamper(d: dict, case: str) -> None:
     ("duplicate_labels", InvalidModelError, "distinct"),
     ("unknown_field", InvalidModelError, "Unknown model fields"),
     ("temperature_tiny", InvalidModelError, "temperature must be a number in"),
-    ("alpha_tiny", InvalidModelError, "ood.alpha must be a number in"),
-    ("reference_huge", InvalidModelError, "ood.reference needs"),
+    ("alpha_tiny", InvalidModelError, r"ood\.alpha: Input should be greater than or equal to 0\.0001"),
+    ("alpha_string", InvalidModelError, r"ood\.alpha: Input should be a valid number"),
+    ("threshold_bool", InvalidModelError, r"conformal\.thresholds\.0: Input should be a valid number"),
+    ("threshold_nan", InvalidModelError, r"conformal\.thresholds\.0: Input should be a finite number"),
+    ("evidence_rule_unknown", InvalidModelError, r"conformal\.evidence_rule: Input should be 'none'"),
+    ("score_unknown", InvalidModelError, r"ood\.scores\.1: Input should be 'reconstruction'"),
+    ("reference_huge", InvalidModelError, r"ood\.reference\.\w+: Value error, needs \|median\|"),
     ("post_edge_reversed", InvalidModelError, "post_edge"),
     ("calibration_unsorted", InvalidModelError, "must be sorted"),
     ("edge_e0_nan", InvalidModelError, "edge index is not finite"),
