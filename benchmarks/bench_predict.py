@@ -76,29 +76,31 @@ def main() -> None:
     res["batch_10000_s"] = best_of(lambda: clf.predict(x10k), repeats=3)
     res["batch_spectra_per_s"] = len(x10k) / res["batch_10000_s"]
 
-    # Keras baseline with the same weights: encoder + FNN as one model
-    import keras
+    # Keras baseline with the same weights: encoder + FNN as one model (one plain network reading the grid only;
+    # an ensemble's or an e0-reading model's forward pass has no single Keras twin)
+    if not clf.members and not clf.e0_input:
+        import keras
 
-    from pymatgen_xanes_nn.models import build_autoencoder, build_fnn
+        from pymatgen_xanes_nn.models import build_autoencoder, build_fnn
 
-    _, enc = build_autoencoder(clf.metadata["config"]["ae_config"], clf.preprocessing.n_points)
-    fnn = build_fnn(clf.metadata["config"]["fnn_config"], clf.code_size, len(clf.labels))
-    dense = [la for la in enc.layers if la.__class__.__name__ == "Dense"]
-    for layer, w in zip(dense, clf.encoder):
-        layer.set_weights([w["W"], w["b"]])
-    dense = [la for la in fnn.layers if la.__class__.__name__ == "Dense"]
-    for layer, w in zip(dense, [w for w in clf.fnn if "W" in w]):
-        layer.set_weights([w["W"], w["b"]])
-    inp = keras.Input((clf.preprocessing.n_points,))
-    z = enc(inp)
-    out = fnn((z - clf.code_mean) / clf.code_std)
-    full = keras.Model(inp, out)
-    keras_p = full.predict(x1[None], verbose=0)
-    numpy_p = forward(clf.fnn, (forward(clf.encoder, x1[None]) - clf.code_mean) / clf.code_std)
-    res["keras_numpy_max_abs_diff"] = float(np.abs(keras_p - numpy_p).max())
-    res["keras_predict_call_s"] = best_of(lambda: full.predict(x1[None], verbose=0), number=10)
-    res["numpy_forward_call_s"] = best_of(lambda: clf.probabilities(x1[None]), number=200)
-    res["speedup_vs_keras_per_call"] = res["keras_predict_call_s"] / res["numpy_forward_call_s"]
+        _, enc = build_autoencoder(clf.metadata["config"]["ae_config"], clf.preprocessing.n_points)
+        fnn = build_fnn(clf.metadata["config"]["fnn_config"], clf.code_size, len(clf.labels))
+        dense = [la for la in enc.layers if la.__class__.__name__ == "Dense"]
+        for layer, w in zip(dense, clf.encoder):
+            layer.set_weights([w["W"], w["b"]])
+        dense = [la for la in fnn.layers if la.__class__.__name__ == "Dense"]
+        for layer, w in zip(dense, [w for w in clf.fnn if "W" in w]):
+            layer.set_weights([w["W"], w["b"]])
+        inp = keras.Input((clf.preprocessing.n_points,))
+        z = enc(inp)
+        out = fnn((z - clf.code_mean) / clf.code_std)
+        full = keras.Model(inp, out)
+        keras_p = full.predict(x1[None], verbose=0)
+        numpy_p = forward(clf.fnn, (forward(clf.encoder, x1[None]) - clf.code_mean) / clf.code_std)
+        res["keras_numpy_max_abs_diff"] = float(np.abs(keras_p - numpy_p).max())
+        res["keras_predict_call_s"] = best_of(lambda: full.predict(x1[None], verbose=0), number=10)
+        res["numpy_forward_call_s"] = best_of(lambda: clf.probabilities(x1[None]), number=200)
+        res["speedup_vs_keras_per_call"] = res["keras_predict_call_s"] / res["numpy_forward_call_s"]
 
     # cold start: a fresh interpreter classifying one spectrum vs importing pymatgen's XAS module
     doc_path = os.path.join(HERE, "..", "test_files", "feff", "Si_diamond", "xmu.dat")
@@ -134,7 +136,7 @@ def main() -> None:
         "single_predict_le_1ms": res["predict_vector_s"] <= 1e-3,
         "single_classify_le_1ms": res["classify_vector_s"] <= 1e-3,
         "batch_ge_20000_per_s": res["batch_spectra_per_s"] >= 20_000,
-        "ge_100x_keras": res["speedup_vs_keras_per_call"] >= 100,
+        **({"ge_100x_keras": res["speedup_vs_keras_per_call"] >= 100} if "speedup_vs_keras_per_call" in res else {}),
         "cold_start_le_1.3x": res["cold_start_ratio"] <= 1.3,
         **({"train_le_180s": res["train_seed_protocol_s"] <= 180} if "train_seed_protocol_s" in res else {}),
     }

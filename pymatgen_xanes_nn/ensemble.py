@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.special import softmax
 
 from pymatgen_xanes_nn.io.model_file import (
     MAX_REFERENCE,
@@ -35,7 +34,7 @@ from pymatgen_xanes_nn.io.model_file import (
     encode_layers,
     is_number,
 )
-from pymatgen_xanes_nn.models import forward
+from pymatgen_xanes_nn.models import forward, softmax
 from pymatgen_xanes_nn.trust.ood import ENSEMBLE_SCORES, GAUSSIAN_ARRAYS, network_scores
 
 if TYPE_CHECKING:

@@ -745,19 +745,23 @@ def _edge_evaluation_section(results_dir: str) -> list[str]:
                 continue
             r = res[protocol]
             kind = "ensemble" if r.get("train_kwargs", {}).get("ensemble") else "network"
+            # without calibration folds the sets were fitted on the training spectra themselves: no coverage to show
+            calibrated = r.get("train_kwargs", {}).get("calibration_folds", 5) != 0
             lines += [f"## {element} K `{res['scheme']}`: {kind} and baselines ({protocol} split, "
                       f"`{os.path.basename(path)}`)", "",
                       f"`xanes-nn evaluate{' --element S' if element == 'S' else ''} --scheme {res['scheme']}` with "
                       f"the shipped recipe ({res['dataset']['n_spectra']} spectra, {res['dataset']['n_groups']} "
                       f"groups; {r.get('n_splits', '?')} folds x {r.get('repeats', '?')}). Accuracy, balanced "
-                      "accuracy and ECE on held-out materials, mean ± std over folds; the network's prediction sets "
-                      "on the same held-out materials.", "",
+                      "accuracy and ECE on held-out materials, mean ± std over folds; "
+                      + ("the network's prediction sets on the same held-out materials." if calibrated else
+                         "run without calibration folds (one network per fold), so its sets and temperature are "
+                         "uncalibrated: no coverage shown, and ECE is before temperature scaling."), "",
                       "| model | accuracy | balanced | macro-F1 | ECE | set coverage | mean set size |",
                       "|---|---:|---:|---:|---:|---:|---:|"]
             for model, sets in r["summary"].items():
                 c = sets["clean"]
-                cov = (f"{_pm(c['coverage'])} | {_pm(c['mean_set_size'], pct=False)}" if "coverage" in c
-                       else "- | -")
+                cov = (f"{_pm(c['coverage'])} | {_pm(c['mean_set_size'], pct=False)}"
+                       if "coverage" in c and calibrated else "- | -")
                 lines.append(f"| {model} | {_pm(c['accuracy'])} | {_pm(c['balanced_accuracy'])} | "
                              f"{_pm(c['macro_f1'])} | {_pm(c['ece'], pct=False)} | {cov} |")
             lines.append("")
@@ -951,6 +955,7 @@ def performance_rows(bench_dir: str) -> str:
         return _load(os.path.join(bench_dir, f"{name}.json")) or {}
 
     p, f, t, lt = load("predict"), load("feff_workers"), load("training_threads"), load("load_tasks")
+    ens = load("predict_si_k_environment")
     rows = ["| what | measured | baseline in the same run |", "|---|---|---|"]
     if p:
         rows += [
@@ -964,6 +969,13 @@ def performance_rows(bench_dir: str) -> str:
             f"| cold start: import + `from_pretrained()` + predict | {p['cold_predict_s']:.2f} s | "
             f"`import pymatgen.analysis.xas.spectrum` {p['cold_import_pymatgen_xas_s']:.2f} s: "
             f"{p['cold_start_ratio']:.2f}x (load average {p['load_average_1min']:.1f}) |"]
+    if p and ens:
+        rows.append(f"| one spectrum, the `si_k_environment` ensemble ({ens['ensemble_members']} networks; `python "
+                    f"benchmarks/bench_predict.py --model si_k_environment --skip-training`) | whole `classify` "
+                    f"{1e3 * ens['classify_vector_s']:.2f} ms from a grid vector ({1e3 * ens['classify_xas_s']:.2f} ms "
+                    f"from an `XAS`), forward pass {1e3 * ens['predict_vector_s']:.2f} ms | one network (above): "
+                    f"`classify` {1e3 * p['classify_vector_s']:.2f} ms "
+                    f"(the ensemble takes {ens['classify_vector_s'] / p['classify_vector_s']:.1f}x as long) |")
     if f:
         n_sites = len(f["sites"])
         rows.append(f"| FEFF10 (`dataset` preset), the {n_sites} smallest corpus sites, `python "

@@ -187,7 +187,9 @@ def evaluate(
                     scores[set_name] = m if set_name == "clean" else {
                         "accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"], "n": m["n"]}
                 result[model_name] = scores
-            if clf.conformal:  # the network's prediction sets on the held-out materials (issue 13)
+            if clf.conformal and clf.metadata.get("config", {}).get("calibration_folds"):
+                # the network's prediction sets on the held-out materials (issue 13); without calibration folds
+                # they were fitted on the training spectra themselves and say nothing about coverage
                 y_te = np.array([list(clf.labels).index(c) if c in clf.labels else -1 for c in test_set.labels])
                 sets = clf.prediction_sets(test_set.x)
                 known = y_te >= 0

@@ -244,7 +244,7 @@ def network_scores(codes: np.ndarray, logits: np.ndarray, stats: dict[str, np.nd
 
     ``max_softmax`` uses the network's own probabilities (temperature 1).
     """
-    from scipy.special import logsumexp, softmax
+    from pymatgen_xanes_nn.models import logsumexp, softmax
 
     maha, rel = mahalanobis(codes, stats)
     return {"mahalanobis": maha, "relative_mahalanobis": rel,
