@@ -9,7 +9,14 @@ import shutil
 import pytest
 
 from pymatgen_xanes_nn.cli import main
-from pymatgen_xanes_nn.studies.report import chosen_ablation, load_evaluation, render_results, robustness_score
+from pymatgen_xanes_nn.studies.report import (
+    INPUT_CANDIDATES,
+    chosen_ablation,
+    input_selection,
+    load_evaluation,
+    render_results,
+    robustness_score,
+)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 RESULTS = os.path.join(ROOT, "docs", "results")
@@ -45,7 +52,7 @@ def test_report_from_evaluate_output(tmp_path, capsys):
     assert ev["dataset"]["n_spectra"] == 30 and ev["dataset"]["n_groups"] == 15
     rf = ev["grouped"]["summary"]["random_forest"]["clean"]["accuracy"]
     assert f"{100 * rf['mean']:.1f} ± {100 * rf['std']:.1f}" in text  # numbers come from the JSON
-    assert "Chosen: alignment `absolute` with 0 augmentation copies" in text
+    assert "Chosen then: alignment `absolute` with 0 augmentation copies" in text
     assert "random by spectrum (seed's protocol)" in text and "| 92 |" in text
     assert (results / "confusion_chemsys.png").stat().st_size > 5_000
     assert (results / "reliability_chemsys.png").stat().st_size > 5_000
@@ -60,17 +67,43 @@ def test_committed_report_matches_committed_results():
         assert f.read() == render_results(RESULTS), "docs/RESULTS.md is stale: run `xanes-nn report`"
 
 
-def test_shipped_model_uses_the_chosen_preprocessing():
+def _fold(clean: float, shifted: float, n: int = 100, fold: int = 0) -> dict:
+    return {"repeat": 0, "fold": fold, "n_test": n,
+            "neural_network": {"clean": {"accuracy": clean, "n": n}, "shift +2 eV": {"accuracy": shifted, "n": n}}}
+
+
+def _candidate(tmp_path, name: str, folds: list[dict], alignment: str, e0_input: bool) -> None:
+    summary = {k: {"accuracy": {"mean": sum(f["neural_network"][k]["accuracy"] for f in folds) / len(folds)}}
+               for k in ("clean", "shift +2 eV")}
+    doc = {"preprocessing": {"alignment": alignment},
+           "grouped": {"folds": folds, "augment_copies": 4, "train_kwargs": {"e0_input": e0_input},
+                       "summary": {"neural_network": summary}}}
+    (tmp_path / INPUT_CANDIDATES[name].format(scheme="chemsys")).write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("aligned_clean, chosen", [(0.70, "aligned_e0"), (0.55, "absolute")])
+def test_input_choice_takes_the_most_robust_of_the_tied(tmp_path, aligned_clean, chosen):
+    """Within one standard error (0.05 at 100 spectra of 50%) the smaller worst drop wins; beyond it the best does."""
+    _candidate(tmp_path, "absolute", [_fold(0.80, 0.60, fold=f) for f in range(2)], "absolute", False)
+    _candidate(tmp_path, "aligned", [_fold(0.50, 0.50, fold=f) for f in range(2)], "e0", False)
+    _candidate(tmp_path, "aligned_e0", [_fold(aligned_clean, aligned_clean, fold=f) for f in range(2)], "e0", True)
+    sel = input_selection(str(tmp_path))
+    assert sel["chosen"] == chosen
+    assert "aligned" not in sel["tied"]
+
+
+def test_shipped_model_uses_the_chosen_input():
+    """The shipped chemsys model reads the input the committed candidate results choose."""
     from pymatgen_xanes_nn import XANESClassifier
-    from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
     from pymatgen_xanes_nn.training.fit import DEFAULT_AUGMENT_COPIES
 
-    best = chosen_ablation(RESULTS)
-    assert best is not None, "no ablation results committed"
+    sel = input_selection(RESULTS)
+    assert sel is not None, "the input candidates' results are not committed"
+    best = sel["candidates"][sel["chosen"]]
     clf = XANESClassifier.from_pretrained("si_k_chemsys")
     assert clf.preprocessing.alignment == best["alignment"]
+    assert bool(clf.metadata["config"].get("e0_input", False)) == best["e0_input"]
     assert clf.metadata["config"]["augment_copies"] == best["augment"] == DEFAULT_AUGMENT_COPIES
-    assert DEFAULT_PREPROCESSING.alignment == best["alignment"]
 
 
 def test_readme_quotes_the_report():

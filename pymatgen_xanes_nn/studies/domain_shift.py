@@ -20,6 +20,7 @@ import numpy as np
 
 from pymatgen_xanes_nn.errors import InputError
 from pymatgen_xanes_nn.labels import assign_labels, select_classes, training_only
+from pymatgen_xanes_nn.training.metrics import one_standard_error_choice
 
 if TYPE_CHECKING:
     from pymatgen_xanes_nn.classifier import XANESClassifier
@@ -473,10 +474,8 @@ def choose(result: dict[str, Any], config: TrainingConfig) -> dict[str, Any]:
     if not shippable:
         result.update(chosen=None, tied=[], standard_error=None)
         return result
-    top = max(shippable, key=score)
-    clean = result["candidates"][top]["selection"]["dataset"]
-    se = float(np.sqrt(clean["accuracy"] * (1 - clean["accuracy"]) / max(clean["n"], 1)))
-    tied = [n for n in shippable if score(n) >= score(top) - se]
-    result.update(standard_error=se, tied=tied, worst_drop={n: worst_drop(n) for n in names},
-                  chosen=min(tied, key=lambda n: (worst_drop(n), -score(n))))
+    clean = result["candidates"][max(shippable, key=score)]["selection"]["dataset"]
+    drops = {n: worst_drop(n) for n in names}
+    chosen, tied, se = one_standard_error_choice({n: score(n) for n in shippable}, drops, clean["accuracy"], clean["n"])
+    result.update(standard_error=se, tied=tied, worst_drop=drops, chosen=chosen)
     return result

@@ -21,6 +21,7 @@ import numpy as np
 
 from pymatgen_xanes_nn.edges import DEFAULT_ELEMENT, S_K
 from pymatgen_xanes_nn.errors import InputError
+from pymatgen_xanes_nn.training.metrics import one_standard_error_choice
 
 #: The seed paper's numbers (Huang et al. 2017), quoted from its text.
 SEED_PAPER = {
@@ -90,6 +91,86 @@ def chosen_ablation(results_dir: str, scheme: str = "chemsys") -> dict[str, Any]
     """The ablation with the best neural-network :func:`robustness_score` (None without ablations)."""
     runs = ablations(results_dir, scheme)
     return max(runs, key=lambda r: robustness_score(r["summary"]["neural_network"])) if runs else None
+
+
+#: The input candidates of the shipped chemsys model (issue 31): name -> result file (grouped folds, one repeat).
+INPUT_CANDIDATES = {"absolute": "derived_{scheme}_grouped_with.json",
+                    "aligned": "selection_{scheme}_aligned.json",
+                    "aligned_e0": "selection_{scheme}_aligned_e0.json"}
+
+
+def _fold_criterion(folds: list[dict[str, Any]], model: str = "neural_network") -> np.ndarray:
+    """Per fold, the mean accuracy over the clean and all perturbed test sets (:func:`robustness_score` per fold)."""
+    return np.array([np.mean([v["accuracy"] for v in f[model].values()]) for f in folds])
+
+
+def input_selection(results_dir: str, scheme: str = "chemsys") -> dict[str, Any] | None:
+    """The choice between the :data:`INPUT_CANDIDATES` on their shared grouped folds (None without all of them).
+
+    Criterion: :func:`robustness_score` of the network over the folds all candidates share; the choice is
+    :func:`~pymatgen_xanes_nn.training.metrics.one_standard_error_choice` (the domain-shift benchmark's rule).
+
+    Returns:
+        ``{"chosen", "tied", "standard_error", "n_folds", "n_test", "candidates": {name: {file, alignment,
+        e0_input, augment, criterion, clean, worst_drop, difference, se}}}``, where ``difference`` and ``se`` are
+        the best candidate's criterion minus this one's, paired over the folds, and its standard error.
+    """
+    runs = {name: _load(os.path.join(results_dir, f.format(scheme=scheme))) for name, f in INPUT_CANDIDATES.items()}
+    if not all(r and "grouped" in r for r in runs.values()):
+        return None
+    # the folds all candidates share, matched by (repeat, fold) and test size (a candidate may have more repeats)
+    folds = {name: {(f["repeat"], f["fold"], f["n_test"]): f for f in r["grouped"]["folds"]}
+             for name, r in runs.items()}
+    shared = sorted(set.intersection(*(set(f) for f in folds.values())))
+    if len(shared) < 2:
+        raise ValueError(f"the input candidates of {scheme} share fewer than 2 grouped folds")
+    crit = {name: _fold_criterion([folds[name][k] for k in shared]) for name in runs}
+    best = max(crit, key=lambda n: crit[n].mean())
+    out: dict[str, Any] = {"n_folds": len(shared), "candidates": {}}
+    for name, r in runs.items():
+        nn = [folds[name][k]["neural_network"] for k in shared]
+        clean = float(np.mean([f["clean"]["accuracy"] for f in nn]))
+        sets = [s for s in nn[0] if s != "clean"]
+        paired = _paired(crit[best] - crit[name]) if name != best else {"difference": 0.0, "se": 0.0}
+        out["candidates"][name] = {
+            "file": INPUT_CANDIDATES[name].format(scheme=scheme),
+            "alignment": r.get("preprocessing", {}).get("alignment", "absolute"),
+            "e0_input": bool(r["grouped"].get("train_kwargs", {}).get("e0_input", False)),
+            "augment": int(r["grouped"].get("augment_copies", 0)),
+            "criterion": float(crit[name].mean()), "clean": clean,
+            "worst_drop": max([clean - float(np.mean([f[s]["accuracy"] for f in nn])) for s in sets] + [0.0]),
+            **paired}
+    c = out["candidates"]
+    n_best = sum(folds[best][k]["neural_network"]["clean"]["n"] for k in shared)
+    out["chosen"], out["tied"], out["standard_error"] = one_standard_error_choice(
+        {n: v["criterion"] for n, v in c.items()}, {n: v["worst_drop"] for n, v in c.items()}, c[best]["clean"],
+        n_best)
+    out["n_test"] = n_best
+    return out
+
+
+def _input_selection_section(results_dir: str, scheme: str = "chemsys") -> list[str]:
+    sel = input_selection(results_dir, scheme)
+    if not sel:
+        return []
+    lines = [f"## Input choice of the shipped `{scheme}` model", "",
+             f"Grouped split of real crystals (derived spectra train only), the {sel['n_folds']} folds every "
+             "candidate shares. `absolute`: FEFF's absolute energies, edge-step normalised (the earlier choice, "
+             "below); `aligned`: e0 moved to one reference energy, pre-/post-edge normalised, trained with shift, "
+             "broadening, white-line, background-slope and self-absorption augmentation; `aligned_e0`: the same, "
+             "with the absolute e0 (the chemical shift) read by the network as a feature. Criterion: mean network "
+             "accuracy over the clean and all perturbed test sets; candidates within one binomial standard error "
+             f"of the best one's clean accuracy ({sel['standard_error']:.3f}, {sel['n_test']} test spectra) are "
+             "tied, and the tie goes to the smallest worst drop (the domain-shift benchmark's rule). The paired "
+             "difference column is information, not the rule.", "",
+             "| candidate | file | NN clean | criterion | best minus candidate | worst drop | |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for name, c in sel["candidates"].items():
+        mark = "**chosen**" if name == sel["chosen"] else ("tied" if name in sel["tied"] else "")
+        lines.append(f"| {name} | `{c['file']}` | {100 * c['clean']:.1f} | {c['criterion']:.3f} | "
+                     f"{c['difference']:.3f} ± {c['se']:.3f} | {100 * c['worst_drop']:.1f} | {mark} |")
+    lines += ["", f"The shipped `si_k_{scheme}` model uses `{sel['chosen']}` (checked by the tests).", ""]
+    return lines
 
 
 def _evaluation_section(ev: dict[str, Any], title: str, with_seed: bool) -> list[str]:
@@ -180,10 +261,11 @@ def _ablation_section(results_dir: str, scheme: str) -> list[str]:
                      f"{_pm(nn['clean']['accuracy'])} | "
                      f"{100 * perturbed_mean(nn):.1f} | {100 * worst[1]:.1f} ({worst[0]}) | {bb} | {bbp} | "
                      f"{100 * robustness_score(nn):.1f}{mark} |")
-    lines += ["", f"Chosen: alignment `{best['alignment']}` with {best['augment']} augmentation copies per training "
-              "spectrum; the shipped models and the evaluations below use it. Caveat: this choice was made on the "
-              "same grouped folds whose accuracy is reported below (no nested selection), so those numbers carry a "
-              "small selection bias."]
+    lines += ["", f"Chosen then: alignment `{best['alignment']}` with {best['augment']} augmentation copies per "
+              "training spectrum; the evaluations below use it. The shipped chemsys model's input now comes from the "
+              "input choice above (wider augmentation and the e0 feature, on more data). Caveat: this "
+              "choice was made on the same grouped folds whose accuracy is reported below (no nested selection), "
+              "so those numbers carry a small selection bias."]
     plain = next((r for r in runs if r["augment"] == 0 and r["alignment"] == best["alignment"]), None)
     if plain:
         s0 = plain["summary"]
@@ -676,6 +758,7 @@ def render_results(results_dir: str) -> str:
              "--output docs/results/ablation_chemsys_A_augN.json",
              "xanes-nn experiment all --output docs/results/experiments",
              "xanes-nn report", "```", ""]
+    lines += _input_selection_section(results_dir, "chemsys")
     lines += _ablation_section(results_dir, "chemsys")
     if ev_c:
         lines += _evaluation_section(ev_c, "Chemical systems (`si_k_chemsys`, the seed's task)", with_seed=True)

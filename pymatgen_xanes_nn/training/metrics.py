@@ -73,3 +73,25 @@ def fpr_at_tpr(in_scores: np.ndarray, out_scores: np.ndarray, tpr: float = 0.95)
     a, b = np.asarray(in_scores, float).ravel(), np.asarray(out_scores, float).ravel()
     threshold = np.quantile(b, 1.0 - tpr, method="lower")
     return float(np.mean(a >= threshold))
+
+
+def one_standard_error_choice(criterion: dict[str, float], worst_drop: dict[str, float],
+                              clean_accuracy: float, n: int) -> tuple[str, list[str], float]:
+    """The most robust of the candidates the data cannot tell apart from the best.
+
+    Args:
+        criterion: candidate -> selection criterion (higher is better).
+        worst_drop: candidate -> largest accuracy drop of any perturbed set below the candidate's clean accuracy.
+        clean_accuracy: the best candidate's clean accuracy (fraction), for its binomial standard error.
+        n: the number of test spectra behind ``clean_accuracy``.
+
+    Returns:
+        (chosen, tied, standard error): the tied candidates score within one binomial standard error of the best;
+        of those the one with the smallest worst drop (then the higher criterion) is chosen.
+    """
+    if not criterion:
+        raise ValueError("no candidates to choose from")
+    se = float(np.sqrt(clean_accuracy * (1 - clean_accuracy) / max(n, 1)))
+    top = max(criterion.values())
+    tied = [c for c, v in criterion.items() if v >= top - se]
+    return min(tied, key=lambda c: (worst_drop[c], -criterion[c])), tied, se
