@@ -131,6 +131,38 @@ def test_each_preprocessing_has_its_own_shipped_reference_file():
     assert aligned != reference_file(Preprocessing(normalization="max"))
 
 
+def test_a_reference_grows_by_generations_and_the_newest_is_used(tmp_path):
+    from pymatgen_xanes_nn.errors import InputError
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
+    from pymatgen_xanes_nn.trust.evidence import reference_file, shipped_reference
+
+    pre = Preprocessing(alignment="e0")
+    assert shipped_reference(pre, str(tmp_path)) == (str(tmp_path / reference_file(pre)), 1)  # none installed
+    for generation in (1, 2):
+        (tmp_path / reference_file(pre, generation)).write_bytes(b"")
+    (tmp_path / reference_file(pre, 4)).write_bytes(b"")  # after a gap: not a generation of this line
+    assert shipped_reference(pre, str(tmp_path)) == (str(tmp_path / reference_file(pre, 2)), 2)
+    assert reference_file(pre, 2) != reference_file(pre) and reference_file(pre, 2).endswith("_0002.npz")
+    with pytest.raises(InputError, match="generation 0"):
+        reference_file(pre, 0)
+
+
+@pytest.mark.parametrize("name", ["si_k_environment", "s_k_environment", "s_k_oxidation"])
+def test_shipped_evidence_covers_the_edges_real_crystals(name):
+    """The evidence a shipped model shows is drawn from all of its edge's computed real crystals."""
+    from pymatgen_xanes_nn import XANESClassifier
+    from pymatgen_xanes_nn.edges import get_edge
+    from pymatgen_xanes_nn.io.tasks import load_collection
+    from pymatgen_xanes_nn.trust.evidence import load_reference, shipped_reference
+
+    clf = XANESClassifier.from_pretrained(name)
+    ref = load_reference(shipped_reference(clf.preprocessing)[0])
+    assert ref is not None
+    tasks = {d["task_id"] for d in load_collection(get_edge(clf.metadata["edge"]).tasks_collection)}
+    indexed = set(map(str, ref["task_id"]))
+    assert len(tasks - indexed) <= 0.01 * len(tasks), f"{len(tasks - indexed)} of {len(tasks)} spectra not indexed"
+
+
 def test_model_can_flag_with_another_score_combination(toy_model_file, tmp_path):
     from pymatgen_xanes_nn.classifier import XANESClassifier
     from pymatgen_xanes_nn.trust.ood import combined_pvalue

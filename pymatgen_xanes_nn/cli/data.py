@@ -189,15 +189,19 @@ def _cmd_card(args: argparse.Namespace) -> int:
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
-    from pymatgen_xanes_nn.io.tasks import load_tasks
-    from pymatgen_xanes_nn.trust.evidence import build_reference, reference_file, save_reference
+    from pymatgen_xanes_nn.edges import get_edge
+    from pymatgen_xanes_nn.io.tasks import load_collection, load_tasks
+    from pymatgen_xanes_nn.trust.evidence import build_reference, reference_file, save_reference, shipped_reference
 
     pre = _preprocessing(args)
     output = args.output
-    if os.path.basename(output) != reference_file(pre):
-        print(f"note: classify() looks for this preprocessing's index as {reference_file(pre)} in the package data",
-              file=sys.stderr)
-    docs = [d for path in args.datasets for d in load_tasks(path)]
+    current, generation = shipped_reference(pre)
+    wanted = reference_file(pre, generation + 1 if os.path.exists(current) else generation)
+    if os.path.basename(output) != wanted:  # the package is written only when asked to, by name
+        print(f"note: classify() uses the newest generation of this preprocessing's index in the package data; "
+              f"the next one is {wanted}", file=sys.stderr)
+    docs = ([d for path in args.datasets for d in load_tasks(path)] if args.datasets
+            else load_collection(get_edge(args.element).tasks_collection))
     ref = build_reference(docs, pre)
     save_reference(ref, output)
     print(f"{len(ref['task_id'])} reference spectra of {len(docs)} task documents -> {output}")
@@ -306,11 +310,13 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd_card)
 
     p = sub.add_parser("reference", help="index the shipped spectra for the evidence of classify()")
-    p.add_argument("--datasets", nargs="+", type=_existing_file, default=[data_path(TASKS_FILE)],
-                   help="packed task documents to index")
+    p.add_argument("--element", default=SI_K.element, choices=sorted(EDGES), help="absorbing element")
+    p.add_argument("--datasets", nargs="+", type=_existing_file, default=None,
+                   help="packed task documents to index (default: the element's shipped real crystals)")
     _add_preprocessing_options(p)
     p.add_argument("--output", required=True, type=_writable_path,
-                   help="the index file (the shipped one is pymatgen_xanes_nn/data/reference_spectra.npz)")
+                   help="the index file; classify() uses the newest generation in the package data "
+                        "(reference_spectra[_<fingerprint>][_NNNN].npz; committed ones are never rewritten)")
     p.set_defaults(func=_cmd_reference)
 
     p = sub.add_parser("pack", help="pack the new documents of folders of finished task documents into the next "

@@ -3,7 +3,8 @@
 ``xanes-nn reference`` preprocesses every shipped FEFF spectrum once and stores a cosine k-NN index of them
 (:class:`pymatgen_xanes_nn.trust.ood.KNNIndex`) with each spectrum's task id, formula and Si environment in
 ``pymatgen_xanes_nn/data/reference_spectra.npz`` (plain arrays: loaded with ``allow_pickle=False``). Models whose
-inputs are made otherwise (e.g. e0-aligned) get their own file, named by :func:`reference_file`.
+inputs are made otherwise (e.g. e0-aligned) get their own file, named by :func:`reference_file`; a reference
+that grows gets a new generation beside the old file.
 """
 
 from __future__ import annotations
@@ -30,13 +31,19 @@ N_EVIDENCE = 3
 FIELDS = ("task_id", "formula", "environment", "source")
 
 
-def reference_file(preprocessing: Preprocessing) -> str:
-    """The reference's file name for model inputs made by ``preprocessing`` (the default keeps the plain name)."""
+def reference_file(preprocessing: Preprocessing, generation: int = 1) -> str:
+    """The reference's file name for model inputs made by ``preprocessing`` (the default keeps the plain name).
+
+    A reference grows by a new generation (``_0002``, ...), never by rewriting a committed file; the shipped one is
+    the highest generation installed (:func:`shipped_reference`).
+    """
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING
 
-    if preprocessing == DEFAULT_PREPROCESSING:
-        return REFERENCE_FILE
-    return f"reference_spectra_{preprocessing.fingerprint}.npz"  # the one fingerprint of the preprocessing
+    if generation < 1:
+        raise InputError(f"reference generation {generation} is below 1")
+    stem = ("reference_spectra" if preprocessing == DEFAULT_PREPROCESSING
+            else f"reference_spectra_{preprocessing.fingerprint}")  # the one fingerprint of the preprocessing
+    return f"{stem}.npz" if generation == 1 else f"{stem}_{generation:04d}.npz"
 
 
 def build_reference(docs: Sequence[dict], preprocessing: Preprocessing, n_components: int = 96) -> dict[str, Any]:
@@ -76,12 +83,26 @@ def save_reference(reference: dict[str, Any], filename: str) -> None:
     np.savez_compressed(filename, **{k: np.asarray(v) for k, v in reference.items()})
 
 
+def shipped_reference(preprocessing: Preprocessing, data_dir: str | None = None) -> tuple[str, int]:
+    """The path and generation of the newest installed reference for ``preprocessing`` (generation 1 if none is).
+
+    Args:
+        preprocessing: the model's preprocessing.
+        data_dir: where references live (default: the package's data).
+    """
+    from pymatgen_xanes_nn.paths import data_path
+
+    folder = data_dir or data_path("")
+    generation = 1
+    while os.path.exists(os.path.join(folder, reference_file(preprocessing, generation + 1))):
+        generation += 1
+    return os.path.join(folder, reference_file(preprocessing, generation)), generation
+
+
 @functools.lru_cache(maxsize=16)
 def _shipped(preprocessing: Preprocessing) -> str:
     """The shipped reference path for ``preprocessing`` (cached: classify() asks on every call)."""
-    from pymatgen_xanes_nn.paths import data_path
-
-    return data_path(reference_file(preprocessing))
+    return shipped_reference(preprocessing)[0]
 
 
 @functools.lru_cache(maxsize=4)
