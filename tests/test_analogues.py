@@ -55,3 +55,36 @@ def test_analogues_keep_only_new_structures_of_the_wanted_classes():
     rec = out["structures"][0]
     assert rec["source"] == "derived" and rec["sites"][0]["oxidation"] == "S4+" and out["per_class"] == {"S4+": 1}
     assert out["rejected"]["matches a known structure"] == 2
+
+
+def _pyramid(element: str, d: float, n_oxygen: int = 3) -> Structure:
+    """An ``element``-O pyramid (bond ``d``) with ``n_oxygen`` O (a 4th one below the apex) and Na in a 7 A cube."""
+    h = 0.3 * d
+    r = np.sqrt(d ** 2 - h ** 2)
+    o = [[r * np.cos(t), r * np.sin(t), -h] for t in (0, 2 * np.pi / 3, 4 * np.pi / 3)]
+    if n_oxygen == 4:
+        o.append([0.0, 0.0, d])
+    species = [element] + ["O"] * len(o) + ["Na", "Na"]
+    coords = [[0, 0, 0], *o, [2.5, 2.5, 2.5], [-2.5, 2.5, -2.0]]
+    return Structure(Lattice.cubic(7.0), species, np.array(coords) + 3.0, coords_are_cartesian=True)
+
+
+def test_a_tellurite_becomes_a_sulfite_and_other_tellurium_fits_no_rule():
+    s, route = to_absorber(_pyramid("Te", 1.90), "S", "Te")
+    i = next(k for k, site in enumerate(s) if site.specie.symbol == "S")
+    bonds = sorted(n.nn_distance for n in s.get_neighbors(s[i], 2.0) if n.specie.symbol == "O")
+    assert route == "oxyanion" and np.allclose(bonds, OXYANION_BOND["S"][3], atol=1e-6)
+    assert sulfur_oxidation(s, i) == "S4+"
+    # a see-saw TeO4 is no sulfate, and a telluride's bonds are too long for the cell rule
+    assert to_absorber(_pyramid("Te", 1.90, n_oxygen=4), "S", "Te") is None
+    znte = Structure.from_spacegroup("F-43m", Lattice.cubic(6.10), ["Zn", "Te"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    assert to_absorber(znte, "S", "Te") is None
+    # Se keeps both of its rules: the same SeO4 tetrahedron is a selenate -> sulfate
+    assert to_absorber(_pyramid("Se", 1.65, n_oxygen=4), "S", "Se")[1] == "oxyanion"
+
+
+def test_analogues_of_an_unknown_homologue_are_refused_by_name():
+    from pymatgen_xanes_nn.errors import InputError
+
+    with pytest.raises(InputError, match="in place of \\['Po'\\]"):
+        derive_analogues({"structures": []}, sources=[[]], homologues=["Po"])

@@ -62,8 +62,11 @@ def _cmd_analogues(args: argparse.Namespace) -> int:
     from pymatgen_xanes_nn.datagen.analogues import derive_analogues
     from pymatgen_xanes_nn.datagen.corpus import load_corpus, save_corpus
 
-    out = derive_analogues(load_corpus(args.corpus, element=args.element), args.element, args.classes,
-                           max_atoms=args.max_atoms, progress=True)
+    corpus = load_corpus(args.corpus, element=args.element)
+    if args.existing:  # an earlier run's analogues are known structures too: a new homologue adds only new ones
+        corpus = {**corpus, "structures": corpus["structures"] + load_corpus(args.existing)["structures"]}
+    out = derive_analogues(corpus, args.element, args.classes, max_atoms=args.max_atoms, progress=True,
+                           homologues=args.homologues)
     save_corpus(out, args.output)
     recs = out["structures"]
     print(f"{len(recs)} analogue structures, {sum(len(r['sites']) for r in recs)} unique {args.element} sites "
@@ -235,7 +238,7 @@ def register(sub) -> None:
                    help="only corpus parents (default: also Si-free matbench_dielectric structures)")
     p.set_defaults(func=_cmd_derive)
 
-    p = sub.add_parser("analogues", help="analogue structures of thin classes: a homologue's crystals (Se for S) with "
+    p = sub.add_parser("analogues", help="analogue structures of thin classes: a homologue's crystals (Se, Te for S) with "
                                          "the absorber in its place, bonds shortened")
     p.add_argument("--element", default="S", choices=sorted(HOMOLOGUES), help="absorbing element")
     p.add_argument("--corpus", default=None, help="the element's corpus (default: shipped): known structures are "
@@ -243,6 +246,10 @@ def register(sub) -> None:
     p.add_argument("--classes", nargs="+", default=["S4+", "S0", "S1-"],
                    help="keep structures with a unique absorber site of these oxidation labels")
     p.add_argument("--max-atoms", type=int, default=60, help="largest cell")
+    p.add_argument("--homologues", nargs="+", default=None, metavar="ELEMENT",
+                   help="homologues to put the absorber in place of (default: all the element has, e.g. Se Te)")
+    p.add_argument("--existing", default=None, metavar="FILE",
+                   help="analogue corpus of an earlier run: its structures count as known and are not made again")
     p.add_argument("--output", type=_writable_path, default="analogues.json.gz",
                    help="where the derived corpus goes (never into the installed package unless you name it)")
     p.set_defaults(func=_cmd_analogues)
