@@ -238,8 +238,8 @@ def register(sub) -> None:
                    help="only corpus parents (default: also Si-free matbench_dielectric structures)")
     p.set_defaults(func=_cmd_derive)
 
-    p = sub.add_parser("analogues", help="analogue structures of thin classes: a homologue's crystals (Se, Te for S) with "
-                                         "the absorber in its place, bonds shortened")
+    p = sub.add_parser("analogues", help="analogue structures of thin classes: a homologue's crystals (Se, Te for "
+                                         "S) with the absorber in its place, bonds shortened")
     p.add_argument("--element", default="S", choices=sorted(HOMOLOGUES), help="absorbing element")
     p.add_argument("--corpus", default=None, help="the element's corpus (default: shipped): known structures are "
                                                   "left out")

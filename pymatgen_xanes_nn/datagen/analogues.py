@@ -2,8 +2,8 @@
 
 The S corpus holds 16 sulfite (S4+) sites and few elemental or disulfide ones; the same offline sources hold
 selenites, elemental selenium and diselenides, and tellurites. Putting S where Se (or Te) is, with its bonds
-shortened to S lengths, gives plausible structures of the thin classes. Like every derived structure they only train, never test
-(``source = "derived"``, :func:`~pymatgen_xanes_nn.labels.training_only`).
+shortened to S lengths, gives plausible structures of the thin classes. Like every derived structure they only
+train, never test (``source = "derived"``, :func:`~pymatgen_xanes_nn.labels.training_only`).
 
 Geometry: in an oxyanion (the homologue bonded to 3 or 4 O) each O moves along its bond to the S-O length of that
 anion; elsewhere (the homologue bonded to metals or to itself) the cell shrinks so that the mean first-shell bond
