@@ -605,11 +605,12 @@ class XANESClassifier(MSONable):
         rule = self.conformal.get("evidence_rule", "none")  # models before round 8 have none
         near = nearest_reference(x, self.preprocessing) if evidence else None  # None: no reference installed
         if near is not None:  # each piece of evidence named in this model's classes too
-            from pymatgen_xanes_nn.labels import environment_class
+            from pymatgen_xanes_nn.labels import evidence_class
 
             for row in near:
                 for ev in row:
-                    ev["class"] = environment_class(ev["environment"], self.labels, self.edge.element)
+                    ev["class"] = evidence_class(ev, self.labels, self.metadata.get("label_scheme"),
+                                                 self.edge.element)
         out = []
         for i in range(len(x)):
             k = int(p[i].argmax())

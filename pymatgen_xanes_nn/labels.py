@@ -184,6 +184,19 @@ def assign_labels(docs: list[dict], scheme: str, classes: list[str]) -> list[str
     return out
 
 
+def evidence_class(evidence: dict[str, str], classes: list[str], scheme: str | None,
+                   element: str | None = None) -> str | None:
+    """The class a shipped reference spectrum takes in a model with ``classes`` and label ``scheme``.
+
+    Oxidation models name it by the reference's oxidation state (references built before that field have none:
+    None); the others by its environment (:func:`environment_class`).
+    """
+    if scheme == "oxidation":
+        state = evidence.get("oxidation")
+        return state if state in classes else None
+    return environment_class(evidence.get("environment", ""), classes, element)
+
+
 def environment_class(env: str, classes: list[str], element: str | None = None) -> str | None:
     """The class an environment label (e.g. ``"SiSi4"``) takes in a model with ``classes`` (None: not such a model).
 

@@ -55,7 +55,8 @@ class Classification(dict):
             q = self["quality"]
             lines.append("  input quality: " + ", ".join(f"{k} {v:.3g}" for k, v in q.items()))
         for ev in self.get("evidence", []):
-            lines.append(f"  similar: {ev['formula']} {ev['environment']} ({ev['task_id']}), similarity "
+            state = f" {ev['oxidation']}" if ev.get("oxidation") else ""
+            lines.append(f"  similar: {ev['formula']} {ev['environment']}{state} ({ev['task_id']}), similarity "
                          f"{ev.get('similarity', ev['cosine_similarity']):.2f} (centred cosine)")
         return "\n".join(lines)
 

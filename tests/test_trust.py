@@ -121,6 +121,30 @@ def test_evidence_finds_the_spectrum_itself(tmp_path):
     assert nearest_reference(x, Preprocessing(normalization="max"), filename=path) is None
 
 
+def test_evidence_of_an_oxidation_model_is_named_by_oxidation_state(tmp_path):
+    from pymatgen_xanes_nn.edges import S_K
+    from pymatgen_xanes_nn.io.readers import from_task_doc
+    from pymatgen_xanes_nn.io.tasks import load_collection
+    from pymatgen_xanes_nn.labels import evidence_class
+    from pymatgen_xanes_nn.preprocessing import Preprocessing
+    from pymatgen_xanes_nn.trust.evidence import build_reference, nearest_reference, save_reference
+
+    pre = Preprocessing.for_edge(S_K.element, alignment="e0", e0_column=True, normalization="pre_edge")
+    docs = {}
+    for d in load_collection(S_K.tasks_collection):  # one spectrum of each oxidation state
+        if d["metadata"].get("oxidation"):
+            docs.setdefault(d["metadata"]["oxidation"], d)
+    path = str(tmp_path / "ref.npz")
+    save_reference(build_reference(list(docs.values()), pre), path)
+    x = np.array([pre.transform(from_task_doc(d)) for d in docs.values()])
+    for (state, d), ev in zip(docs.items(), nearest_reference(x, pre, filename=path)):
+        assert ev[0]["task_id"] == d["task_id"] and ev[0]["oxidation"] == state
+        assert evidence_class(ev[0], ["S2-", "S1-", "S0", "S4+", "S6+"], "oxidation") == state
+    assert evidence_class({"environment": "SO4"}, ["S6+"], "oxidation") is None  # a reference without the field
+    assert evidence_class({"oxidation": "S6+", "environment": "SO4"}, ["SO4", "S-other"], "environment",
+                          S_K.element) == "SO4"
+
+
 def test_each_preprocessing_has_its_own_shipped_reference_file():
     from pymatgen_xanes_nn.preprocessing import DEFAULT_PREPROCESSING, Preprocessing
     from pymatgen_xanes_nn.trust.evidence import REFERENCE_FILE, reference_file

@@ -95,7 +95,8 @@ class ClassificationDoc(_Doc):
                                         "disagrees with the label (models with an evidence rule)")
     reason: str = Field(description="why dont_know is set ('' when it is not)")
     evidence: list[dict[str, Any]] = Field(description="most similar shipped spectra: task id, formula, "
-                                                       "environment, cosine similarity")
+                                                       "environment (S: also oxidation state), similarity, "
+                                                       "and the class it takes in this model")
     reconstruction_error: float = Field(description="autoencoder reconstruction MSE")
     latent_distance: float = Field(description="Mahalanobis distance of the code to the training codes")
     latent: list[float] = Field(description="autoencoder code of the spectrum")

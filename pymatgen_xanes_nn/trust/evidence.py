@@ -29,6 +29,8 @@ REFERENCE_FILE = "reference_spectra.npz"
 N_EVIDENCE = 3
 #: Fields kept per reference spectrum.
 FIELDS = ("task_id", "formula", "environment", "source")
+#: Fields kept when the documents carry them (the S edge's oxidation state); older references lack them.
+OPTIONAL_FIELDS = ("oxidation",)
 
 
 def reference_file(preprocessing: Preprocessing, generation: int = 1) -> str:
@@ -52,15 +54,17 @@ def build_reference(docs: Sequence[dict], preprocessing: Preprocessing, n_compon
     from pymatgen_xanes_nn.preprocessing import SpectrumError
     from pymatgen_xanes_nn.trust.ood import KNNIndex
 
-    rows, meta = [], {k: [] for k in FIELDS}
+    present = [k for k in OPTIONAL_FIELDS if any(k in (d.get("metadata") or {}) for d in docs)]
+    rows, meta = [], {k: [] for k in (*FIELDS, *present)}
     for d in docs:
         try:
             rows.append(preprocessing.spectra(preprocessing.transform(from_task_doc(d))))
         except SpectrumError:
             continue
         m = d.get("metadata") or {}
-        for k in FIELDS:
-            meta[k].append(str(d.get("task_id") if k == "task_id" else m.get(k, "")))
+        for k in meta:
+            value = d.get("task_id") if k == "task_id" else m.get(k)
+            meta[k].append("" if value is None else str(value))  # unlabelled: "", not "None"
     x = np.asarray(rows, np.float32)
     index = KNNIndex.fit(x, n_components)
     return {"basis": index.basis, "reference": index.reference, "norms": np.linalg.norm(x, axis=1).astype(np.float32),
@@ -143,7 +147,8 @@ def nearest_reference(x: np.ndarray, preprocessing: Preprocessing, k: int = N_EV
     part = np.argpartition(-sim, k - 1, axis=1)[:, :k]  # the k best without sorting all
     top = np.take_along_axis(part, np.argsort(-np.take_along_axis(sim, part, axis=1), axis=1), axis=1)
     centred = centred_similarity(x, ref["basis"], ref["reference"], top)
-    return [[{**{f: str(ref[f][j]) for f in FIELDS}, "cosine_similarity": round(float(sim[i, j]), 4),
+    fields = [*FIELDS, *(f for f in OPTIONAL_FIELDS if f in ref)]
+    return [[{**{f: str(ref[f][j]) for f in fields}, "cosine_similarity": round(float(sim[i, j]), 4),
               "similarity": round(float(centred[i, n]), 4)}
              for n, j in enumerate(row)] for i, row in enumerate(top)]
 
