@@ -79,8 +79,8 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None, help="packed task documents (default: the element's shipped ones)")
     p.add_argument("--with-derived", action="store_true",
                    help="add the shipped spectra of the edge's substitution-derived structures (Si: relaxed cation/"
-                        "anion substitutions; S: Se -> S analogues; training only: test and calibration folds hold "
-                        "real crystals)")
+                        "anion substitutions; S: Se and Te -> S analogues; training only: test and calibration folds "
+                        "hold real crystals)")
     p.add_argument("--with-physics", nargs="*", default=None, metavar="PRESET",
                    help="add the shipped physics variants of these presets (none named: all; sites computed "
                         "without core hole, with RPA screening, Dirac-Hara exchange; training only)")
