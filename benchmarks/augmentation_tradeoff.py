@@ -27,6 +27,7 @@ from sklearn.ensemble import ExtraTreesClassifier
 
 from pymatgen_xanes_nn import XANESClassifier
 from pymatgen_xanes_nn.io.tasks import load_collection, load_tasks
+from pymatgen_xanes_nn.labels import assign_labels
 from pymatgen_xanes_nn.preprocessing import SpectrumError
 from pymatgen_xanes_nn.studies.domain_shift import PHYSICS_COLLECTION, variant_preset
 from pymatgen_xanes_nn.training.fit import SpectraSet, dataset_for_scheme
@@ -69,8 +70,6 @@ def main() -> None:
     y = np.array([classes.index(c) for c in spectra.labels])
     folds = grouped_folds(spectra.groups, y, N_FOLDS, SEED)
     rpa_docs = [d for d in load_collection(PHYSICS_COLLECTION) if variant_preset(d["task_id"]) == "dataset_rpa"]
-    from pymatgen_xanes_nn.labels import assign_labels
-
     rpa = SpectraSet.from_docs(rpa_docs, assign_labels(rpa_docs, "environment", classes), pp).labelled()
     sin4 = classes.index("SiN4")
 
